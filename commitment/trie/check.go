@@ -1,0 +1,189 @@
+package trie
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+)
+
+// Violation is one broken invariant found by Check.
+type Violation struct {
+	Page    PageID
+	Slot    int // -1 when the problem is the page itself
+	Problem string
+}
+
+func (v Violation) Error() string {
+	if v.Slot < 0 {
+		return fmt.Sprintf("page %s: %s", v.Page, v.Problem)
+	}
+	return fmt.Sprintf("page %s slot %d: %s", v.Page, v.Slot, v.Problem)
+}
+
+// CheckReport is what Check found.
+type CheckReport struct {
+	Pages      int // pages reachable from the root
+	Leaves     int // leaves reachable from the root
+	Violations []Violation
+}
+
+// Check walks every page reachable from root and reports each broken
+// invariant: labels, leaf bits, hashes, compaction (no leaf beside an empty
+// sibling, no internal node over two empty children, nothing under a leaf or
+// an empty node), child pages present exactly under internal bottom nodes,
+// and every leaf matching exactly one key of the leaf index. It returns an
+// error only when a page or the index cannot be read; damage is reported.
+func (t *Tree) Check(root Hash) (*CheckReport, error) {
+	c := &checker{tree: t, report: &CheckReport{}}
+	rootPage, err := c.page(RootPageID, PageID{})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case root.IsEmpty():
+		if rootPage != nil {
+			c.violation(RootPageID, -1, "root is empty but the root page exists")
+		}
+	case rootPage == nil:
+		err = c.leaf(RootPageID, -1, KeyPath{}, 0, root)
+	default:
+		err = c.checkPage(RootPageID, rootPage, root)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.report, nil
+}
+
+type checker struct {
+	tree   *Tree
+	report *CheckReport
+}
+
+func (c *checker) violation(id PageID, slot int, format string, args ...any) {
+	c.report.Violations = append(c.report.Violations, Violation{Page: id, Slot: slot, Problem: fmt.Sprintf(format, args...)})
+}
+
+// page reads a page, reporting a damaged one (from under parent) as a
+// violation rather than failing.
+func (c *checker) page(id, parent PageID) (*Page, error) {
+	p, err := c.tree.page(id)
+	if errors.Is(err, ErrCorrupt) {
+		c.violation(parent, -1, "child %s: %v", id, err)
+		return nil, nil
+	}
+	return p, err
+}
+
+func (c *checker) checkPage(id PageID, page *Page, parent Hash) error {
+	c.report.Pages++
+	c.internal(id, -1, parent, page.Node(0), page.Node(1))
+	for _, b := range page[pathOffset+32 : ChecksumOffset] {
+		if b != 0 {
+			c.violation(id, -1, "reserved bytes are not zero")
+			break
+		}
+	}
+	for slot := 0; slot < PageNodes; slot++ {
+		n := page.Node(slot)
+		level := bits.Len(uint(slot+2)) - 1
+		index := slot + 2 - 1<<uint(level)
+		depth := id.Depth()*PageLevels + level
+		if depth > MaxDepth {
+			if n != (Node{}) {
+				c.violation(id, slot, "node below the deepest possible depth %d", MaxDepth)
+			}
+			continue
+		}
+		path := id.Path()
+		for b := 0; b < level; b++ {
+			if index>>(level-1-b)&1 == 1 {
+				bit := id.Depth()*PageLevels + b
+				path[bit>>3] |= 0x80 >> uint(bit&7)
+			}
+		}
+		if n.Leaf && n.IsEmpty() {
+			c.violation(id, slot, "leaf bit set on an empty node")
+		}
+		if n.Leaf {
+			if err := c.leaf(id, slot, path, depth, n.Hash); err != nil {
+				return err
+			}
+		}
+		if level < PageLevels {
+			ls := Slot(level+1, index*2)
+			left, right := page.Node(ls), page.Node(ls+1)
+			if n.IsInternal() {
+				c.internal(id, slot, n.Hash, left, right)
+			} else if left != (Node{}) || right != (Node{}) {
+				c.violation(id, slot, "a %s node has children", kindOf(n))
+			}
+			continue
+		}
+		childID := id.Child(index)
+		child, err := c.page(childID, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case n.IsInternal() && child == nil:
+			c.violation(id, slot, "internal bottom node has no child page %s", childID)
+		case n.IsInternal():
+			if err := c.checkPage(childID, child, n.Hash); err != nil {
+				return err
+			}
+		case child != nil:
+			c.violation(id, slot, "a %s bottom node has child page %s", kindOf(n), childID)
+		}
+	}
+	return nil
+}
+
+func kindOf(n Node) string {
+	switch {
+	case n.IsEmpty():
+		return "empty"
+	case n.Leaf:
+		return "leaf"
+	}
+	return "internal"
+}
+
+// internal checks an internal node against its two children.
+func (c *checker) internal(id PageID, slot int, parent Hash, left, right Node) {
+	switch {
+	case left.IsEmpty() && right.IsEmpty():
+		c.violation(id, slot, "internal node has two empty children")
+	case left.IsEmpty() && right.Leaf, right.IsEmpty() && left.Leaf:
+		c.violation(id, slot, "leaf beside an empty sibling is not compacted upward")
+	case InternalHash(left.Hash, right.Hash) != parent:
+		c.violation(id, slot, "hash %s is not the hash of its children", parent)
+	}
+}
+
+// leaf checks a leaf at depth on path against the leaf index: exactly one
+// key lies under that position and it hashes to the node.
+func (c *checker) leaf(id PageID, slot int, path KeyPath, depth int, hash Hash) error {
+	c.report.Leaves++
+	leaf, ok, err := c.tree.Leaves.Ceil(path.Prefix(depth))
+	if err != nil {
+		return err
+	}
+	if !ok || !leaf.Path.HasPrefix(&path, depth) {
+		c.violation(id, slot, "leaf at depth %d has no key in the leaf index", depth)
+		return nil
+	}
+	if leaf.Hash() != hash {
+		c.violation(id, slot, "leaf hash %s is not that of key path %s", hash, leaf.Path)
+	}
+	if after, more := leaf.Path.Next(); more {
+		next, ok, err := c.tree.Leaves.Ceil(after)
+		if err != nil {
+			return err
+		}
+		if ok && next.Path.HasPrefix(&path, depth) {
+			c.violation(id, slot, "leaf at depth %d covers two keys (%s, %s)", depth, leaf.Path, next.Path)
+		}
+	}
+	return nil
+}

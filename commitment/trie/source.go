@@ -1,0 +1,56 @@
+package trie
+
+import (
+	"errors"
+	"fmt"
+)
+
+// PageSource is where the trie reads committed pages from. Page returns nil
+// and no error for a page that does not exist. Implementations must allow
+// concurrent calls: a large batch reads disjoint subtrees in parallel.
+// Returned pages are never modified by the trie.
+type PageSource interface {
+	Page(id PageID) (*Page, error)
+}
+
+// Leaf is one key as the leaf index holds it: its path and value digest.
+type Leaf struct {
+	Path      KeyPath
+	ValueHash Hash
+}
+
+// Hash returns the leaf's node hash.
+func (l Leaf) Hash() Hash { return LeafHash(l.Path, l.ValueHash) }
+
+// LeafIndex is the ordered set of the trie's keys by path, as of the trie
+// being read or updated. The trie uses it to find the key behind a leaf node
+// (to push it down when another key lands under it) and a missing key's
+// neighbours. Implementations must allow concurrent calls.
+type LeafIndex interface {
+	// Ceil returns the leaf with the smallest path >= path.
+	Ceil(path KeyPath) (Leaf, bool, error)
+	// Floor returns the leaf with the largest path <= path.
+	Floor(path KeyPath) (Leaf, bool, error)
+}
+
+// Preimages gives the raw key and value behind a key path, for proofs.
+type Preimages interface {
+	Preimage(path KeyPath) (key, value []byte, err error)
+}
+
+// Errors. Corruption is a mark: test it with errors.Is(err, ErrCorrupt).
+var (
+	// ErrCorrupt marks a trie whose pages or leaf index contradict each
+	// other or the hashes: the store's data is damaged or inconsistent.
+	ErrCorrupt = errors.New("trie: corrupt")
+	// ErrUnsortedOps is returned by Update for operations that are not in
+	// strictly increasing path order (which also rules out duplicates).
+	ErrUnsortedOps = errors.New("trie: operations not strictly sorted by key path")
+	// ErrEmptyTrie is returned when asked to prove anything in an empty
+	// trie: ICS23 cannot express a proof against the empty root.
+	ErrEmptyTrie = errors.New("trie: empty trie has no proofs")
+)
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}

@@ -1,0 +1,482 @@
+package trie
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+)
+
+// Tree is one trie: the store it is namespaced by and where its committed
+// pages and leaves are read from. A Tree holds no state of its own; the root
+// hash is passed to each call, so one Tree serves every version its sources
+// can serve.
+type Tree struct {
+	Store  StoreID
+	Pages  PageSource
+	Leaves LeafIndex
+}
+
+// Op is one change to a key: set it to a value whose digest is ValueHash, or
+// delete it (deleting an absent key changes nothing).
+type Op struct {
+	Path      KeyPath
+	ValueHash Hash
+	Delete    bool
+}
+
+// UpdateOptions tune a batch update. The zero value is ready to use.
+type UpdateOptions struct {
+	// Workers bounds the goroutines hashing the 64 subtrees under the root
+	// page in parallel; 0 means GOMAXPROCS, 1 disables parallelism.
+	Workers int
+	// ParallelMinOps is the smallest batch worth splitting across workers;
+	// 0 means DefaultParallelMinOps.
+	ParallelMinOps int
+}
+
+// DefaultParallelMinOps is where splitting a batch across workers starts to
+// pay for the goroutines: below it the whole batch hashes in microseconds.
+const DefaultParallelMinOps = 256
+
+// PageChange is one page a batch update created, changed or cleared.
+type PageChange struct {
+	ID PageID
+	// Page is the new content, or nil when the page is cleared (all its
+	// nodes became empty, so it no longer exists).
+	Page *Page
+	// Prior is the page as the source held it, or nil when it is new.
+	Prior *Page
+}
+
+// UpdateResult is the outcome of a batch update. Applying Pages to the page
+// source (store changed pages, delete cleared ones) and the ops to the leaf
+// index yields the trie whose root is Root.
+type UpdateResult struct {
+	Root  Hash
+	Pages []PageChange // sorted by page depth, then path
+	// NodeHashes counts the leaf and internal hashes the update computed.
+	NodeHashes int
+}
+
+// Update applies ops, which must be sorted by strictly increasing path, to
+// the trie whose root is root. It reads the committed pages and leaves but
+// changes neither: the new pages are in the result.
+func (t *Tree) Update(root Hash, ops []Op, opts UpdateOptions) (*UpdateResult, error) {
+	for i := 1; i < len(ops); i++ {
+		if bytes.Compare(ops[i-1].Path[:], ops[i].Path[:]) >= 0 {
+			return nil, fmt.Errorf("%w: op %d (%s) after %s", ErrUnsortedOps, i, ops[i].Path, ops[i-1].Path)
+		}
+	}
+	if len(ops) == 0 {
+		return &UpdateResult{Root: root}, nil
+	}
+	old, err := t.rootNode(root)
+	if err != nil {
+		return nil, err
+	}
+	w := newWalker(t)
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	minOps := opts.ParallelMinOps
+	if minOps <= 0 {
+		minOps = DefaultParallelMinOps
+	}
+	parallel := workers > 1 && len(ops) >= minOps
+	var n Node
+	if old.IsInternal() {
+		if parallel {
+			tasks, err := w.updateTasks(ops)
+			if err != nil {
+				return nil, err
+			}
+			if err := w.runInParallel(tasks, workers); err != nil {
+				return nil, err
+			}
+		}
+		n, err = w.update(&ops[0].Path, 0, old, ops, nil)
+	} else {
+		// The root holds at most one key: the new trie is built from scratch.
+		entries, mergeErr := w.mergeLeaf(&ops[0].Path, 0, old, ops)
+		if mergeErr != nil {
+			return nil, mergeErr
+		}
+		if parallel {
+			if err := w.runInParallel(buildTasks(entries), workers); err != nil {
+				return nil, err
+			}
+		}
+		n, err = w.build(&ops[0].Path, 0, entries, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return w.result(n.Hash), nil
+}
+
+// rootNode tells the root's kind: internal when the root page exists.
+func (t *Tree) rootNode(root Hash) (Node, error) {
+	if root.IsEmpty() {
+		return Node{}, nil
+	}
+	page, err := t.page(RootPageID)
+	if err != nil {
+		return Node{}, err
+	}
+	return Node{Hash: root, Leaf: page == nil}, nil
+}
+
+// page reads a committed page and checks that it is the page asked for.
+func (t *Tree) page(id PageID) (*Page, error) {
+	p, err := t.Pages.Page(id)
+	if err != nil {
+		return nil, fmt.Errorf("trie: reading page %s of store %d: %w", id, t.Store, err)
+	}
+	if p == nil {
+		return nil, nil
+	}
+	store, label, err := p.Label()
+	if err != nil || store != t.Store || label != id {
+		return nil, corruptf("page %s of store %d is labelled %s of store %d (%v)", id, t.Store, label, store, err)
+	}
+	return p, nil
+}
+
+// walker carries one update's working pages. A walker is used by one
+// goroutine; parallel updates give each worker its own and merge them.
+type walker struct {
+	tree   *Tree
+	pages  map[PageID]*workingPage
+	hashes int
+	// precomputed holds the new nodes at depth 6 (the root page's bottom
+	// level) that workers already computed, by their index in the level.
+	precomputed map[int]Node
+}
+
+type workingPage struct {
+	page  *Page // being modified
+	prior *Page // as committed; nil if new
+}
+
+func newWalker(t *Tree) *walker {
+	return &walker{tree: t, pages: make(map[PageID]*workingPage)}
+}
+
+// load returns the working copy of a page, creating an empty one for a page
+// that does not exist yet.
+func (w *walker) load(id PageID) (*Page, error) {
+	if wp, ok := w.pages[id]; ok {
+		return wp.page, nil
+	}
+	prior, err := w.tree.page(id)
+	if err != nil {
+		return nil, err
+	}
+	wp := &workingPage{prior: prior}
+	if prior == nil {
+		wp.page = NewPage(w.tree.Store, id)
+	} else {
+		wp.page = prior.Clone()
+	}
+	w.pages[id] = wp
+	return wp.page, nil
+}
+
+// childrenPage returns the page holding the children of the node at depth d
+// on path. here is the page holding that node; it is only consulted when the
+// children share it, so it may be nil at page boundaries.
+func (w *walker) childrenPage(path *KeyPath, d int, here *Page) (*Page, error) {
+	if d%PageLevels != 0 {
+		return here, nil
+	}
+	return w.load(PageIDOf(path, d/PageLevels))
+}
+
+// update returns the new node at depth d on path, whose committed content is
+// old, after applying ops (all below that node). It rewrites the nodes under
+// it; the caller stores the returned node itself.
+func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *Page) (Node, error) {
+	if d == PageLevels && w.precomputed != nil {
+		if n, ok := w.precomputed[path.bits(0, PageLevels)]; ok {
+			return n, nil
+		}
+	}
+	if !old.IsInternal() {
+		entries, err := w.mergeLeaf(path, d, old, ops)
+		if err != nil {
+			return Node{}, err
+		}
+		return w.build(path, d, entries, here)
+	}
+	if d >= MaxDepth {
+		return Node{}, corruptf("internal node at depth %d on path %s", d, path)
+	}
+	page, err := w.childrenPage(path, d, here)
+	if err != nil {
+		return Node{}, err
+	}
+	ls, rs := childSlots(path, d)
+	left, right := page.Node(ls), page.Node(rs)
+	split := splitOps(ops, d)
+	if split > 0 {
+		if left, err = w.update(&ops[0].Path, d+1, left, ops[:split], page); err != nil {
+			return Node{}, err
+		}
+	}
+	if split < len(ops) {
+		if right, err = w.update(&ops[split].Path, d+1, right, ops[split:], page); err != nil {
+			return Node{}, err
+		}
+	}
+	return w.join(page, ls, left, right), nil
+}
+
+// entry is a key placed by build: its path and leaf hash.
+type entry struct {
+	path KeyPath
+	hash Hash
+}
+
+// mergeLeaf returns the keys under the node at depth d once ops are applied,
+// when that node is empty or a leaf (so it holds at most one key).
+func (w *walker) mergeLeaf(path *KeyPath, d int, old Node, ops []Op) ([]entry, error) {
+	entries := make([]entry, 0, len(ops)+1)
+	var existing Leaf
+	if old.Leaf {
+		leaf, ok, err := w.tree.Leaves.Ceil(path.Prefix(d))
+		if err != nil {
+			return nil, fmt.Errorf("trie: leaf index: %w", err)
+		}
+		if !ok || !leaf.Path.HasPrefix(path, d) {
+			return nil, corruptf("leaf at depth %d on path %s is missing from the leaf index", d, path)
+		}
+		existing = leaf
+	}
+	keep := old.Leaf
+	for i := range ops {
+		op := &ops[i]
+		if keep && op.Path == existing.Path {
+			keep = false // replaced or deleted by op
+		} else if keep && bytes.Compare(existing.Path[:], op.Path[:]) < 0 {
+			if err := w.appendExisting(&entries, existing, old); err != nil {
+				return nil, err
+			}
+			keep = false
+		}
+		if !op.Delete {
+			w.hashes++
+			entries = append(entries, entry{path: op.Path, hash: LeafHash(op.Path, op.ValueHash)})
+		}
+	}
+	if keep {
+		if err := w.appendExisting(&entries, existing, old); err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
+}
+
+// appendExisting keeps a leaf that survives the batch, after checking that
+// the leaf index agrees with the node about it: a wrong leaf here would be
+// pushed down into a wrong trie.
+func (w *walker) appendExisting(entries *[]entry, leaf Leaf, old Node) error {
+	w.hashes++
+	if h := leaf.Hash(); h != old.Hash {
+		return corruptf("leaf %s in the index hashes to %s, the trie holds %s", leaf.Path, h, old.Hash)
+	}
+	*entries = append(*entries, entry{path: leaf.Path, hash: old.Hash})
+	return nil
+}
+
+// build writes the compacted subtree of entries (sorted, distinct, all under
+// the node at depth d on path) below that node, which is currently empty
+// underneath, and returns the node.
+func (w *walker) build(path *KeyPath, d int, entries []entry, here *Page) (Node, error) {
+	switch len(entries) {
+	case 0:
+		return Node{}, nil
+	case 1:
+		return leafNode(entries[0].hash), nil
+	}
+	if d == PageLevels && w.precomputed != nil {
+		if n, ok := w.precomputed[path.bits(0, PageLevels)]; ok {
+			return n, nil
+		}
+	}
+	if d >= MaxDepth {
+		return Node{}, corruptf("two keys share the path %s", path)
+	}
+	page, err := w.childrenPage(path, d, here)
+	if err != nil {
+		return Node{}, err
+	}
+	split := sort.Search(len(entries), func(i int) bool { return entries[i].path.Bit(d) == 1 })
+	var left, right Node
+	if split > 0 {
+		if left, err = w.build(&entries[0].path, d+1, entries[:split], page); err != nil {
+			return Node{}, err
+		}
+	}
+	if split < len(entries) {
+		if right, err = w.build(&entries[split].path, d+1, entries[split:], page); err != nil {
+			return Node{}, err
+		}
+	}
+	ls, _ := childSlots(path, d)
+	return w.join(page, ls, left, right), nil
+}
+
+// join stores two siblings at slots ls and ls+1 of page and returns their
+// parent. It compacts: a leaf whose sibling is empty moves up to become the
+// parent, and two empty children make an empty parent.
+func (w *walker) join(page *Page, ls int, left, right Node) Node {
+	if (left.IsEmpty() && !right.IsInternal()) || (right.IsEmpty() && left.Leaf) {
+		page.SetNode(ls, Node{})
+		page.SetNode(ls+1, Node{})
+		if left.IsEmpty() {
+			return right
+		}
+		return left
+	}
+	page.SetNode(ls, left)
+	page.SetNode(ls+1, right)
+	w.hashes++
+	return Node{Hash: InternalHash(left.Hash, right.Hash)}
+}
+
+// splitOps returns the index of the first op that goes right at depth d.
+func splitOps(ops []Op, d int) int {
+	return sort.Search(len(ops), func(i int) bool { return ops[i].Path.Bit(d) == 1 })
+}
+
+// subtreeTask is the work under one node at depth 6 (the root page's
+// bottom level), done by a worker.
+type subtreeTask struct {
+	path    *KeyPath
+	old     Node
+	ops     []Op    // update under an internal chain from the root,
+	entries []entry // or build from scratch
+}
+
+// The parallel pass computes the new nodes at depth 6 whose result does not
+// depend on the levels above, each on a worker with its own pages (subtrees
+// below different depth-6 nodes share no page). The sequential pass from the
+// root then takes those nodes instead of descending (walker.precomputed).
+
+// updateTasks finds the depth-6 nodes under an internal chain from the root:
+// their ops are exactly the ops sharing their 6-bit prefix.
+func (w *walker) updateTasks(ops []Op) ([]subtreeTask, error) {
+	rootPage, err := w.load(RootPageID)
+	if err != nil {
+		return nil, err
+	}
+	var tasks []subtreeTask
+	forEachPrefixGroup(len(ops), func(i int) *KeyPath { return &ops[i].Path }, func(lo, hi int) {
+		path := &ops[lo].Path
+		for d := 1; d < PageLevels; d++ {
+			if !rootPage.Node(slotOf(path, d)).IsInternal() {
+				return
+			}
+		}
+		tasks = append(tasks, subtreeTask{path: path, old: rootPage.Node(slotOf(path, PageLevels)), ops: ops[lo:hi]})
+	})
+	return tasks, nil
+}
+
+// buildTasks finds, for a trie built from scratch, the depth-6 nodes with at
+// least two keys below: every node above them will be internal.
+func buildTasks(entries []entry) []subtreeTask {
+	var tasks []subtreeTask
+	forEachPrefixGroup(len(entries), func(i int) *KeyPath { return &entries[i].path }, func(lo, hi int) {
+		if hi-lo >= 2 {
+			tasks = append(tasks, subtreeTask{path: &entries[lo].path, entries: entries[lo:hi]})
+		}
+	})
+	return tasks
+}
+
+func (w *walker) runInParallel(tasks []subtreeTask, workers int) error {
+	if len(tasks) < 2 {
+		return nil
+	}
+	workers = min(workers, len(tasks))
+	results := make([]Node, len(tasks))
+	walkers := make([]*walker, workers)
+	errs := make([]error, workers)
+	next := make(chan int, len(tasks))
+	for i := range tasks {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for k := range walkers {
+		sub := newWalker(w.tree)
+		walkers[k] = sub
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				task := &tasks[i]
+				var err error
+				if task.entries != nil {
+					results[i], err = sub.build(task.path, PageLevels, task.entries, nil)
+				} else {
+					results[i], err = sub.update(task.path, PageLevels, task.old, task.ops, nil)
+				}
+				if err != nil {
+					errs[k] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for k, sub := range walkers {
+		if errs[k] != nil {
+			return errs[k]
+		}
+		for id, wp := range sub.pages {
+			w.pages[id] = wp
+		}
+		w.hashes += sub.hashes
+	}
+	w.precomputed = make(map[int]Node, len(tasks))
+	for i := range tasks {
+		w.precomputed[tasks[i].path.bits(0, PageLevels)] = results[i]
+	}
+	return nil
+}
+
+// forEachPrefixGroup calls fn for each run [lo, hi) of the n sorted paths
+// that share their first 6 bits.
+func forEachPrefixGroup(n int, path func(int) *KeyPath, fn func(lo, hi int)) {
+	for lo := 0; lo < n; {
+		first := path(lo)[0] >> 2
+		hi := lo + 1
+		for hi < n && path(hi)[0]>>2 == first {
+			hi++
+		}
+		fn(lo, hi)
+		lo = hi
+	}
+}
+
+// result collects the pages the update created, changed or cleared.
+func (w *walker) result(root Hash) *UpdateResult {
+	res := &UpdateResult{Root: root, NodeHashes: w.hashes}
+	for id, wp := range w.pages {
+		switch {
+		case wp.page.IsEmpty():
+			if wp.prior != nil {
+				res.Pages = append(res.Pages, PageChange{ID: id, Prior: wp.prior})
+			}
+		case wp.prior == nil || *wp.prior != *wp.page:
+			res.Pages = append(res.Pages, PageChange{ID: id, Page: wp.page, Prior: wp.prior})
+		}
+	}
+	sort.Slice(res.Pages, func(i, j int) bool { return res.Pages[i].ID.Less(res.Pages[j].ID) })
+	return res
+}
