@@ -132,13 +132,14 @@ func TestUpdateMatchesModel(t *testing.T) {
 		{"sequential", UpdateOptions{Workers: 1}},
 		{"parallel", UpdateOptions{Workers: 3, ParallelMinOps: 2}},
 	}
-	seeds := 12
+	seeds := 10
 	if testing.Short() {
 		seeds = 3
 	}
 	for _, cfg := range configs {
 		for seed := range seeds {
 			t.Run(fmt.Sprintf("%s/seed%d", cfg.name, seed), func(t *testing.T) {
+				t.Parallel()
 				rng := rand.New(rand.NewPCG(uint64(seed), 1))
 				gen := &pathGen{rng: rng}
 				m := NewMemStore(StoreID(seed))

@@ -159,6 +159,15 @@ type walker struct {
 type workingPage struct {
 	page  *Page // being modified
 	prior *Page // as committed; nil if new
+	dirty bool  // a node was set to something it was not
+}
+
+// set stores n in slot s, noting whether the page changed.
+func (wp *workingPage) set(s int, n Node) {
+	if wp.page.Node(s) != n {
+		wp.page.SetNode(s, n)
+		wp.dirty = true
+	}
 }
 
 func newWalker(t *Tree) *walker {
@@ -167,9 +176,9 @@ func newWalker(t *Tree) *walker {
 
 // load returns the working copy of a page, creating an empty one for a page
 // that does not exist yet.
-func (w *walker) load(id PageID) (*Page, error) {
+func (w *walker) load(id PageID) (*workingPage, error) {
 	if wp, ok := w.pages[id]; ok {
-		return wp.page, nil
+		return wp, nil
 	}
 	prior, err := w.tree.page(id)
 	if err != nil {
@@ -182,13 +191,13 @@ func (w *walker) load(id PageID) (*Page, error) {
 		wp.page = prior.Clone()
 	}
 	w.pages[id] = wp
-	return wp.page, nil
+	return wp, nil
 }
 
 // childrenPage returns the page holding the children of the node at depth d
 // on path. here is the page holding that node; it is only consulted when the
 // children share it, so it may be nil at page boundaries.
-func (w *walker) childrenPage(path *KeyPath, d int, here *Page) (*Page, error) {
+func (w *walker) childrenPage(path *KeyPath, d int, here *workingPage) (*workingPage, error) {
 	if d%PageLevels != 0 {
 		return here, nil
 	}
@@ -198,7 +207,7 @@ func (w *walker) childrenPage(path *KeyPath, d int, here *Page) (*Page, error) {
 // update returns the new node at depth d on path, whose committed content is
 // old, after applying ops (all below that node). It rewrites the nodes under
 // it; the caller stores the returned node itself.
-func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *Page) (Node, error) {
+func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *workingPage) (Node, error) {
 	if d == PageLevels && w.precomputed != nil {
 		if n, ok := w.precomputed[path.bits(0, PageLevels)]; ok {
 			return n, nil
@@ -219,7 +228,7 @@ func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *Page) (N
 		return Node{}, err
 	}
 	ls, rs := childSlots(path, d)
-	left, right := page.Node(ls), page.Node(rs)
+	left, right := page.page.Node(ls), page.page.Node(rs)
 	split := splitOps(ops, d)
 	if split > 0 {
 		if left, err = w.update(&ops[0].Path, d+1, left, ops[:split], page); err != nil {
@@ -294,7 +303,7 @@ func (w *walker) appendExisting(entries *[]entry, leaf Leaf, old Node) error {
 // build writes the compacted subtree of entries (sorted, distinct, all under
 // the node at depth d on path) below that node, which is currently empty
 // underneath, and returns the node.
-func (w *walker) build(path *KeyPath, d int, entries []entry, here *Page) (Node, error) {
+func (w *walker) build(path *KeyPath, d int, entries []entry, here *workingPage) (Node, error) {
 	switch len(entries) {
 	case 0:
 		return Node{}, nil
@@ -332,17 +341,17 @@ func (w *walker) build(path *KeyPath, d int, entries []entry, here *Page) (Node,
 // join stores two siblings at slots ls and ls+1 of page and returns their
 // parent. It compacts: a leaf whose sibling is empty moves up to become the
 // parent, and two empty children make an empty parent.
-func (w *walker) join(page *Page, ls int, left, right Node) Node {
+func (w *walker) join(page *workingPage, ls int, left, right Node) Node {
 	if (left.IsEmpty() && !right.IsInternal()) || (right.IsEmpty() && left.Leaf) {
-		page.SetNode(ls, Node{})
-		page.SetNode(ls+1, Node{})
+		page.set(ls, Node{})
+		page.set(ls+1, Node{})
 		if left.IsEmpty() {
 			return right
 		}
 		return left
 	}
-	page.SetNode(ls, left)
-	page.SetNode(ls+1, right)
+	page.set(ls, left)
+	page.set(ls+1, right)
 	w.hashes++
 	return Node{Hash: InternalHash(left.Hash, right.Hash)}
 }
@@ -377,11 +386,11 @@ func (w *walker) updateTasks(ops []Op) ([]subtreeTask, error) {
 	forEachPrefixGroup(len(ops), func(i int) *KeyPath { return &ops[i].Path }, func(lo, hi int) {
 		path := &ops[lo].Path
 		for d := 1; d < PageLevels; d++ {
-			if !rootPage.Node(slotOf(path, d)).IsInternal() {
+			if !rootPage.page.Node(slotOf(path, d)).IsInternal() {
 				return
 			}
 		}
-		tasks = append(tasks, subtreeTask{path: path, old: rootPage.Node(slotOf(path, PageLevels)), ops: ops[lo:hi]})
+		tasks = append(tasks, subtreeTask{path: path, old: rootPage.page.Node(slotOf(path, PageLevels)), ops: ops[lo:hi]})
 	})
 	return tasks, nil
 }
@@ -469,11 +478,12 @@ func (w *walker) result(root Hash) *UpdateResult {
 	res := &UpdateResult{Root: root, NodeHashes: w.hashes}
 	for id, wp := range w.pages {
 		switch {
+		case !wp.dirty:
 		case wp.page.IsEmpty():
 			if wp.prior != nil {
 				res.Pages = append(res.Pages, PageChange{ID: id, Prior: wp.prior})
 			}
-		case wp.prior == nil || *wp.prior != *wp.page:
+		default:
 			res.Pages = append(res.Pages, PageChange{ID: id, Page: wp.page, Prior: wp.prior})
 		}
 	}

@@ -1,0 +1,61 @@
+# nomtstore: `make demo` runs the main job, `make test` everything CI checks.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# Short fuzzing and benchmark smoke runs belong in CI; long ones do not.
+FUZZTIME ?= 15s
+
+.PHONY: all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/nomtstore ./cmd/nomtstore
+
+# Everything CI runs (.ci/run calls exactly this).
+test: fmt-check vet lint unit race fuzz-smoke bench-smoke
+
+unit:
+	$(GO) test -count=1 ./...
+
+# The race detector over the short variants: parallel hashing shares pages
+# and the leaf index across goroutines.
+race:
+	$(GO) test -count=1 -race -short ./...
+
+fuzz-smoke:
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./commitment/trie
+
+bench-smoke:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+$(GOLANGCI_LINT):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $@
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+demo:
+	bash scripts/demo.sh
+
+# The trie benchmark of the engine issue (1M keys, 10k-update batches).
+bench:
+	$(GO) test -run '^$$' -bench 'NodeHash|Update' -benchmem -count 3 ./commitment/trie
+
+# A long fuzzing run, for a developer's machine.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime 10m ./commitment/trie
+
+clean:
+	rm -rf $(BIN)
