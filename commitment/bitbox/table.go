@@ -1,0 +1,538 @@
+package bitbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
+)
+
+// Table file format (all integers big-endian; these constants are format):
+//
+//	offset 0: header block, 4096 bytes
+//	     0  8  magic "NOMTHT\x00\x01"
+//	     8  4  format version (TableFormatVersion)
+//	    12  4  reserved, zero
+//	    16  8  bucket count N
+//	    24  8  hash seed
+//	    32  8  generation: 0 at creation, +1 at each growth
+//	    40  8  xxhash64 of bytes 0..40
+//	offset 4096: meta map, N bytes padded to a multiple of 4096
+//	    byte i: 0x00 empty, 0x01 tombstone, 0x80|tag full (tag = hash>>57)
+//	offset 4096 + metaSize: N buckets of 4096 bytes, bucket i at dataOffset + 4096*i
+//	    a bucket holds one trie page; bytes 4088..4096 are xxhash64 of 0..4088
+//
+// Changelog: version 1, the first.
+const (
+	TableFormatVersion = 1
+	blockSize          = 4096
+	headerSize         = 48
+
+	metaEmpty     = 0x00
+	metaTombstone = 0x01
+	metaFull      = 0x80
+)
+
+var tableMagic = [8]byte{'N', 'O', 'M', 'T', 'H', 'T', 0, 1}
+
+// PageKey names a page across all trees.
+type PageKey struct {
+	Store trie.StoreID
+	ID    trie.PageID
+}
+
+func (k PageKey) String() string { return fmt.Sprintf("store %d page %s", k.Store, k.ID) }
+
+// Table is the page hash table. Lookups may run concurrently with each
+// other and with Apply/Flush of a commit.
+type Table struct {
+	fs   vfs.FS
+	path string
+	file vfs.File
+
+	buckets    uint64 // N; fixed for the table's life
+	seed       uint64
+	generation uint64
+	dataOffset int64
+
+	mu sync.RWMutex
+	// meta is the meta map as of the last applied commit. REQUIRES: mu.
+	meta []byte
+	// full and tombstones count meta bytes. REQUIRES: mu.
+	full, tombstones uint64
+	// pending holds pages applied but not yet flushed, by bucket: reads of
+	// those buckets are served from here. REQUIRES: mu.
+	pending map[uint64]*trie.Page
+	// probes and lookups accumulate probe lengths for stats. REQUIRES: mu
+	// (written under the read lock through atomics would be overkill here;
+	// they are updated under statsMu).
+	statsMu              sync.Mutex
+	lookups, probes      uint64
+	longestProbeObserved int
+}
+
+func metaSizeFor(buckets uint64) int64 {
+	return (int64(buckets) + blockSize - 1) / blockSize * blockSize
+}
+
+// FileSize is the size of a table file with the given bucket count.
+func FileSize(buckets uint64) int64 {
+	return blockSize + metaSizeFor(buckets) + int64(buckets)*blockSize
+}
+
+// CreateTable writes an empty table with the given bucket count at path,
+// atomically: it is built under a temporary name, synced, then renamed.
+func CreateTable(fs vfs.FS, path string, buckets, seed uint64) (*Table, error) {
+	if buckets == 0 {
+		return nil, errors.New("bitbox: a table needs at least one bucket")
+	}
+	tmp := path + ".tmp"
+	if err := writeEmptyTable(fs, tmp, buckets, seed, 0); err != nil {
+		return nil, err
+	}
+	if err := renameDurably(fs, tmp, path); err != nil {
+		return nil, err
+	}
+	return OpenTable(fs, path)
+}
+
+func writeEmptyTable(fs vfs.FS, path string, buckets, seed, generation uint64) error {
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("bitbox: creating table: %w", err)
+	}
+	err = f.Truncate(FileSize(buckets))
+	if err == nil {
+		_, err = f.WriteAt(encodeHeader(buckets, seed, generation), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("bitbox: writing table %s: %w", path, err)
+	}
+	return nil
+}
+
+func encodeHeader(buckets, seed, generation uint64) []byte {
+	h := make([]byte, blockSize)
+	copy(h, tableMagic[:])
+	binary.BigEndian.PutUint32(h[8:], TableFormatVersion)
+	binary.BigEndian.PutUint64(h[16:], buckets)
+	binary.BigEndian.PutUint64(h[24:], seed)
+	binary.BigEndian.PutUint64(h[32:], generation)
+	binary.BigEndian.PutUint64(h[40:], xxhash.Sum64(h[:40]))
+	return h
+}
+
+func renameDurably(fs vfs.FS, from, to string) error {
+	if err := fs.Rename(from, to); err != nil {
+		return fmt.Errorf("bitbox: renaming %s: %w", from, err)
+	}
+	if err := fs.SyncDir(dirOf(to)); err != nil {
+		return fmt.Errorf("bitbox: syncing the directory of %s: %w", to, err)
+	}
+	return nil
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i]
+		}
+	}
+	return "."
+}
+
+// OpenTable opens a table file, checking its header and loading its meta map.
+func OpenTable(fs vfs.FS, path string) (*Table, error) {
+	f, err := fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bitbox: opening table: %w", err)
+	}
+	t, err := loadTable(fs, path, f)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func loadTable(fs vfs.FS, path string, f vfs.File) (*Table, error) {
+	h := make([]byte, headerSize)
+	if _, err := f.ReadAt(h, 0); err != nil {
+		return nil, corruptAt(path, 0, "reading header: %v", err)
+	}
+	if [8]byte(h[:8]) != tableMagic {
+		return nil, corruptAt(path, 0, "not a nomtstore page table (magic %q)", h[:8])
+	}
+	if sum := binary.BigEndian.Uint64(h[40:]); sum != xxhash.Sum64(h[:40]) {
+		return nil, corruptAt(path, 40, "header checksum %016x does not match", sum)
+	}
+	if v := binary.BigEndian.Uint32(h[8:]); v != TableFormatVersion {
+		return nil, fmt.Errorf("%w: %s is table format %d, this build reads %d", ErrFormat, path, v, TableFormatVersion)
+	}
+	t := &Table{
+		fs: fs, path: path, file: f,
+		buckets:    binary.BigEndian.Uint64(h[16:]),
+		seed:       binary.BigEndian.Uint64(h[24:]),
+		generation: binary.BigEndian.Uint64(h[32:]),
+		pending:    map[uint64]*trie.Page{},
+	}
+	t.dataOffset = blockSize + metaSizeFor(t.buckets)
+	if st, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("bitbox: %s: %w", path, err)
+	} else if st.Size() != FileSize(t.buckets) {
+		return nil, corruptAt(path, st.Size(), "file is %d bytes, a table of %d buckets is %d", st.Size(), t.buckets, FileSize(t.buckets))
+	}
+	t.meta = make([]byte, t.buckets)
+	if _, err := f.ReadAt(t.meta, blockSize); err != nil {
+		return nil, corruptAt(path, blockSize, "reading meta map: %v", err)
+	}
+	for i, m := range t.meta {
+		switch {
+		case m == metaEmpty:
+		case m == metaTombstone:
+			t.tombstones++
+		case m&metaFull != 0:
+			t.full++
+		default:
+			return nil, corruptAt(path, blockSize+int64(i), "meta byte %#x is neither empty, tombstone nor full", m)
+		}
+	}
+	return t, nil
+}
+
+// Close closes the table file.
+func (t *Table) Close() error { return t.file.Close() }
+
+// Path is the table's file.
+func (t *Table) Path() string { return t.path }
+
+// Generation counts the growths the table has been through; a WAL records
+// the generation it was planned against.
+func (t *Table) Generation() uint64 { return t.generation }
+
+func (t *Table) hash(key PageKey) uint64 {
+	var buf [8 + 4 + trie.EncodedPageIDSize]byte
+	binary.BigEndian.PutUint64(buf[:8], t.seed)
+	binary.BigEndian.PutUint32(buf[8:12], uint32(key.Store))
+	key.ID.AppendEncoded(buf[:12])
+	return xxhash.Sum64(buf[:])
+}
+
+func fullMeta(h uint64) byte { return metaFull | byte(h>>57) }
+
+// Lookup finds a page. It returns the page, its bucket, and false when no
+// bucket holds it.
+func (t *Table) Lookup(key PageKey) (*trie.Page, uint64, bool, error) {
+	h := t.hash(key)
+	want := fullMeta(h)
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for i := uint64(0); i < t.buckets; i++ {
+		b := (h + i) % t.buckets
+		switch m := t.meta[b]; {
+		case m == metaEmpty:
+			t.noteProbe(int(i) + 1)
+			return nil, 0, false, nil
+		case m != want:
+			continue
+		}
+		page, err := t.readLocked(b)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		store, id, err := page.Label()
+		if err != nil {
+			return nil, 0, false, corruptAt(t.path, t.bucketOffset(b), "bucket %d: %v", b, err)
+		}
+		if store == key.Store && id == key.ID {
+			t.noteProbe(int(i) + 1)
+			return page, b, true, nil
+		}
+	}
+	t.noteProbe(int(t.buckets))
+	return nil, 0, false, nil
+}
+
+func (t *Table) noteProbe(n int) {
+	t.statsMu.Lock()
+	t.lookups++
+	t.probes += uint64(n)
+	t.longestProbeObserved = max(t.longestProbeObserved, n)
+	t.statsMu.Unlock()
+}
+
+func (t *Table) bucketOffset(b uint64) int64 { return t.dataOffset + int64(b)*blockSize }
+
+// readLocked reads bucket b, from pending pages first. REQUIRES: mu held.
+func (t *Table) readLocked(b uint64) (*trie.Page, error) {
+	if p := t.pending[b]; p != nil {
+		return p, nil
+	}
+	return t.ReadBucket(b)
+}
+
+// ReadBucket reads a bucket from the file and verifies its checksum.
+func (t *Table) ReadBucket(b uint64) (*trie.Page, error) {
+	page, err := t.readRaw(b)
+	if err != nil {
+		return nil, err
+	}
+	stored := binary.BigEndian.Uint64(page[trie.ChecksumOffset:])
+	if sum := xxhash.Sum64(page[:trie.ChecksumOffset]); sum != stored {
+		return nil, corruptAt(t.path, t.bucketOffset(b), "bucket %d checksum %016x, content hashes to %016x", b, stored, sum)
+	}
+	return page, nil
+}
+
+func (t *Table) readRaw(b uint64) (*trie.Page, error) {
+	page := new(trie.Page)
+	if _, err := t.file.ReadAt(page[:], t.bucketOffset(b)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("bitbox: reading bucket %d of %s: %w", b, t.path, err)
+	}
+	return page, nil
+}
+
+// Change is one page a commit writes or clears.
+type Change struct {
+	Key PageKey
+	// Page is the new content, nil when the page is cleared.
+	Page *trie.Page
+	// Prior is the committed content, nil when the page is new.
+	Prior *trie.Page
+	// Bucket holds the page. The caller sets it for pages that exist (it
+	// found them there); Assign sets it for new pages.
+	Bucket uint64
+}
+
+// Stats describe the table.
+type Stats struct {
+	Buckets, Full, Tombstones uint64
+	LoadFactor                float64 // (full + tombstones) / buckets: what probing pays for
+	Generation                uint64
+	Lookups                   uint64
+	MeanProbe                 float64
+	LongestProbe              int
+	FileBytes                 int64
+}
+
+// Stats returns the table's current figures.
+func (t *Table) Stats() Stats {
+	t.mu.RLock()
+	s := Stats{Buckets: t.buckets, Full: t.full, Tombstones: t.tombstones, Generation: t.generation, FileBytes: FileSize(t.buckets)}
+	t.mu.RUnlock()
+	s.LoadFactor = float64(s.Full+s.Tombstones) / float64(s.Buckets)
+	t.statsMu.Lock()
+	s.Lookups, s.LongestProbe = t.lookups, t.longestProbeObserved
+	if t.lookups > 0 {
+		s.MeanProbe = float64(t.probes) / float64(t.lookups)
+	}
+	t.statsMu.Unlock()
+	return s
+}
+
+// NeedsGrowth reports whether adding newPages pages would push the load
+// factor past maxLoad, and if so the bucket count to grow to (the next
+// power-of-two multiple keeping the live pages at half of maxLoad or less).
+func (t *Table) NeedsGrowth(newPages uint64, maxLoad float64) (uint64, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if float64(t.full+t.tombstones+newPages) <= maxLoad*float64(t.buckets) {
+		return 0, false
+	}
+	size := t.buckets
+	for float64(t.full+newPages) > maxLoad/2*float64(size) {
+		size *= 2
+	}
+	return size, true
+}
+
+// Assign picks buckets for the new pages among changes (Prior == nil,
+// Page != nil): the first empty or tombstone bucket of each one's probe
+// sequence not taken by another page of this commit. It does not change the
+// table; Apply does, once the commit is durable.
+func (t *Table) Assign(changes []Change) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	taken := map[uint64]bool{}
+	for i := range changes {
+		c := &changes[i]
+		if c.Prior != nil || c.Page == nil {
+			continue
+		}
+		h := t.hash(c.Key)
+		found := false
+		for j := uint64(0); j < t.buckets; j++ {
+			b := (h + j) % t.buckets
+			if m := t.meta[b]; (m == metaEmpty || m == metaTombstone) && !taken[b] {
+				c.Bucket, found = b, true
+				taken[b] = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("bitbox: table %s is full (%d buckets)", t.path, t.buckets)
+		}
+	}
+	return nil
+}
+
+// Apply makes a committed commit's changes visible: the meta map marks new
+// pages full and cleared ones tombstones, and the new pages are served from
+// memory until Flush has written them.
+func (t *Table) Apply(changes []Change) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range changes {
+		old := t.meta[c.Bucket]
+		var now byte
+		if c.Page == nil {
+			now = metaTombstone
+		} else {
+			now = fullMeta(t.hash(c.Key))
+			t.pending[c.Bucket] = c.Page
+		}
+		t.countLocked(old, -1)
+		t.countLocked(now, +1)
+		t.meta[c.Bucket] = now
+	}
+}
+
+func (t *Table) countLocked(m byte, delta int) {
+	switch {
+	case m == metaTombstone:
+		t.tombstones = uint64(int64(t.tombstones) + int64(delta))
+	case m&metaFull != 0:
+		t.full = uint64(int64(t.full) + int64(delta))
+	}
+}
+
+// Flush writes applied changes to the file: pages (with checksums), the
+// meta blocks they touch, then one fsync. Pages stay served from memory
+// until the fsync returns.
+func (t *Table) Flush(changes []Change) error {
+	blocks := map[int64]bool{}
+	for _, c := range changes {
+		blocks[int64(c.Bucket)/blockSize] = true
+		if c.Page == nil {
+			continue
+		}
+		if err := t.writePage(c.Bucket, c.Page); err != nil {
+			return err
+		}
+	}
+	if err := t.writeMetaBlocks(blocks); err != nil {
+		return err
+	}
+	if err := t.file.Sync(); err != nil {
+		return fmt.Errorf("bitbox: syncing %s: %w", t.path, err)
+	}
+	t.mu.Lock()
+	for _, c := range changes {
+		if c.Page != nil && t.pending[c.Bucket] == c.Page {
+			delete(t.pending, c.Bucket)
+		}
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *Table) writePage(b uint64, page *trie.Page) error {
+	buf := *page
+	binary.BigEndian.PutUint64(buf[trie.ChecksumOffset:], xxhash.Sum64(buf[:trie.ChecksumOffset]))
+	if _, err := t.file.WriteAt(buf[:], t.bucketOffset(b)); err != nil {
+		return fmt.Errorf("bitbox: writing bucket %d of %s: %w", b, t.path, err)
+	}
+	return nil
+}
+
+func (t *Table) writeMetaBlocks(blocks map[int64]bool) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for blk := range blocks {
+		start := blk * blockSize
+		end := min(start+blockSize, int64(t.buckets))
+		if _, err := t.file.WriteAt(t.meta[start:end], blockSize+start); err != nil {
+			return fmt.Errorf("bitbox: writing meta map of %s: %w", t.path, err)
+		}
+	}
+	return nil
+}
+
+// Grow rebuilds the table with the given bucket count into a new file and
+// renames it over the old one, then returns the new table; the old one is
+// closed. A crash before the rename leaves the old table whole (the
+// temporary file is removed at the next open). It must not run while a
+// commit's pages are unflushed.
+func (t *Table) Grow(buckets uint64) (*Table, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pending) > 0 {
+		return nil, errors.New("bitbox: cannot grow with unflushed pages")
+	}
+	tmp := t.path + ".grow"
+	if err := writeEmptyTable(t.fs, tmp, buckets, t.seed, t.generation+1); err != nil {
+		return nil, err
+	}
+	grown, err := OpenTable(t.fs, tmp)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Table, error) {
+		_ = grown.Close()
+		_ = t.fs.Remove(tmp)
+		return nil, err
+	}
+	var changes []Change
+	for b, m := range t.meta {
+		if m&metaFull == 0 {
+			continue
+		}
+		page, err := t.ReadBucket(uint64(b))
+		if err != nil {
+			return fail(err)
+		}
+		store, id, err := page.Label()
+		if err != nil {
+			return fail(corruptAt(t.path, t.bucketOffset(uint64(b)), "bucket %d: %v", b, err))
+		}
+		changes = append(changes, Change{Key: PageKey{Store: store, ID: id}, Page: page})
+	}
+	if err := grown.Assign(changes); err != nil {
+		return fail(err)
+	}
+	grown.Apply(changes)
+	if err := grown.Flush(changes); err != nil {
+		return fail(err)
+	}
+	if err := grown.Close(); err != nil {
+		return fail(err)
+	}
+	if err := renameDurably(t.fs, tmp, t.path); err != nil {
+		return fail(err)
+	}
+	_ = t.file.Close()
+	return OpenTable(t.fs, t.path)
+}
+
+// RemoveLeftovers deletes what an interrupted CreateTable or Grow left.
+func RemoveLeftovers(fs vfs.FS, path string) error {
+	for _, p := range []string{path + ".tmp", path + ".grow"} {
+		if err := fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("bitbox: removing %s: %w", p, err)
+		}
+	}
+	return nil
+}

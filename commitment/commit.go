@@ -1,0 +1,441 @@
+package commitment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// The commit protocol. A commit of version v is one sync of every tree:
+//
+//  1. Begin: the new roots (WorkingRoots) and the pages they change; buckets
+//     for new pages (growing the table first if it would pass its load
+//     factor); the WAL of the page changes; the Pebble batch of values, leaf
+//     index entries and the commit record.
+//  2. The WAL is written to wal/<seq>.wal, fsynced, and its directory fsynced.
+//  3. The commit point: the Pebble batch, with the commit record naming v and
+//     seq, is committed with sync. Before it v does not exist; after it v is
+//     committed, whatever happens next.
+//  4. The new pages are written to their buckets with the meta map, the table
+//     is fsynced, and the WAL removed. This runs in the background, while the
+//     next block executes; reads meanwhile get the new pages from memory. The
+//     next commit waits for it before writing its own WAL.
+//
+// Ordering rules, each load-bearing:
+//   - no table page is written before the WAL naming it is durable (2 < 4);
+//   - a WAL is replayed only if the commit record names its seq (recoverWAL);
+//   - at most one WAL is live: commit v+1 writes its WAL after v's flush;
+//   - the table grows only when no WAL is live, and a WAL records the table
+//     generation it planned buckets for, so a stale WAL is never replayed into
+//     a grown table.
+//
+// A failure before the commit point leaves the DB at v-1 with the changes
+// still staged; a failure of step 4 is sticky (ErrFlushFailed): the version
+// is durable in its WAL, and reopening replays it.
+
+type stagedOp struct {
+	value  []byte
+	delete bool
+}
+
+// workingSet is the outcome of WorkingRoots for the staged changes.
+type workingSet struct {
+	roots   map[trie.StoreID]trie.Hash // every tree, changed or not
+	updates []*treeUpdate
+}
+
+type treeUpdate struct {
+	tree    *tree
+	keys    [][]byte // staged keys in path order, parallel to ops
+	ops     []trie.Op
+	values  [][]byte
+	result  *trie.UpdateResult
+	buckets map[trie.PageID]uint64 // of the pages the update read
+}
+
+func validateKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return ErrEmptyKey
+	case len(key) > MaxKeyLength:
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), MaxKeyLength)
+	}
+	return nil
+}
+
+// Set stages key = value in a tree, for the next commit.
+func (db *DB) Set(treeName string, key, value []byte) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	switch {
+	case value == nil:
+		return ErrNilValue
+	case len(value) == 0:
+		return fmt.Errorf("%w: key %x", ErrEmptyValue, key)
+	case len(value) > MaxValueLength:
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrValueTooLarge, len(value), MaxValueLength)
+	}
+	return db.stage(treeName, key, stagedOp{value: bytes.Clone(value)})
+}
+
+// Delete stages the removal of key from a tree, for the next commit.
+func (db *DB) Delete(treeName string, key []byte) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	return db.stage(treeName, key, stagedOp{delete: true})
+}
+
+func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
+	db.mu.RLock()
+	t, err := db.treeLocked(treeName)
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if err != nil {
+		return err
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	m := db.staged[t]
+	if m == nil {
+		m = map[string]stagedOp{}
+		db.staged[t] = m
+	}
+	m[string(key)] = op
+	db.working = nil
+	return nil
+}
+
+// Discard drops every staged change.
+func (db *DB) Discard() {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	clear(db.staged)
+	db.working = nil
+}
+
+// WorkingRoots computes the root every tree will have once the staged
+// changes commit, without writing anything. Calling it again before the next
+// change is free and returns the same roots.
+func (db *DB) WorkingRoots() (map[string]trie.Hash, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	w, err := db.workingLocked()
+	if err != nil {
+		return nil, err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	roots := make(map[string]trie.Hash, len(w.roots))
+	for id, root := range w.roots {
+		roots[db.byStore[id].name] = root
+	}
+	return roots, nil
+}
+
+// workingLocked computes the working set. REQUIRES: writeMu.
+func (db *DB) workingLocked() (*workingSet, error) {
+	if db.working != nil {
+		return db.working, nil
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}}
+	for _, t := range db.trees {
+		w.roots[t.store] = db.record.roots[t.store]
+	}
+	for t, staged := range db.staged {
+		if len(staged) > 0 {
+			w.updates = append(w.updates, newTreeUpdate(t, staged))
+		}
+	}
+	slices.SortFunc(w.updates, func(a, b *treeUpdate) int { return int(a.tree.store) - int(b.tree.store) })
+	// Trees hash in parallel; a lone big tree uses every worker inside.
+	perTree := max(1, db.opts.Workers/max(1, len(w.updates)))
+	errs := make([]error, len(w.updates))
+	sem := make(chan struct{}, db.opts.Workers)
+	var wg sync.WaitGroup
+	for i, u := range w.updates {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = db.updateTree(u, w.roots[u.tree.store], perTree)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, u := range w.updates {
+		w.roots[u.tree.store] = u.result.Root
+	}
+	db.working = w
+	return w, nil
+}
+
+func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
+	u := &treeUpdate{tree: t}
+	type item struct {
+		key  []byte
+		op   trie.Op
+		data []byte
+	}
+	items := make([]item, 0, len(staged))
+	for k, s := range staged {
+		it := item{key: []byte(k), op: trie.Op{Path: trie.PathOf([]byte(k)), Delete: s.delete}, data: s.value}
+		if !s.delete {
+			it.op.ValueHash = trie.ValueHash(s.value)
+		}
+		items = append(items, it)
+	}
+	slices.SortFunc(items, func(a, b item) int { return bytes.Compare(a.op.Path[:], b.op.Path[:]) })
+	for _, it := range items {
+		u.keys = append(u.keys, it.key)
+		u.ops = append(u.ops, it.op)
+		u.values = append(u.values, it.data)
+	}
+	return u
+}
+
+// updateTree runs one tree's batch update. REQUIRES: mu held (read).
+func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
+	pages := &treePages{cache: db.cache, table: db.table, store: u.tree.store, buckets: map[trie.PageID]uint64{}}
+	tr := trie.Tree{Store: u.tree.store, Pages: pages, Leaves: leafIndex{snap: db.snap.snap, store: u.tree.store}}
+	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers})
+	if err != nil {
+		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
+	}
+	u.result, u.buckets = res, pages.buckets
+	return nil
+}
+
+// CommitResult is what a commit made durable.
+type CommitResult struct {
+	Version uint64
+	Roots   map[string]trie.Hash
+}
+
+// Commit makes the staged changes of every tree durable as version
+// Version()+1, in one sync (see the protocol above). An empty commit still
+// creates a version.
+func (db *DB) Commit() (*CommitResult, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if err := db.waitFlushLocked(); err != nil {
+		return nil, err
+	}
+	w, err := db.workingLocked()
+	if err != nil {
+		return nil, err
+	}
+	db.opts.hookAt("begin")
+	changes, err := db.planPages(w)
+	if err != nil {
+		return nil, err
+	}
+
+	db.mu.RLock()
+	prev := db.record
+	table := db.table
+	db.mu.RUnlock()
+	record := &commitRecord{version: prev.version + 1, lastSeq: prev.lastSeq, roots: w.roots}
+	var walPath string
+	if len(changes) > 0 {
+		record.lastSeq++
+		record.walSeq = record.lastSeq
+		data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
+		if walPath, err = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); err != nil {
+			return nil, fmt.Errorf("commitment: commit %d: %w", record.version, err)
+		}
+		db.stats.walBytes.Add(uint64(len(data)))
+	}
+	db.opts.hookAt("wal-durable")
+
+	batch := db.pebble.NewBatch()
+	for _, u := range w.updates {
+		for i, key := range u.keys {
+			if u.ops[i].Delete {
+				err = errors.Join(batch.Delete(valueKey(u.tree.store, key), nil), batch.Delete(leafKey(u.tree.store, u.ops[i].Path), nil))
+			} else {
+				err = errors.Join(batch.Set(valueKey(u.tree.store, key), u.values[i], nil),
+					batch.Set(leafKey(u.tree.store, u.ops[i].Path), leafValue(u.ops[i].ValueHash, key), nil))
+			}
+			if err != nil {
+				return nil, db.abandon(batch, walPath, err)
+			}
+		}
+	}
+	if err := batch.Set(keyCommit, record.encode(), nil); err != nil {
+		return nil, db.abandon(batch, walPath, err)
+	}
+	db.opts.hookAt("before-commit-point")
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return nil, db.abandon(batch, walPath, fmt.Errorf("commitment: commit point of version %d: %w", record.version, err))
+	}
+	_ = batch.Close()
+	db.opts.hookAt("after-commit-point")
+
+	db.mu.Lock()
+	db.table.Apply(changes)
+	for _, c := range changes {
+		if c.Page == nil {
+			db.cache.remove(c.Key)
+		} else {
+			db.cache.add(c.Key, cachedPage{page: c.Page, bucket: c.Bucket})
+		}
+	}
+	db.record = record
+	db.snap.release()
+	db.snap = newSnapshot(db.pebble)
+	roots := make(map[string]trie.Hash, len(w.roots))
+	for id, root := range w.roots {
+		roots[db.byStore[id].name] = root
+	}
+	db.mu.Unlock()
+	clear(db.staged)
+	db.working = nil
+	db.stats.commits.Add(1)
+	db.stats.pagesWritten.Add(uint64(len(changes)))
+
+	if len(changes) > 0 {
+		db.flush = db.startFlush(table, changes, walPath)
+		if db.opts.SyncFlush {
+			if err := db.waitFlushLocked(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &CommitResult{Version: record.version, Roots: roots}, nil
+}
+
+// abandon undoes a commit that failed before its commit point: the WAL,
+// which names no committed version, is removed (a leftover would be
+// discarded at the next open anyway).
+func (db *DB) abandon(batch *pebble.Batch, walPath string, err error) error {
+	_ = batch.Close()
+	if walPath != "" {
+		_ = db.opts.FS.Remove(walPath)
+	}
+	return err
+}
+
+// planPages turns the working set's page changes into table changes with
+// buckets, growing the table first if the new pages would overload it.
+// REQUIRES: writeMu, and no flush running.
+func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
+	var changes []bitbox.Change
+	newPages := uint64(0)
+	for _, u := range w.updates {
+		for _, pc := range u.result.Pages {
+			c := bitbox.Change{Key: bitbox.PageKey{Store: u.tree.store, ID: pc.ID}, Page: pc.Page, Prior: pc.Prior}
+			if pc.Prior != nil {
+				b, ok := u.buckets[pc.ID]
+				if !ok {
+					return nil, fmt.Errorf("commitment: tree %q: page %s changed but was never read", u.tree.name, pc.ID)
+				}
+				c.Bucket = b
+			} else if pc.Page != nil {
+				newPages++
+			}
+			changes = append(changes, c)
+		}
+	}
+	db.mu.RLock()
+	table := db.table
+	db.mu.RUnlock()
+	if size, grow := table.NeedsGrowth(newPages, db.opts.MaxLoadFactor); grow {
+		if err := db.growTable(size); err != nil {
+			return nil, err
+		}
+		db.mu.RLock()
+		table = db.table
+		db.mu.RUnlock()
+		// Buckets moved: find the rewritten pages again.
+		for i := range changes {
+			c := &changes[i]
+			if c.Prior == nil {
+				continue
+			}
+			_, b, found, err := table.Lookup(c.Key)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				return nil, fmt.Errorf("%w: %s vanished while the table grew", ErrCorrupt, c.Key)
+			}
+			c.Bucket = b
+		}
+	}
+	if err := table.Assign(changes); err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
+
+func (db *DB) growTable(buckets uint64) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	old := db.table.Stats()
+	db.opts.hookAt("grow")
+	grown, err := db.table.Grow(buckets)
+	if err != nil {
+		return fmt.Errorf("commitment: growing the page table to %d buckets: %w", buckets, err)
+	}
+	db.table = grown
+	db.cache.purge()
+	db.opts.Logger.Info("nomtstore page table grew", "from_buckets", old.Buckets, "to_buckets", buckets, "pages", old.Full)
+	return nil
+}
+
+type flushJob struct {
+	done chan struct{}
+	err  error
+}
+
+// startFlush writes a committed version's pages in the background.
+func (db *DB) startFlush(table *bitbox.Table, changes []bitbox.Change, walPath string) *flushJob {
+	job := &flushJob{done: make(chan struct{})}
+	go func() {
+		defer close(job.done)
+		if err := table.Flush(changes); err != nil {
+			job.err = err
+			return
+		}
+		db.opts.hookAt("pages-durable")
+		if err := db.opts.FS.Remove(walPath); err != nil {
+			job.err = fmt.Errorf("commitment: removing applied WAL: %w", err)
+		}
+	}()
+	return job
+}
+
+// waitFlushLocked waits for the running flush and returns the sticky
+// failure, if any. REQUIRES: writeMu.
+func (db *DB) waitFlushLocked() error {
+	if db.flush != nil {
+		<-db.flush.done
+		if db.flush.err != nil && db.failed == nil {
+			db.failed = fmt.Errorf("%w: %w", ErrFlushFailed, db.flush.err)
+			db.opts.Logger.Error("nomtstore page flush failed", "err", db.flush.err)
+		}
+		db.flush = nil
+	}
+	return db.failed
+}

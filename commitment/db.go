@@ -1,0 +1,475 @@
+package commitment
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
+)
+
+// FormatVersion is the directory format this build reads and writes.
+//
+// Changelog: 1, the first (bitbox table v1, WAL v1, Pebble layout of keys.go).
+const FormatVersion = 1
+
+const (
+	formatFile = "FORMAT"
+	tableFile  = "pages.ht"
+	walDir     = "wal"
+	pebbleDir  = "pebble"
+)
+
+// Errors. Test with errors.Is.
+var (
+	// ErrCorrupt marks damaged data: a checksum, a record or a page that
+	// does not parse or contradicts the rest. Errors from bitbox and trie
+	// carry their own corruption marks as well.
+	ErrCorrupt = errors.New("commitment: corrupt")
+	// ErrFormatVersion: the directory was written by another format version.
+	ErrFormatVersion = errors.New("commitment: unsupported directory format version")
+	// ErrNotNomtstore: the directory holds something else.
+	ErrNotNomtstore = errors.New("commitment: not a nomtstore directory")
+	// ErrUnknownTree: no tree of that name was opened.
+	ErrUnknownTree = errors.New("commitment: unknown tree")
+	// ErrEmptyKey: keys must have at least one byte.
+	ErrEmptyKey = errors.New("commitment: empty key")
+	// ErrKeyTooLarge: keys are limited to MaxKeyLength bytes, as in the SDK.
+	ErrKeyTooLarge = errors.New("commitment: key too large")
+	// ErrNilValue: a value must not be nil (the SDK panics on it).
+	ErrNilValue = errors.New("commitment: nil value")
+	// ErrEmptyValue: an empty value would be an unprovable leaf (ICS23 has
+	// no proof for it); delete the key instead.
+	ErrEmptyValue = errors.New("commitment: empty value")
+	// ErrValueTooLarge: values are limited to MaxValueLength bytes.
+	ErrValueTooLarge = errors.New("commitment: value too large")
+	// ErrClosed: the DB is closed.
+	ErrClosed = errors.New("commitment: closed")
+	// ErrFlushFailed: writing a committed version's pages failed; the
+	// version is durable (its WAL is), so close and reopen to recover.
+	ErrFlushFailed = errors.New("commitment: writing committed pages failed; close and reopen to recover from the WAL")
+)
+
+// Key and value limits, the same as cosmossdk.io/store/types.
+const (
+	MaxKeyLength   = 1<<17 - 1
+	MaxValueLength = 1<<31 - 1
+)
+
+// Options configure a DB. The zero value gives sane defaults.
+type Options struct {
+	// FS is where the page table and WALs are written (Pebble keeps its
+	// own files). Tests use a vfs.FaultFS.
+	FS vfs.FS
+	// InitialBuckets sizes a new page table; it grows by itself.
+	InitialBuckets uint64
+	// MaxLoadFactor is the (full + tombstone) share of buckets past which
+	// the table grows before a commit. Default 0.75.
+	MaxLoadFactor float64
+	// PageCachePages bounds the page cache (4 KiB each), beyond the pinned
+	// top two page levels of each tree. Default 65536 (256 MiB).
+	PageCachePages int
+	// PebbleCacheBytes sizes Pebble's block cache. Default 64 MiB.
+	PebbleCacheBytes int64
+	// Workers bounds the goroutines hashing; 0 means GOMAXPROCS.
+	Workers int
+	// SyncFlush writes a commit's pages before Commit returns instead of
+	// in the background, overlapping the next block.
+	SyncFlush bool
+	// Logger receives start-up, recovery and growth messages.
+	Logger *slog.Logger
+
+	// hook, when set, is called at each named point of the commit
+	// protocol; crash tests kill the process there.
+	hook func(point string)
+}
+
+func (o *Options) withDefaults() Options {
+	out := *o
+	if out.FS == nil {
+		out.FS = vfs.Default
+	}
+	if out.InitialBuckets == 0 {
+		out.InitialBuckets = 1 << 14
+	}
+	if out.MaxLoadFactor <= 0 || out.MaxLoadFactor >= 1 {
+		out.MaxLoadFactor = 0.75
+	}
+	if out.PageCachePages <= 0 {
+		out.PageCachePages = 1 << 16
+	}
+	if out.PebbleCacheBytes <= 0 {
+		out.PebbleCacheBytes = 64 << 20
+	}
+	if out.Workers <= 0 {
+		out.Workers = runtime.GOMAXPROCS(0)
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return out
+}
+
+func (o *Options) hookAt(point string) {
+	if o.hook != nil {
+		o.hook(point)
+	}
+}
+
+// tree is one named tree.
+type tree struct {
+	name  string
+	store trie.StoreID
+}
+
+// DB is an open engine directory.
+//
+// Concurrency: one writer (Set, Delete, WorkingRoots, Commit) at a time,
+// serialized by writeMu; any number of readers alongside it. Readers see the
+// last committed version: the commit swaps the committed state under mu.
+type DB struct {
+	dir    string
+	opts   Options
+	pebble *pebble.DB
+	cache  *pageCache
+
+	writeMu sync.Mutex
+	// staged holds uncommitted changes per tree. REQUIRES: writeMu.
+	staged map[*tree]map[string]stagedOp
+	// working caches WorkingRoots until the next change. REQUIRES: writeMu.
+	working *workingSet
+	// flush is the background page write of the last commit, nil when
+	// none runs. REQUIRES: writeMu.
+	flush *flushJob
+	// failed is sticky once a flush failed. REQUIRES: writeMu.
+	failed error
+
+	mu sync.RWMutex
+	// The committed state, REQUIRES: mu.
+	table   *bitbox.Table
+	record  *commitRecord
+	trees   map[string]*tree
+	byStore map[trie.StoreID]*tree
+	snap    *snapshot
+	closed  bool
+
+	stats engineStats
+}
+
+type engineStats struct {
+	commits, pagesWritten, walBytes atomic.Uint64
+}
+
+// Open opens (or creates) the engine directory dir with the named trees.
+// Trees already in the directory but not named stay as they are; new names
+// are registered. Open recovers from a crash: it replays the WAL of the last
+// commit if its pages were not all written, and discards any other WAL.
+func Open(dir string, treeNames []string, opts Options) (*DB, error) {
+	o := opts.withDefaults()
+	if err := prepareDir(o.FS, dir); err != nil {
+		return nil, err
+	}
+	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}}
+	var err error
+	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), &pebble.Options{
+		Cache:  pebble.NewCache(o.PebbleCacheBytes),
+		Logger: quietPebbleLogger{o.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commitment: opening Pebble in %s: %w", dir, err)
+	}
+	if err := db.load(treeNames); err != nil {
+		_ = db.pebble.Close()
+		if db.table != nil {
+			_ = db.table.Close()
+		}
+		return nil, err
+	}
+	st := db.table.Stats()
+	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "trees", len(db.trees),
+		"table_buckets", st.Buckets, "table_load", fmt.Sprintf("%.3f", st.LoadFactor))
+	return db, nil
+}
+
+// prepareDir creates a new directory with its FORMAT file, or checks the
+// format of an existing one.
+func prepareDir(fs vfs.FS, dir string) error {
+	if err := fs.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+		return fmt.Errorf("commitment: creating %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, formatFile)
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		entries, err := fs.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("commitment: reading %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if e.Name() != walDir {
+				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
+			}
+		}
+		return writeFormatFile(fs, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("commitment: opening %s: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	buf := make([]byte, 64)
+	n, _ := f.ReadAt(buf, 0)
+	var version int
+	if _, err := fmt.Sscanf(string(buf[:n]), "nomtstore-format %d\n", &version); err != nil {
+		return fmt.Errorf("%w: %s does not say a nomtstore format (%q)", ErrNotNomtstore, path, bytes.TrimSpace(buf[:n]))
+	}
+	if version != FormatVersion {
+		return fmt.Errorf("%w: %s is format %d, this build reads format %d", ErrFormatVersion, dir, version, FormatVersion)
+	}
+	return nil
+}
+
+func writeFormatFile(fs vfs.FS, dir string) error {
+	tmp := filepath.Join(dir, formatFile+".tmp")
+	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("commitment: creating %s: %w", tmp, err)
+	}
+	_, err = fmt.Fprintf(f, "nomtstore-format %d\n", FormatVersion)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, filepath.Join(dir, formatFile))
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("commitment: writing %s: %w", formatFile, err)
+	}
+	return nil
+}
+
+// load reads the committed state, recovers the page table and registers trees.
+func (db *DB) load(treeNames []string) error {
+	record := &commitRecord{roots: map[trie.StoreID]trie.Hash{}}
+	if v, closer, err := db.pebble.Get(keyCommit); err == nil {
+		record, err = decodeCommitRecord(v)
+		_ = closer.Close()
+		if err != nil {
+			return err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("commitment: reading the commit record: %w", err)
+	}
+	db.record = record
+
+	registry := map[string]trie.StoreID{}
+	if v, closer, err := db.pebble.Get(keyTrees); err == nil {
+		registry, err = decodeRegistry(v)
+		_ = closer.Close()
+		if err != nil {
+			return err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("commitment: reading the tree registry: %w", err)
+	}
+
+	if err := db.openTable(); err != nil {
+		return err
+	}
+	if err := db.recoverWAL(); err != nil {
+		return err
+	}
+	if err := db.register(registry, treeNames); err != nil {
+		return err
+	}
+	db.cache = newPageCache(db.opts.PageCachePages)
+	db.snap = newSnapshot(db.pebble)
+	return nil
+}
+
+func (db *DB) openTable() error {
+	fs, path := db.opts.FS, filepath.Join(db.dir, tableFile)
+	if err := bitbox.RemoveLeftovers(fs, path); err != nil {
+		return err
+	}
+	_, err := fs.Stat(path)
+	switch {
+	case err == nil:
+		db.table, err = bitbox.OpenTable(fs, path)
+	case errors.Is(err, os.ErrNotExist):
+		if db.record.version > 0 {
+			return fmt.Errorf("%w: %s is missing but version %d is committed", ErrCorrupt, path, db.record.version)
+		}
+		var seed [8]byte
+		_, _ = rand.Read(seed[:])
+		db.table, err = bitbox.CreateTable(fs, path, db.opts.InitialBuckets, binary.BigEndian.Uint64(seed[:]))
+	}
+	if err != nil {
+		return fmt.Errorf("commitment: page table: %w", err)
+	}
+	return nil
+}
+
+// recoverWAL replays the committed WAL if it is still there and removes
+// every other one: a WAL whose sequence number the commit record does not
+// name never committed.
+func (db *DB) recoverWAL() error {
+	fs, dir := db.opts.FS, filepath.Join(db.dir, walDir)
+	entries, err := fs.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("commitment: reading %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		seq, ok := bitbox.ParseWALName(e.Name())
+		if ok && seq == db.record.walSeq && seq != 0 {
+			w, err := bitbox.ReadWAL(fs, path)
+			if err != nil {
+				return fmt.Errorf("commitment: the WAL of committed version %d: %w", db.record.version, err)
+			}
+			if w.Seq != seq {
+				return fmt.Errorf("%w: %s holds sequence %d", ErrCorrupt, path, w.Seq)
+			}
+			switch err := db.table.Replay(w); {
+			case errors.Is(err, bitbox.ErrWALGeneration):
+				// The table grew after this WAL was flushed: already applied.
+			case err != nil:
+				return fmt.Errorf("commitment: replaying %s: %w", path, err)
+			default:
+				db.opts.Logger.Info("nomtstore recovered committed pages from the WAL", "version", db.record.version, "wal", path, "pages", len(w.Records))
+			}
+		} else if ok {
+			db.opts.Logger.Info("nomtstore discarding a WAL that never committed", "wal", path, "committed_seq", db.record.walSeq)
+		}
+		if err := fs.Remove(path); err != nil {
+			return fmt.Errorf("commitment: removing %s: %w", path, err)
+		}
+	}
+	return fs.SyncDir(dir)
+}
+
+// register assigns store ids to new tree names and persists the registry.
+func (db *DB) register(registry map[string]trie.StoreID, names []string) error {
+	next := trie.StoreID(1)
+	for _, id := range registry {
+		next = max(next, id+1)
+	}
+	changed := false
+	for _, name := range names {
+		if name == "" {
+			return errors.New("commitment: a tree needs a name")
+		}
+		if _, ok := registry[name]; !ok {
+			registry[name] = next
+			next++
+			changed = true
+		}
+	}
+	if changed {
+		if err := db.pebble.Set(keyTrees, encodeRegistry(registry), pebble.Sync); err != nil {
+			return fmt.Errorf("commitment: saving the tree registry: %w", err)
+		}
+	}
+	db.trees = map[string]*tree{}
+	db.byStore = map[trie.StoreID]*tree{}
+	for name, id := range registry {
+		t := &tree{name: name, store: id}
+		db.trees[name] = t
+		db.byStore[id] = t
+	}
+	return nil
+}
+
+// Close waits for the last commit's pages to be written and closes the DB.
+// It returns the error of that write, if any.
+func (db *DB) Close() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	flushErr := db.waitFlushLocked()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return ErrClosed
+	}
+	db.closed = true
+	db.snap.release()
+	err := errors.Join(flushErr, db.table.Close(), db.pebble.Close())
+	if err != nil {
+		return fmt.Errorf("commitment: closing %s: %w", db.dir, err)
+	}
+	return nil
+}
+
+// Trees returns the names of the DB's trees, sorted.
+func (db *DB) Trees() []string {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	names := make([]string, 0, len(db.trees))
+	for name := range db.trees {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (db *DB) treeLocked(name string) (*tree, error) {
+	t, ok := db.trees[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTree, name)
+	}
+	return t, nil
+}
+
+func sortedStores(m map[trie.StoreID]trie.Hash) []trie.StoreID {
+	ids := make([]trie.StoreID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func sortedNames(m map[string]trie.StoreID) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// quietPebbleLogger sends Pebble's chatter to the engine's logger at debug
+// level, and its fatal errors as errors.
+type quietPebbleLogger struct{ l *slog.Logger }
+
+func (q quietPebbleLogger) Infof(format string, args ...any) {
+	q.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "pebble")
+}
+
+func (q quietPebbleLogger) Errorf(format string, args ...any) {
+	q.l.Error(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "pebble")
+}
+
+func (q quietPebbleLogger) Fatalf(format string, args ...any) {
+	q.l.Error(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}

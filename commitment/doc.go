@@ -1,0 +1,19 @@
+// Package commitment is nomtstore's durable engine: N named trees (module
+// stores) in one directory, each a trie of package trie whose pages live in
+// one bitbox page table and whose values, leaf index and commit records live
+// in one Pebble instance. A commit makes every tree's changes durable as ONE
+// sync with one commit point; recovery on open replays the committed WAL and
+// nothing else.
+//
+// It owns the commit protocol (commit.go), the on-disk layout of the
+// directory (db.go) and of Pebble keys (keys.go), the page cache (pages.go)
+// and reads (read.go). It must never import the Cosmos SDK: the multistore
+// sits on top of it, and one engine serves two SDK lines.
+//
+// Directory layout:
+//
+//	FORMAT       "nomtstore-format <n>\n": the directory's format version
+//	pages.ht     the bitbox page table (format in bitbox/table.go)
+//	wal/         at most one live WAL, <seq>.wal (format in bitbox/wal.go)
+//	pebble/      values, leaf index, tree registry, commit record (keys.go)
+package commitment
