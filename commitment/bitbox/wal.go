@@ -38,7 +38,7 @@ import (
 //	     +  8  xxhash64 of the record's bytes before this field
 //	trailer, 16 bytes
 //	     0  8  magic "NOMTEND\x01"
-//	     8  8  xxhash64 of every byte before the trailer
+//	     8  8  xxhash64 of every byte before this field (header, records, magic)
 //
 // Changelog: version 1, the first.
 const (
@@ -203,7 +203,7 @@ func DecodeWAL(name string, data []byte) (*WAL, error) {
 	if [8]byte(data[end:end+8]) != walEndMagic {
 		return nil, corruptAt(name, int64(end), "WAL trailer missing (torn or truncated WAL)")
 	}
-	if sum := binary.BigEndian.Uint64(data[end+8:]); sum != xxhash.Sum64(data[:end]) {
+	if sum := binary.BigEndian.Uint64(data[end+8:]); sum != xxhash.Sum64(data[:end+8]) {
 		// Find the first bad record to name its offset.
 		if _, err := decodeRecords(name, data[:end], int(binary.BigEndian.Uint32(data[12:]))); err != nil {
 			return nil, err
