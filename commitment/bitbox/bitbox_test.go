@@ -1,0 +1,332 @@
+package bitbox
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
+)
+
+// randomPage returns a page of store with a few random nodes.
+func randomPage(rng *rand.Rand, key PageKey) *trie.Page {
+	p := trie.NewPage(key.Store, key.ID)
+	for range 1 + rng.IntN(10) {
+		var h trie.Hash
+		for i := range h {
+			h[i] = byte(rng.UintN(256))
+		}
+		p.SetNode(rng.IntN(trie.PageNodes), trie.Node{Hash: h, Leaf: rng.IntN(2) == 0})
+	}
+	return p
+}
+
+func randomKeys(rng *rand.Rand, n int) []PageKey {
+	seen := map[PageKey]bool{}
+	var keys []PageKey
+	for len(keys) < n {
+		id := trie.RootPageID
+		for range rng.IntN(4) {
+			id = id.Child(rng.IntN(trie.PageFanout))
+		}
+		k := PageKey{Store: trie.StoreID(1 + rng.IntN(3)), ID: id}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// commit runs one commit's table steps: plan, apply, flush.
+func commit(t *testing.T, tbl *Table, changes []Change) {
+	t.Helper()
+	if err := tbl.Assign(changes); err != nil {
+		t.Fatal(err)
+	}
+	tbl.Apply(changes)
+	if err := tbl.Flush(changes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lookupAll(t *testing.T, tbl *Table, want map[PageKey]*trie.Page, absent []PageKey) {
+	t.Helper()
+	for k, p := range want {
+		got, _, found, err := tbl.Lookup(k)
+		if err != nil || !found {
+			t.Fatalf("%s: found=%v err=%v", k, found, err)
+		}
+		if [trie.ChecksumOffset]byte(got[:trie.ChecksumOffset]) != [trie.ChecksumOffset]byte(p[:trie.ChecksumOffset]) {
+			t.Fatalf("%s: content differs", k)
+		}
+	}
+	for _, k := range absent {
+		if _, _, found, err := tbl.Lookup(k); found || err != nil {
+			t.Fatalf("cleared %s: found=%v err=%v", k, found, err)
+		}
+	}
+}
+
+// TestTableLifecycle stores, rewrites and clears pages over several commits,
+// reopening and growing the table, and checks every lookup and count.
+func TestTableLifecycle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	path := filepath.Join(t.TempDir(), "pages.ht")
+	tbl, err := CreateTable(vfs.Default, path, 64, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := randomKeys(rng, 120)
+	live := map[PageKey]*trie.Page{}
+	buckets := map[PageKey]uint64{}
+	var cleared []PageKey
+	for round := range 8 {
+		var changes []Change
+		for _, k := range keys[round*15 : round*15+15] {
+			changes = append(changes, Change{Key: k, Page: randomPage(rng, k)})
+		}
+		for k, p := range live {
+			switch rng.IntN(4) {
+			case 0:
+				changes = append(changes, Change{Key: k, Prior: p, Bucket: buckets[k]})
+			case 1:
+				changes = append(changes, Change{Key: k, Page: randomPage(rng, k), Prior: p, Bucket: buckets[k]})
+			}
+		}
+		newPages := uint64(0)
+		for _, c := range changes {
+			if c.Prior == nil {
+				newPages++
+			}
+		}
+		if size, grow := tbl.NeedsGrowth(newPages, 0.75); grow {
+			if tbl, err = tbl.Grow(size); err != nil {
+				t.Fatal(err)
+			}
+			for k := range live {
+				_, b, _, _ := tbl.Lookup(k)
+				buckets[k] = b
+			}
+			for i := range changes {
+				if changes[i].Prior != nil {
+					changes[i].Bucket = buckets[changes[i].Key]
+				}
+			}
+		}
+		commit(t, tbl, changes)
+		for _, c := range changes {
+			if c.Page == nil {
+				delete(live, c.Key)
+				cleared = append(cleared, c.Key)
+			} else {
+				live[c.Key] = c.Page
+				buckets[c.Key] = c.Bucket
+			}
+		}
+		lookupAll(t, tbl, live, cleared[:0:0])
+		if err := tbl.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if tbl, err = OpenTable(vfs.Default, path); err != nil {
+			t.Fatal(err)
+		}
+		st := tbl.Stats()
+		if st.Full != uint64(len(live)) {
+			t.Fatalf("round %d: %d full buckets, %d live pages", round, st.Full, len(live))
+		}
+	}
+	var stillCleared []PageKey
+	for _, k := range cleared {
+		if live[k] == nil {
+			stillCleared = append(stillCleared, k)
+		}
+	}
+	lookupAll(t, tbl, live, stillCleared)
+	st := tbl.Stats()
+	t.Logf("%d buckets, generation %d, %d full, %d tombstones, mean probe %.2f", st.Buckets, st.Generation, st.Full, st.Tombstones, st.MeanProbe)
+	if st.Generation == 0 {
+		t.Fatal("the table never grew")
+	}
+	_ = tbl.Close()
+}
+
+func TestAssignReusesTombstones(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	tbl, err := CreateTable(vfs.Default, filepath.Join(t.TempDir(), "pages.ht"), 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tbl.Close() }()
+	keys := randomKeys(rng, 16)
+	var changes []Change
+	for _, k := range keys[:6] {
+		changes = append(changes, Change{Key: k, Page: randomPage(rng, k)})
+	}
+	commit(t, tbl, changes)
+	var clears []Change
+	for _, c := range changes {
+		clears = append(clears, Change{Key: c.Key, Prior: c.Page, Bucket: c.Bucket})
+	}
+	commit(t, tbl, clears)
+	if st := tbl.Stats(); st.Full != 0 || st.Tombstones != 6 {
+		t.Fatalf("after clearing: %+v", st)
+	}
+	// Six new pages fit in 8 buckets only by reusing the tombstones.
+	var again []Change
+	for _, k := range keys[6:12] {
+		again = append(again, Change{Key: k, Page: randomPage(rng, k)})
+	}
+	commit(t, tbl, again)
+	if st := tbl.Stats(); st.Full != 6 || st.Tombstones > 2 {
+		t.Fatalf("tombstones not reused: %+v", st)
+	}
+	var full []Change
+	for _, k := range keys[12:16] {
+		full = append(full, Change{Key: k, Page: randomPage(rng, k)})
+	}
+	if err := tbl.Assign(full); err == nil {
+		t.Fatal("assigning 10 pages to 8 buckets succeeded")
+	}
+}
+
+func walChanges(rng *rand.Rand, n int) []Change {
+	var changes []Change
+	for i, k := range randomKeys(rng, n) {
+		c := Change{Key: k}
+		switch i % 3 {
+		case 0:
+			c.Page = randomPage(rng, k)
+		case 1:
+			c.Prior = randomPage(rng, k)
+			c.Page = c.Prior.Clone()
+			c.Page.SetNode(5, trie.Node{Hash: trie.ValueHash([]byte{byte(i)})})
+		default:
+			c.Prior = randomPage(rng, k)
+		}
+		changes = append(changes, c)
+	}
+	return changes
+}
+
+// TestWALRoundTripAndReplay: a WAL decodes to its changes, and replaying it
+// onto a table holding the prior pages yields the new ones.
+func TestWALRoundTripAndReplay(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	tbl, err := CreateTable(vfs.Default, filepath.Join(t.TempDir(), "pages.ht"), 64, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tbl.Close() }()
+	changes := walChanges(rng, 30)
+	var priors []Change
+	for _, c := range changes {
+		if c.Prior != nil {
+			priors = append(priors, Change{Key: c.Key, Page: c.Prior})
+		}
+	}
+	commit(t, tbl, priors)
+	at := map[PageKey]uint64{}
+	for _, c := range priors {
+		at[c.Key] = c.Bucket
+	}
+	for i := range changes {
+		changes[i].Bucket = at[changes[i].Key]
+	}
+	if err := tbl.Assign(changes); err != nil {
+		t.Fatal(err)
+	}
+	data := EncodeWAL(77, tbl.Generation(), changes)
+	w, err := DecodeWAL("test.wal", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Seq != 77 || len(w.Records) != len(changes) {
+		t.Fatalf("decoded seq %d, %d records", w.Seq, len(w.Records))
+	}
+	for range 2 { // replay is idempotent
+		if err := tbl.Replay(w); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changes {
+			got, _, found, err := tbl.Lookup(c.Key)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case c.Page == nil && found:
+				t.Fatalf("%s: cleared page still found", c.Key)
+			case c.Page != nil && (!found || [trie.ChecksumOffset]byte(got[:trie.ChecksumOffset]) != [trie.ChecksumOffset]byte(c.Page[:trie.ChecksumOffset])):
+				t.Fatalf("%s: replayed page differs (found=%v)", c.Key, found)
+			}
+		}
+	}
+	w.Generation++
+	if err := tbl.Replay(w); !errors.Is(err, ErrWALGeneration) {
+		t.Fatalf("replay of another generation: %v", err)
+	}
+}
+
+// TestWALDetectsDamage: every single flipped byte and every truncation of a
+// WAL is reported as corruption (or, for the version field, as a format
+// error), never decoded.
+func TestWALDetectsDamage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	data := EncodeWAL(5, 0, walChanges(rng, 6))
+	for i := range data {
+		damaged := append([]byte(nil), data...)
+		damaged[i] ^= 1 << uint(rng.IntN(8))
+		if _, err := DecodeWAL("x.wal", damaged); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFormat) {
+			t.Fatalf("flip at offset %d: %v", i, err)
+		}
+	}
+	for n := range len(data) {
+		if _, err := DecodeWAL("x.wal", data[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d bytes: %v", n, err)
+		}
+	}
+}
+
+func TestTableRejectsDamage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	path := filepath.Join(t.TempDir(), "pages.ht")
+	tbl, err := CreateTable(vfs.Default, path, 16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := randomKeys(rng, 1)[0]
+	changes := []Change{{Key: k, Page: randomPage(rng, k)}}
+	commit(t, tbl, changes)
+	b := changes[0].Bucket
+	_ = tbl.Close()
+
+	flip := func(off int64) {
+		f, err := vfs.Default.OpenFile(path, 2, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1)
+		_, _ = f.ReadAt(buf, off)
+		buf[0] ^= 0x20
+		_, _ = f.WriteAt(buf, off)
+		_ = f.Close()
+	}
+	bucketOff := blockSize + metaSizeFor(16) + int64(b)*blockSize
+	flip(bucketOff + 100)
+	tbl, err = OpenTable(vfs.Default, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = tbl.Lookup(k)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprint(bucketOff)) {
+		t.Fatalf("damaged page: %v", err)
+	}
+	_ = tbl.Close()
+	flip(20) // the header
+	if _, err := OpenTable(vfs.Default, path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged header: %v", err)
+	}
+}
