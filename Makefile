@@ -7,7 +7,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Short fuzzing and benchmark smoke runs belong in CI; long ones do not.
 FUZZTIME ?= 15s
 
-.PHONY: all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench fuzz clean
+.PHONY: all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench crash-long fuzz clean
 
 all: build
 
@@ -52,6 +52,10 @@ demo:
 # The trie benchmark of the engine issue (1M keys, 10k-update batches).
 bench:
 	$(GO) test -run '^$$' -bench 'NodeHash|Update' -benchmem -count 3 ./commitment/trie
+
+# The long crash test: 10,000 SIGKILLs of a committing process.
+crash-long:
+	$(GO) test -count=1 -run '^TestCrashRecovery$$' -timeout 6h ./commitment -long
 
 # A long fuzzing run, for a developer's machine.
 fuzz:
