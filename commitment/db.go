@@ -303,6 +303,41 @@ func (db *DB) load(treeNames []string) error {
 	}
 	db.cache = newPageCache(db.opts.PageCachePages)
 	db.snap = newSnapshot(db.pebble)
+	return db.checkRootPages()
+}
+
+// checkRootPages checks that each tree's root page hashes to its committed
+// root: a page table that lags the commit record (a lost WAL, a restored
+// backup of one file but not the other) is refused here rather than read.
+func (db *DB) checkRootPages() error {
+	for _, t := range db.trees {
+		root := db.record.roots[t.store]
+		page, _, found, err := db.table.Lookup(bitbox.PageKey{Store: t.store, ID: trie.RootPageID})
+		if err != nil {
+			return fmt.Errorf("commitment: tree %q: %w", t.name, err)
+		}
+		if !found {
+			// Only an empty or single-key tree has no root page.
+			leaves := leafIndex{snap: db.snap.snap, store: t.store}
+			first, ok, err := leaves.Ceil(trie.KeyPath{})
+			if err != nil {
+				return err
+			}
+			if ok {
+				if after, more := first.Path.Next(); more {
+					if _, second, err := leaves.Ceil(after); err != nil || second {
+						return errors.Join(err, fmt.Errorf("%w: tree %q has several keys but no root page in the page table (version %d)",
+							ErrCorrupt, t.name, db.record.version))
+					}
+				}
+			}
+			continue
+		}
+		if root.IsEmpty() || trie.InternalHash(page.Node(0).Hash, page.Node(1).Hash) != root {
+			return fmt.Errorf("%w: tree %q: the page table does not hold committed version %d (root %s)",
+				ErrCorrupt, t.name, db.record.version, root)
+		}
+	}
 	return nil
 }
 
