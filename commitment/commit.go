@@ -39,7 +39,9 @@ import (
 //
 // A failure before the commit point leaves the DB at v-1 with the changes
 // still staged; a failure of step 4 is sticky (ErrFlushFailed): the version
-// is durable in its WAL, and reopening replays it.
+// is durable in its WAL, and reopening replays it. So is a growth that
+// failed after its rename (bitbox.ErrGrowIncomplete): the DB stays at v-1
+// but takes no commit until reopened.
 
 type stagedOp struct {
 	value  []byte
@@ -50,6 +52,7 @@ type stagedOp struct {
 type workingSet struct {
 	roots   map[trie.StoreID]trie.Hash // every tree, changed or not
 	updates []*treeUpdate
+	table   *bitbox.Table // the table the updates read their buckets from
 }
 
 type treeUpdate struct {
@@ -147,15 +150,17 @@ func (db *DB) WorkingRoots() (map[string]trie.Hash, error) {
 
 // workingLocked computes the working set. REQUIRES: writeMu.
 func (db *DB) workingLocked() (*workingSet, error) {
-	if db.working != nil {
-		return db.working, nil
-	}
 	db.mu.RLock()
 	defer db.mu.RUnlock()
+	// Checked before the cache: a working set computed before Close must
+	// not let a commit run against closed files.
 	if db.closed {
 		return nil, ErrClosed
 	}
-	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}}
+	if db.working != nil {
+		return db.working, nil
+	}
+	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.table}
 	for _, t := range db.trees {
 		w.roots[t.store] = db.record.roots[t.store]
 	}
@@ -367,7 +372,11 @@ func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 		db.mu.RLock()
 		table = db.table
 		db.mu.RUnlock()
-		// Buckets moved: find the rewritten pages again.
+	}
+	// Buckets moved if the table grew, now or in an earlier attempt of this
+	// commit that failed before its commit point: find the rewritten pages
+	// again.
+	if table != w.table {
 		for i := range changes {
 			c := &changes[i]
 			if c.Prior == nil {
@@ -396,7 +405,13 @@ func (db *DB) growTable(buckets uint64) error {
 	db.opts.hookAt("grow")
 	grown, err := db.table.Grow(buckets)
 	if err != nil {
-		return fmt.Errorf("commitment: growing the page table to %d buckets: %w", buckets, err)
+		err = fmt.Errorf("commitment: growing the page table to %d buckets: %w", buckets, err)
+		if errors.Is(err, bitbox.ErrGrowIncomplete) {
+			// The old table still reads this version, but pages written
+			// to it would be lost at reopen: no more commits until then.
+			db.failed = err
+		}
+		return err
 	}
 	db.table = grown
 	db.cache.purge()

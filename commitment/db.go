@@ -156,7 +156,8 @@ type DB struct {
 	// flush is the background page write of the last commit, nil when
 	// none runs. REQUIRES: writeMu.
 	flush *flushJob
-	// failed is sticky once a flush failed. REQUIRES: writeMu.
+	// failed is sticky once a flush, or a growth past its rename, failed.
+	// REQUIRES: writeMu.
 	failed error
 
 	mu sync.RWMutex
@@ -209,8 +210,16 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 // prepareDir creates a new directory with its FORMAT file, or checks the
 // format of an existing one.
 func prepareDir(fs vfs.FS, dir string) error {
-	if err := fs.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+	// Nothing is created inside dir before its format is known: a
+	// directory that is not ours, or of another format, is left as it is.
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("commitment: creating %s: %w", dir, err)
+	}
+	mkWALDir := func() error {
+		if err := fs.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, walDir), err)
+		}
+		return nil
 	}
 	path := filepath.Join(dir, formatFile)
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
@@ -223,6 +232,10 @@ func prepareDir(fs vfs.FS, dir string) error {
 			if e.Name() != walDir {
 				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
 			}
+		}
+		// Before the format file, whose directory sync makes wal/ durable.
+		if err := mkWALDir(); err != nil {
+			return err
 		}
 		return writeFormatFile(fs, dir)
 	}
@@ -239,7 +252,7 @@ func prepareDir(fs vfs.FS, dir string) error {
 	if version != FormatVersion {
 		return fmt.Errorf("%w: %s is format %d, this build reads format %d", ErrFormatVersion, dir, version, FormatVersion)
 	}
-	return nil
+	return mkWALDir()
 }
 
 func writeFormatFile(fs vfs.FS, dir string) error {

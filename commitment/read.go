@@ -182,6 +182,9 @@ func (db *DB) Prove(treeName string, key []byte) (*ics23.CommitmentProof, bool, 
 func (db *DB) Check() (map[string][]trie.Violation, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
 	out := map[string][]trie.Violation{}
 	for name, t := range db.trees {
 		tr := trie.Tree{Store: t.store, Pages: &treePages{cache: db.cache, table: db.table, store: t.store},

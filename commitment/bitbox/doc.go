@@ -29,6 +29,10 @@ var (
 	ErrCorrupt = errors.New("bitbox: corrupt")
 	// ErrFormat is returned for a file written by another format version.
 	ErrFormat = errors.New("bitbox: unsupported format version")
+	// ErrGrowIncomplete: Grow failed after renaming the grown table over
+	// the old one. The old Table reads as before but must not be written:
+	// reopen the table.
+	ErrGrowIncomplete = errors.New("bitbox: table growth did not complete")
 )
 
 // corruptAt reports damage at a byte offset of a file.

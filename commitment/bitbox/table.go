@@ -474,8 +474,9 @@ func (t *Table) writeMetaBlocks(blocks map[int64]bool) error {
 // Grow rebuilds the table with the given bucket count into a new file and
 // renames it over the old one, then returns the new table; the old one is
 // closed. A crash before the rename leaves the old table whole (the
-// temporary file is removed at the next open). It must not run while a
-// commit's pages are unflushed.
+// temporary file is removed at the next open). A failure after the rename
+// is ErrGrowIncomplete: t stays open for reads, but its file is no longer
+// the one at its path. It must not run while a commit's pages are unflushed.
 func (t *Table) Grow(buckets uint64) (*Table, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -520,11 +521,20 @@ func (t *Table) Grow(buckets uint64) (*Table, error) {
 	if err := grown.Close(); err != nil {
 		return fail(err)
 	}
-	if err := renameDurably(t.fs, tmp, t.path); err != nil {
-		return fail(err)
+	if err := t.fs.Rename(tmp, t.path); err != nil {
+		return fail(fmt.Errorf("bitbox: renaming %s: %w", tmp, err))
+	}
+	// The grown file is at t.path now and t's file is unlinked: t still
+	// reads the same pages, but must never be written again.
+	if err := t.fs.SyncDir(dirOf(t.path)); err != nil {
+		return nil, fmt.Errorf("%w: syncing the directory of %s: %w", ErrGrowIncomplete, t.path, err)
+	}
+	next, err := OpenTable(t.fs, t.path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrGrowIncomplete, err)
 	}
 	_ = t.file.Close()
-	return OpenTable(t.fs, t.path)
+	return next, nil
 }
 
 // RemoveLeftovers deletes what an interrupted CreateTable or Grow left.

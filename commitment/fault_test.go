@@ -1,0 +1,818 @@
+package commitment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
+)
+
+// The fault tests prove the failure half of the commit protocol (commit.go):
+// a fault before the commit point leaves the previous version, a fault after
+// it is sticky but loses nothing, damage is reported as corruption with its
+// file and offset, and bad input never reaches the store.
+
+func ftCloneModel(m model) model {
+	out := model{}
+	for tree, kv := range m {
+		out[tree] = make(map[string][]byte, len(kv))
+		for k, v := range kv {
+			out[tree][k] = v
+		}
+	}
+	return out
+}
+
+func ftOpen(t *testing.T, dir string, opts Options) *DB {
+	t.Helper()
+	db, err := Open(dir, testTrees, opts)
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	return db
+}
+
+// ftCommit fails the test unless the commit makes exactly version want.
+func ftCommit(t *testing.T, db *DB, want uint64) {
+	t.Helper()
+	res, err := db.Commit()
+	if err != nil {
+		t.Fatalf("commit %d: %v", want, err)
+	}
+	if res.Version != want {
+		t.Fatalf("commit made version %d, want %d", res.Version, want)
+	}
+}
+
+// ftWALs lists the WAL directory: after recovery, or after a commit whose
+// flush failed, its content is part of the contract.
+func ftWALs(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, walDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// ftReopenAt opens dir, which the caller closed, on the real file system,
+// and proves it holds exactly version want with the contents of m and still
+// takes commits. The WAL directory must be empty afterwards: recovery
+// replays or discards every WAL it finds.
+func ftReopenAt(t *testing.T, rng *rand.Rand, dir string, opts Options, want uint64, m model) {
+	t.Helper()
+	opts.FS = vfs.Default
+	db := ftOpen(t, dir, opts)
+	defer func() { _ = db.Close() }()
+	if v := db.Version(); v != want {
+		t.Fatalf("reopened at version %d, want %d", v, want)
+	}
+	checkAgainstModel(t, rng, db, m)
+	if left := ftWALs(t, dir); len(left) > 0 {
+		t.Fatalf("WALs left after open: %v", left)
+	}
+	m = ftCloneModel(m)
+	randomEngineBatch(t, rng, db, m, 30)
+	ftCommit(t, db, want+1)
+	checkAgainstModel(t, rng, db, m)
+	if err := db.Close(); err != nil {
+		t.Fatalf("close after recovery: %v", err)
+	}
+}
+
+type ftFaultCase struct {
+	name  string
+	fault vfs.Fault
+	// flush: the fault hits the background page write, after the commit
+	// point, so the version commits and the error comes later.
+	flush bool
+	// grow: the failing commit grows the table first; grown: the growth
+	// completes and the fault comes after it.
+	grow, grown bool
+	// sticky: the grown table replaced the old one but may not survive a
+	// crash, so no commit is taken until reopen.
+	sticky bool
+}
+
+func TestCommitFailsCleanlyOnInjectedFaults(t *testing.T) {
+	cases := []ftFaultCase{
+		{name: "wal create", fault: vfs.Fault{Op: vfs.OpCreate, PathContains: "/wal/"}},
+		{name: "wal write", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "/wal/"}},
+		{name: "wal short write", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "/wal/", Short: true}},
+		{name: "wal disk full", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "/wal/", Short: true, Err: vfs.ENOSPC}},
+		{name: "wal fsync", fault: vfs.Fault{Op: vfs.OpSync, PathContains: "/wal/"}},
+		{name: "wal dir fsync", fault: vfs.Fault{Op: vfs.OpSyncDir, PathContains: "/wal"}},
+		// The growth runs before the WAL, so its faults are before the
+		// commit point too. After the rename, the table the DB holds is
+		// no longer the file at pages.ht, so commits must stop until
+		// reopen; the first directory sync of the commit is the growth's.
+		// A WAL fault after a completed growth makes the retry plan its
+		// buckets against a table the working set did not read.
+		{name: "growth write", grow: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht.grow"}},
+		{name: "growth disk full", grow: true, fault: vfs.Fault{Op: vfs.OpTruncate, PathContains: "pages.ht.grow", Err: vfs.ENOSPC}},
+		{name: "growth rename", grow: true, fault: vfs.Fault{Op: vfs.OpRename, PathContains: "pages.ht"}},
+		{name: "growth dir fsync", grow: true, sticky: true, fault: vfs.Fault{Op: vfs.OpSyncDir}},
+		{name: "wal write after growth", grow: true, grown: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "/wal/"}},
+		{name: "table write", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht"}},
+		{name: "table short write", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht", Skip: 3, Short: true}},
+		{name: "table disk full", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht", Err: vfs.ENOSPC}},
+		{name: "table fsync", flush: true, fault: vfs.Fault{Op: vfs.OpSync, PathContains: "pages.ht"}},
+		{name: "wal remove", flush: true, fault: vfs.Fault{Op: vfs.OpRemove, PathContains: "/wal/"}},
+	}
+	for i, tc := range cases {
+		// Pre-commit-point faults: the DB is reopened at once, or the same
+		// staged changes are committed again in the same session, or they
+		// are discarded for other ones. Flush faults: the sticky error is
+		// seen by the next commit, or first by Close.
+		modes := []string{"reopen", "retry", "discard"}
+		if tc.flush {
+			modes = []string{"next commit", "close"}
+		}
+		for j, mode := range modes {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				ftRunFaultCase(t, tc, mode, uint64(100*i+j))
+			})
+		}
+	}
+}
+
+func ftRunFaultCase(t *testing.T, tc ftFaultCase, mode string, seed uint64) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	// Without growth the table is far from its load factor, so a fault on
+	// pages.ht can only hit the flush; with it, the first commits stay
+	// small and the failing one is big enough to grow the table.
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
+	setupOps, failOps := 40, 60
+	if tc.grow {
+		opts.InitialBuckets, setupOps, failOps = 16, 5, 400
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	db := ftOpen(t, dir, opts)
+	defer func() { _ = db.Close() }()
+	m := newModel()
+	for v := uint64(1); v <= 3; v++ {
+		randomEngineBatch(t, rng, db, m, setupOps)
+		ftCommit(t, db, v)
+	}
+	// An empty commit waits for the last flush, so the fault armed next
+	// cannot hit it.
+	ftCommit(t, db, 4)
+	prevVersion, prev := db.Version(), ftCloneModel(m)
+	prevGen := db.Stats().Table.Generation
+
+	ffs.Inject(tc.fault)
+	randomEngineBatch(t, rng, db, m, failOps)
+	wantErr := tc.fault.Err
+	if wantErr == nil {
+		wantErr = vfs.ErrInjected
+	}
+	res, err := db.Commit()
+
+	if !tc.flush {
+		if err == nil {
+			t.Fatalf("commit succeeded (version %d) through the fault", res.Version)
+		}
+		if !errors.Is(err, wantErr) || errors.Is(err, ErrFlushFailed) {
+			t.Fatalf("commit error %v: want the injected %v, before the commit point", err, wantErr)
+		}
+		if ffs.Hits() == 0 {
+			t.Fatal("the fault never fired")
+		}
+		if gen := db.Stats().Table.Generation; tc.grown != (gen > prevGen) {
+			t.Fatalf("table generation %d -> %d, want growth: %v", prevGen, gen, tc.grown)
+		}
+		if v := db.Version(); v != prevVersion {
+			t.Fatalf("failed commit moved the version to %d", v)
+		}
+		checkAgainstModel(t, rng, db, prev)
+		ffs.Reset()
+		if tc.sticky {
+			if mode == "discard" {
+				db.Discard()
+				randomEngineBatch(t, rng, db, ftCloneModel(m), 20)
+			}
+			if mode != "reopen" {
+				if _, err := db.Commit(); !errors.Is(err, bitbox.ErrGrowIncomplete) {
+					t.Fatalf("commit after an incomplete growth: %v, want bitbox.ErrGrowIncomplete", err)
+				}
+				if v := db.Version(); v != prevVersion {
+					t.Fatalf("commit after an incomplete growth made version %d", v)
+				}
+			}
+			checkAgainstModel(t, rng, db, prev)
+			if err := db.Close(); !errors.Is(err, bitbox.ErrGrowIncomplete) {
+				t.Fatalf("close: %v, want bitbox.ErrGrowIncomplete", err)
+			}
+			ftReopenAt(t, rng, dir, opts, prevVersion, prev)
+			return
+		}
+		switch mode {
+		case "reopen":
+			if err := db.Close(); err != nil {
+				t.Fatalf("close after a failed commit: %v", err)
+			}
+			ftReopenAt(t, rng, dir, opts, prevVersion, prev)
+		case "retry":
+			// The failed commit left its changes staged.
+			ftCommit(t, db, prevVersion+1)
+			checkAgainstModel(t, rng, db, m)
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ftReopenAt(t, rng, dir, opts, prevVersion+1, m)
+		case "discard":
+			db.Discard()
+			m = ftCloneModel(prev)
+			randomEngineBatch(t, rng, db, m, 20)
+			ftCommit(t, db, prevVersion+1)
+			checkAgainstModel(t, rng, db, m)
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ftReopenAt(t, rng, dir, opts, prevVersion+1, m)
+		}
+		return
+	}
+
+	if err != nil {
+		t.Fatalf("commit failed before its commit point: %v", err)
+	}
+	if gen := db.Stats().Table.Generation; gen != prevGen {
+		t.Fatalf("table grew (%d -> %d): the fault could have hit the growth", prevGen, gen)
+	}
+	// Committed: readers see the new version from memory, whatever the
+	// flush does.
+	if v := db.Version(); v != prevVersion+1 {
+		t.Fatalf("version %d after commit, want %d", v, prevVersion+1)
+	}
+	checkAgainstModel(t, rng, db, m)
+	if mode == "next commit" {
+		if err := db.Set(testTrees[0], []byte("after-failure"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.Commit()
+		if !errors.Is(err, ErrFlushFailed) || !errors.Is(err, wantErr) {
+			t.Fatalf("next commit: %v, want ErrFlushFailed wrapping %v", err, wantErr)
+		}
+		if v := db.Version(); v != prevVersion+1 {
+			t.Fatalf("commit after a failed flush made version %d", v)
+		}
+		// Sticky: the failure does not clear once reported.
+		if _, err := db.Commit(); !errors.Is(err, ErrFlushFailed) {
+			t.Fatalf("second commit after a failed flush: %v", err)
+		}
+	}
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) || !errors.Is(err, wantErr) {
+		t.Fatalf("close: %v, want ErrFlushFailed wrapping %v", err, wantErr)
+	}
+	if ffs.Hits() == 0 {
+		t.Fatal("the fault never fired")
+	}
+	if left := ftWALs(t, dir); len(left) != 1 {
+		t.Fatalf("WAL directory after a failed flush: %v, want the committed WAL", left)
+	}
+	ffs.Reset()
+	ftReopenAt(t, rng, dir, opts, prevVersion+1, m)
+}
+
+// ftTable reads the geometry of a closed DB's page table: its bucket count,
+// where bucket 0 starts, and its meta map.
+func ftTable(t *testing.T, dir string) (buckets uint64, dataOffset int64, meta []byte) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, tableFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets = binary.BigEndian.Uint64(data[16:])
+	if int64(len(data)) != bitbox.FileSize(buckets) {
+		t.Fatalf("table of %d bytes for %d buckets", len(data), buckets)
+	}
+	metaSize := (int64(buckets) + 4095) / 4096 * 4096
+	return buckets, 4096 + metaSize, data[4096 : 4096+int64(buckets)]
+}
+
+// ftRootBuckets returns the bucket of every tree's root page, by store.
+func ftRootBuckets(t *testing.T, dir string) map[trie.StoreID]uint64 {
+	t.Helper()
+	table, err := bitbox.OpenTable(vfs.Default, filepath.Join(dir, tableFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = table.Close() }()
+	out := map[trie.StoreID]uint64{}
+	for store := trie.StoreID(1); store <= trie.StoreID(len(testTrees)); store++ {
+		_, b, found, err := table.Lookup(bitbox.PageKey{Store: store, ID: trie.RootPageID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			out[store] = b
+		}
+	}
+	return out
+}
+
+func ftFlipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5a
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ftWantCorrupt checks err is a bitbox corruption naming file and offset.
+func ftWantCorrupt(t *testing.T, what string, err error, file string, offset int64) {
+	t.Helper()
+	if !errors.Is(err, bitbox.ErrCorrupt) {
+		t.Fatalf("%s: %v, want bitbox.ErrCorrupt", what, err)
+	}
+	want := fmt.Sprintf("%s at offset ", file)
+	if offset >= 0 {
+		want += fmt.Sprint(offset)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s: %q does not name %q", what, err, want)
+	}
+}
+
+// ftUnflushedCommit leaves dir with a committed version whose pages never
+// reached the table: the table write fails for good, so only the WAL holds
+// them. It returns the version, its model and the WAL's path.
+func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, string) {
+	t.Helper()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
+	rng := rand.New(rand.NewPCG(seed, 2))
+	db := ftOpen(t, dir, opts)
+	m := newModel()
+	for v := uint64(1); v <= 2; v++ {
+		randomEngineBatch(t, rng, db, m, 40)
+		ftCommit(t, db, v)
+	}
+	ftCommit(t, db, 3) // waits for the last flush
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	randomEngineBatch(t, rng, db, m, 40)
+	ftCommit(t, db, 4)
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	wals := ftWALs(t, dir)
+	if len(wals) != 1 {
+		t.Fatalf("WALs after a failed flush: %v", wals)
+	}
+	return 4, m, filepath.Join(dir, walDir, wals[0])
+}
+
+func TestCorruptionIsDetected(t *testing.T) {
+	// Only the first tree gets keys, so every page in the table is its.
+	committedTable := func(t *testing.T) (string, Options, model) {
+		dir := t.TempDir()
+		opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
+		db := ftOpen(t, dir, opts)
+		m := newModel()
+		for i := range 400 {
+			k, v := fmt.Sprintf("k%05d", i), []byte("v")
+			if err := db.Set(testTrees[0], []byte(k), v); err != nil {
+				t.Fatal(err)
+			}
+			m[testTrees[0]][k] = v
+		}
+		ftCommit(t, db, 1)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dir, opts, m
+	}
+	// pages maps each page in the table to its bucket's file offset. It
+	// goes by the meta map: an empty bucket fails its checksum.
+	pages := func(t *testing.T, dir string) map[trie.PageID]int64 {
+		_, dataOffset, meta := ftTable(t, dir)
+		table, err := bitbox.OpenTable(vfs.Default, filepath.Join(dir, tableFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = table.Close() }()
+		out := map[trie.PageID]int64{}
+		for b, mb := range meta {
+			if mb&0x80 == 0 {
+				continue
+			}
+			page, err := table.ReadBucket(uint64(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, id, err := page.Label()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[id] = dataOffset + int64(b)*4096
+		}
+		return out
+	}
+
+	t.Run("table root page", func(t *testing.T) {
+		t.Parallel()
+		dir, opts, _ := committedTable(t)
+		offset, ok := pages(t, dir)[trie.RootPageID]
+		if !ok {
+			t.Fatal("no root page")
+		}
+		ftFlipByte(t, filepath.Join(dir, tableFile), offset+100)
+		// Open reads every root page, so the damage stops it.
+		db, err := Open(dir, testTrees, opts)
+		if err == nil {
+			_ = db.Close()
+			t.Fatal("opened over a corrupt root page")
+		}
+		ftWantCorrupt(t, "open", err, tableFile, offset)
+	})
+
+	t.Run("table inner page", func(t *testing.T) {
+		t.Parallel()
+		dir, opts, m := committedTable(t)
+		var (
+			victim trie.PageID
+			offset int64
+		)
+		for id, off := range pages(t, dir) {
+			if id.Depth() > 0 {
+				victim, offset = id, off
+				break
+			}
+		}
+		if victim.Depth() == 0 {
+			t.Fatal("no page below the root page")
+		}
+		var key []byte
+		for k := range m[testTrees[0]] {
+			if path := trie.PathOf([]byte(k)); trie.PageIDOf(&path, victim.Depth()) == victim {
+				key = []byte(k)
+				break
+			}
+		}
+		if key == nil {
+			t.Fatalf("no key under page %s", victim)
+		}
+		ftFlipByte(t, filepath.Join(dir, tableFile), offset+100)
+
+		db := ftOpen(t, dir, opts)
+		defer func() { _ = db.Close() }()
+		_, _, err := db.Prove(testTrees[0], key)
+		ftWantCorrupt(t, "prove", err, tableFile, offset)
+		_, err = db.Check()
+		ftWantCorrupt(t, "check", err, tableFile, offset)
+		if err := db.Set(testTrees[0], key, []byte("w")); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Commit()
+		ftWantCorrupt(t, "commit", err, tableFile, offset)
+		if v := db.Version(); v != 1 {
+			t.Fatalf("a commit over a corrupt page made version %d", v)
+		}
+		// Values live in Pebble, untouched by the damage.
+		if v, err := db.Get(testTrees[0], key); err != nil || string(v) != "v" {
+			t.Fatalf("get: %q, %v", v, err)
+		}
+	})
+
+	walDamage := []struct {
+		name   string
+		damage func(t *testing.T, path string, size int64)
+		offset int64 // where the error must point, -1: anywhere
+	}{
+		{name: "intact", damage: nil},
+		{name: "flipped byte mid-file", offset: -1, damage: func(t *testing.T, path string, size int64) {
+			ftFlipByte(t, path, size/2)
+		}},
+		{name: "flipped header byte", offset: 32, damage: func(t *testing.T, path string, size int64) {
+			ftFlipByte(t, path, 20) // the sequence number
+		}},
+		{name: "torn tail", offset: -1, damage: func(t *testing.T, path string, size int64) {
+			if err := os.Truncate(path, size-100); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for i, tc := range walDamage {
+		t.Run("committed wal/"+tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			version, m, walPath := ftUnflushedCommit(t, dir, uint64(i))
+			st, err := os.Stat(walPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
+			if tc.damage == nil {
+				// The table never got the pages: only replay can make
+				// the version whole.
+				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version, m)
+				return
+			}
+			tc.damage(t, walPath, st.Size())
+			db, err := Open(dir, testTrees, opts)
+			if err == nil {
+				_ = db.Close()
+				t.Fatal("opened over a damaged committed WAL")
+			}
+			ftWantCorrupt(t, "open", err, filepath.Base(walPath), tc.offset)
+			// The evidence stays for whoever repairs the directory.
+			if _, err := os.Stat(walPath); err != nil {
+				t.Fatalf("the damaged WAL is gone: %v", err)
+			}
+		})
+	}
+
+	t.Run("uncommitted wal", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
+		rng := rand.New(rand.NewPCG(9, 9))
+		db := ftOpen(t, dir, opts)
+		m := newModel()
+		for v := uint64(1); v <= 3; v++ {
+			randomEngineBatch(t, rng, db, m, 40)
+			ftCommit(t, db, v)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Well-formed WALs that would clear every root page if replayed:
+		// one from the future, one from the past (seq 1 was applied long
+		// ago), and one that is garbage.
+		roots := ftRootBuckets(t, dir)
+		table, err := bitbox.OpenTable(vfs.Default, filepath.Join(dir, tableFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen := table.Generation()
+		_ = table.Close()
+		var clears []bitbox.Change
+		for store, b := range roots {
+			clears = append(clears, bitbox.Change{Key: bitbox.PageKey{Store: store, ID: trie.RootPageID}, Bucket: b})
+		}
+		if len(clears) == 0 {
+			t.Fatal("no root pages")
+		}
+		walPath := func(seq uint64) string { return filepath.Join(dir, walDir, bitbox.WALName(seq)) }
+		leftovers := map[string][]byte{
+			walPath(1000): bitbox.EncodeWAL(1000, gen, clears),
+			walPath(1):    bitbox.EncodeWAL(1, gen, clears),
+			walPath(1001): []byte("not a WAL at all, just bytes a crash left behind"),
+		}
+		for path, data := range leftovers {
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ftReopenAt(t, rng, dir, opts, 3, m)
+	})
+}
+
+func TestOpenRejectsOtherFormats(t *testing.T) {
+	listing := func(t *testing.T, dir string) []string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  error
+		says  []string
+	}{
+		{name: "newer format", files: map[string]string{formatFile: "nomtstore-format 2\n"}, want: ErrFormatVersion,
+			says: []string{"format 2", fmt.Sprintf("format %d", FormatVersion)}},
+		{name: "foreign directory", files: map[string]string{"notes.txt": "hello"}, want: ErrNotNomtstore,
+			says: []string{"notes.txt"}},
+		{name: "foreign FORMAT file", files: map[string]string{formatFile: "something else\n"}, want: ErrNotNomtstore,
+			says: []string{"something else"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := listing(t, dir)
+			db, err := Open(dir, testTrees, Options{InitialBuckets: 64})
+			if err == nil {
+				_ = db.Close()
+				t.Fatal("opened")
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("open: %v, want %v", err, tc.want)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Fatalf("open: %q does not say %q", err, s)
+				}
+			}
+			// A directory that is not ours is left as it was.
+			if after := listing(t, dir); !slices.Equal(before, after) {
+				t.Fatalf("open changed the directory: %v -> %v", before, after)
+			}
+		})
+	}
+
+	t.Run("table format", func(t *testing.T) {
+		dir := t.TempDir()
+		db := ftOpen(t, dir, Options{InitialBuckets: 64})
+		if err := db.Set(testTrees[0], []byte("k"), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		ftCommit(t, db, 1)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// A checksum-valid header of a later table format: a version check,
+		// not corruption.
+		path := filepath.Join(dir, tableFile)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := make([]byte, 48)
+		if _, err := f.ReadAt(h, 0); err != nil {
+			t.Fatal(err)
+		}
+		binary.BigEndian.PutUint32(h[8:], bitbox.TableFormatVersion+1)
+		binary.BigEndian.PutUint64(h[40:], xxhash.Sum64(h[:40]))
+		if _, err := f.WriteAt(h, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db, err = Open(dir, testTrees, Options{})
+		if err == nil {
+			_ = db.Close()
+			t.Fatal("opened a table of another format")
+		}
+		if !errors.Is(err, bitbox.ErrFormat) || errors.Is(err, bitbox.ErrCorrupt) {
+			t.Fatalf("open: %v, want bitbox.ErrFormat", err)
+		}
+		if want := fmt.Sprintf("table format %d", bitbox.TableFormatVersion+1); !strings.Contains(err.Error(), want) {
+			t.Fatalf("open: %q does not say %q", err, want)
+		}
+	})
+}
+
+func TestBadInputIsRejected(t *testing.T) {
+	dir := t.TempDir()
+	db := ftOpen(t, dir, Options{InitialBuckets: 64, Workers: 2})
+	m := newModel()
+	rng := rand.New(rand.NewPCG(5, 5))
+	randomEngineBatch(t, rng, db, m, 50)
+	ftCommit(t, db, 1)
+
+	tree := testTrees[0]
+	bigKey := make([]byte, MaxKeyLength+1)
+	maxKey := make([]byte, MaxKeyLength)
+	iter := func(db *DB, tree string, start, end []byte) error {
+		it, err := db.NewIterator(tree, start, end, false)
+		if err == nil {
+			if it.Valid() {
+				err = fmt.Errorf("iterator at %q", it.Key())
+			}
+			_ = it.Close()
+		}
+		return err
+	}
+	prove := func(db *DB, tree string, key []byte) error { _, _, err := db.Prove(tree, key); return err }
+	get := func(db *DB, tree string, key []byte) error { _, err := db.Get(tree, key); return err }
+	cases := []struct {
+		name string
+		do   func(db *DB) error
+		want error
+	}{
+		{"set nil key", func(db *DB) error { return db.Set(tree, nil, []byte("v")) }, ErrEmptyKey},
+		{"set empty key", func(db *DB) error { return db.Set(tree, []byte{}, []byte("v")) }, ErrEmptyKey},
+		{"set key too large", func(db *DB) error { return db.Set(tree, bigKey, []byte("v")) }, ErrKeyTooLarge},
+		{"set nil value", func(db *DB) error { return db.Set(tree, []byte("k"), nil) }, ErrNilValue},
+		{"set empty value", func(db *DB) error { return db.Set(tree, []byte("k"), []byte{}) }, ErrEmptyValue},
+		{"set unknown tree", func(db *DB) error { return db.Set("nope", []byte("k"), []byte("v")) }, ErrUnknownTree},
+		{"delete nil key", func(db *DB) error { return db.Delete(tree, nil) }, ErrEmptyKey},
+		{"delete empty key", func(db *DB) error { return db.Delete(tree, []byte{}) }, ErrEmptyKey},
+		{"delete key too large", func(db *DB) error { return db.Delete(tree, bigKey) }, ErrKeyTooLarge},
+		{"delete unknown tree", func(db *DB) error { return db.Delete("nope", []byte("k")) }, ErrUnknownTree},
+		{"get nil key", func(db *DB) error { return get(db, tree, nil) }, ErrEmptyKey},
+		{"get empty key", func(db *DB) error { return get(db, tree, []byte{}) }, ErrEmptyKey},
+		{"get key too large", func(db *DB) error { return get(db, tree, bigKey) }, ErrKeyTooLarge},
+		{"get unknown tree", func(db *DB) error { return get(db, "nope", []byte("k")) }, ErrUnknownTree},
+		{"get largest key", func(db *DB) error { return get(db, tree, maxKey) }, nil},
+		{"prove nil key", func(db *DB) error { return prove(db, tree, nil) }, ErrEmptyKey},
+		{"prove empty key", func(db *DB) error { return prove(db, tree, []byte{}) }, ErrEmptyKey},
+		{"prove key too large", func(db *DB) error { return prove(db, tree, bigKey) }, ErrKeyTooLarge},
+		{"prove unknown tree", func(db *DB) error { return prove(db, "nope", []byte("k")) }, ErrUnknownTree},
+		{"iterator unknown tree", func(db *DB) error { return iter(db, "nope", nil, nil) }, ErrUnknownTree},
+		{"iterator empty range", func(db *DB) error { return iter(db, tree, []byte("k1"), []byte("k1")) }, nil},
+		{"iterator inverted range", func(db *DB) error { return iter(db, tree, []byte("k2"), []byte("k1")) }, nil},
+		{"root unknown tree", func(db *DB) error { _, err := db.Root("nope"); return err }, ErrUnknownTree},
+	}
+	roots := db.Roots()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ftNoPanic(t, func() error { return tc.do(db) })
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+		})
+	}
+	// Nothing the rejected calls passed was staged.
+	working, err := db.WorkingRoots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(working, roots) {
+		t.Fatalf("working roots %v after rejected input, committed %v", working, roots)
+	}
+	ftCommit(t, db, 2)
+	if got := db.Roots(); !maps.Equal(got, roots) {
+		t.Fatalf("roots changed by a commit of rejected input: %v -> %v", roots, got)
+	}
+	checkAgainstModel(t, rng, db, m)
+
+	// A commit planned before Close must not run after it.
+	if err := db.Set(tree, []byte("late"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.WorkingRoots(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed := []struct {
+		name string
+		do   func() error
+	}{
+		{"set", func() error { return db.Set(tree, []byte("k"), []byte("v")) }},
+		{"delete", func() error { return db.Delete(tree, []byte("k")) }},
+		{"get", func() error { return get(db, tree, []byte("k")) }},
+		{"has", func() error { _, err := db.Has(tree, []byte("k")); return err }},
+		{"prove", func() error { return prove(db, tree, []byte("k")) }},
+		{"iterator", func() error { return iter(db, tree, nil, nil) }},
+		{"working roots", func() error { _, err := db.WorkingRoots(); return err }},
+		{"commit", func() error { _, err := db.Commit(); return err }},
+		{"check", func() error { _, err := db.Check(); return err }},
+		{"close", func() error { return db.Close() }},
+	}
+	for _, tc := range closed {
+		t.Run("closed/"+tc.name, func(t *testing.T) {
+			if err := ftNoPanic(t, tc.do); !errors.Is(err, ErrClosed) {
+				t.Fatalf("%v, want ErrClosed", err)
+			}
+		})
+	}
+	// The closed DB wrote nothing: it reopens at the last version.
+	if left := ftWALs(t, dir); len(left) > 0 {
+		t.Fatalf("WALs written after Close: %v", left)
+	}
+	ftReopenAt(t, rng, dir, Options{InitialBuckets: 64, Workers: 2}, 2, m)
+}
+
+// ftNoPanic turns a panic into a test failure naming it.
+func ftNoPanic(t *testing.T, f func() error) (err error) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("panic: %v", r)
+		}
+	}()
+	return f()
+}
