@@ -60,7 +60,13 @@ func ftCommit(t *testing.T, db *DB, want uint64) {
 // flush failed, its content is part of the contract.
 func ftWALs(t *testing.T, dir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(dir, walDir))
+	return ftList(t, filepath.Join(dir, walDir))
+}
+
+// ftList returns the names in a directory.
+func ftList(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,17 +603,7 @@ func TestCorruptionIsDetected(t *testing.T) {
 }
 
 func TestOpenRejectsOtherFormats(t *testing.T) {
-	listing := func(t *testing.T, dir string) []string {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		return names
-	}
+	listing := ftList
 	for _, tc := range []struct {
 		name  string
 		files map[string]string
