@@ -325,15 +325,15 @@ func (h *crashHarness) verify(full bool) uint64 {
 		}
 	}()
 	got := db.Version()
-	switch {
-	case got == want:
+	switch got {
+	case want:
 		h.verdict["at reported version"]++
 		for name, root := range db.Roots() {
 			if wantRoots != nil && root.String() != wantRoots[name] {
 				t.Fatalf("version %d tree %s: root %s, reported %s", got, name, root, wantRoots[name])
 			}
 		}
-	case got == want+1:
+	case want + 1:
 		h.verdict["one past reported (killed before the report)"]++
 	default:
 		data, _ := os.ReadFile(h.side)
