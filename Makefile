@@ -28,8 +28,9 @@ race:
 fuzz-smoke:
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./commitment/trie
 
+# -short shrinks the engine's W1 benchmark to a few blocks of a small store.
 bench-smoke:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -49,9 +50,11 @@ lint: $(GOLANGCI_LINT)
 demo:
 	bash scripts/demo.sh
 
-# The trie benchmark of the engine issue (1M keys, 10k-update batches).
+# The trie benchmark (1M keys, 10k-update batches) and the engine's W1
+# `small` workload of ../shared/BENCHMARK.md on the real disk.
 bench:
 	$(GO) test -run '^$$' -bench 'NodeHash|Update' -benchmem -count 3 ./commitment/trie
+	$(GO) test -run '^$$' -bench W1 -benchtime 1x -timeout 30m ./commitment
 
 # The long crash test: 10,000 SIGKILLs of a committing process.
 crash-long:
