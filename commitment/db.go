@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
@@ -187,10 +188,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	}
 	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}}
 	var err error
-	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), &pebble.Options{
-		Cache:  pebble.NewCache(o.PebbleCacheBytes),
-		Logger: quietPebbleLogger{o.Logger},
-	})
+	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), pebbleOptions(o))
 	if err != nil {
 		return nil, fmt.Errorf("commitment: opening Pebble in %s: %w", dir, err)
 	}
@@ -205,6 +203,37 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "trees", len(db.trees),
 		"table_buckets", st.Buckets, "table_load", fmt.Sprintf("%.3f", st.LoadFactor))
 	return db, nil
+}
+
+// pebbleOptions tunes Pebble for the engine's load: keys arrive in random
+// order (hashed paths, random accounts), every commit is a synced batch, and
+// point lookups (values, leaves) dominate reads.
+func pebbleOptions(o Options) *pebble.Options {
+	opts := &pebble.Options{
+		Cache:  pebble.NewCache(o.PebbleCacheBytes),
+		Logger: quietPebbleLogger{o.Logger},
+		// Bigger memtables absorb many blocks before a flush, and fewer,
+		// larger L0 files mean fewer compactions of random keys.
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		LBaseMaxBytes:               256 << 20,
+		MaxConcurrentCompactions:    func() int { return max(1, o.Workers/2) },
+	}
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		l := &opts.Levels[i]
+		l.BlockSize = 32 << 10
+		l.FilterPolicy = bloom.FilterPolicy(10) // point lookups skip files without the key
+		l.FilterType = pebble.TableFilter
+		if i > 0 {
+			l.TargetFileSize = opts.Levels[i-1].TargetFileSize * 2
+		} else {
+			l.TargetFileSize = 8 << 20
+		}
+	}
+	return opts
 }
 
 // prepareDir creates a new directory with its FORMAT file, or checks the

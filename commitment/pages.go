@@ -153,6 +153,21 @@ func decodeLeaf(key, value []byte) (trie.Leaf, bool, error) {
 	return trie.Leaf{Path: trie.KeyPath(key[5:]), ValueHash: trie.Hash(value[:32])}, true, nil
 }
 
+// Leaf implements trie.LeafGetter: a point lookup, which Pebble's bloom
+// filters make cheaper than creating an iterator to seek.
+func (l leafIndex) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
+	key := leafKey(l.store, path)
+	value, closer, err := l.snap.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return trie.Leaf{}, false, nil
+	}
+	if err != nil {
+		return trie.Leaf{}, false, err
+	}
+	defer func() { _ = closer.Close() }()
+	return decodeLeaf(key, value)
+}
+
 func (l leafIndex) Ceil(path trie.KeyPath) (trie.Leaf, bool, error) {
 	return l.seek(leafKey(l.store, path), storeUpperBound(prefixLeaf, l.store), false)
 }

@@ -184,6 +184,11 @@ func (m memLeaves) Ceil(path KeyPath) (leaf Leaf, ok bool, _ error) {
 	return leaf, ok, nil
 }
 
+func (m memLeaves) Leaf(path KeyPath) (Leaf, bool, error) {
+	leaf, ok := m.Get(Leaf{Path: path})
+	return leaf, ok, nil
+}
+
 func (m memLeaves) Floor(path KeyPath) (leaf Leaf, ok bool, _ error) {
 	m.DescendLessOrEqual(Leaf{Path: path}, func(l Leaf) bool {
 		leaf, ok = l, true

@@ -33,6 +33,13 @@ type LeafIndex interface {
 	Floor(path KeyPath) (Leaf, bool, error)
 }
 
+// LeafGetter is an optional extension of a LeafIndex: the leaf at exactly
+// path. Where a point lookup is cheaper than a seek (Pebble with bloom
+// filters), an update of an existing key finds the leaf it replaces with it.
+type LeafGetter interface {
+	Leaf(path KeyPath) (Leaf, bool, error)
+}
+
 // Preimages gives the raw key and value behind a key path, for proofs.
 type Preimages interface {
 	Preimage(path KeyPath) (key, value []byte, err error)

@@ -255,12 +255,9 @@ func (w *walker) mergeLeaf(path *KeyPath, d int, old Node, ops []Op) ([]entry, e
 	entries := make([]entry, 0, len(ops)+1)
 	var existing Leaf
 	if old.Leaf {
-		leaf, ok, err := w.tree.Leaves.Ceil(path.Prefix(d))
+		leaf, err := w.leafUnder(path, d, ops)
 		if err != nil {
-			return nil, fmt.Errorf("trie: leaf index: %w", err)
-		}
-		if !ok || !leaf.Path.HasPrefix(path, d) {
-			return nil, corruptf("leaf at depth %d on path %s is missing from the leaf index", d, path)
+			return nil, err
 		}
 		existing = leaf
 	}
@@ -286,6 +283,31 @@ func (w *walker) mergeLeaf(path *KeyPath, d int, old Node, ops []Op) ([]entry, e
 		}
 	}
 	return entries, nil
+}
+
+// leafUnder returns the key of the leaf node at depth d on path. A lone op
+// that updates or deletes an existing key is the common case: that key is
+// the leaf (a key's leaf is the first leaf on its path), and a point lookup
+// finds it; otherwise the leaf is the one key the index holds under the
+// node's prefix.
+func (w *walker) leafUnder(path *KeyPath, d int, ops []Op) (Leaf, error) {
+	if getter, ok := w.tree.Leaves.(LeafGetter); ok && len(ops) == 1 {
+		leaf, found, err := getter.Leaf(ops[0].Path)
+		if err != nil {
+			return Leaf{}, fmt.Errorf("trie: leaf index: %w", err)
+		}
+		if found {
+			return leaf, nil
+		}
+	}
+	leaf, ok, err := w.tree.Leaves.Ceil(path.Prefix(d))
+	if err != nil {
+		return Leaf{}, fmt.Errorf("trie: leaf index: %w", err)
+	}
+	if !ok || !leaf.Path.HasPrefix(path, d) {
+		return Leaf{}, corruptf("leaf at depth %d on path %s is missing from the leaf index", d, path)
+	}
+	return leaf, nil
 }
 
 // appendExisting keeps a leaf that survives the batch, after checking that
