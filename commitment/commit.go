@@ -365,45 +365,70 @@ func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 	db.mu.RLock()
 	table := db.table
 	db.mu.RUnlock()
-	if size, grow := table.NeedsGrowth(newPages, db.opts.MaxLoadFactor); grow {
-		if err := db.growTable(size); err != nil {
-			return nil, err
-		}
-		db.mu.RLock()
-		table = db.table
-		db.mu.RUnlock()
-	}
-	// Buckets moved if the table grew, now or in an earlier attempt of this
-	// commit that failed before its commit point: find the rewritten pages
-	// again.
-	if table != w.table {
-		for i := range changes {
-			c := &changes[i]
-			if c.Prior == nil {
-				continue
-			}
-			_, b, found, err := table.Lookup(c.Key)
-			if err != nil {
+	size, grow := table.NeedsGrowth(newPages, db.opts.MaxLoadFactor)
+	for attempt := 0; ; attempt++ {
+		if grow {
+			if err := db.growTable(size); err != nil {
 				return nil, err
 			}
-			if !found {
-				return nil, fmt.Errorf("%w: %s vanished while the table grew", ErrCorrupt, c.Key)
-			}
-			c.Bucket = b
+			db.mu.RLock()
+			table = db.table
+			db.mu.RUnlock()
 		}
+		// Buckets moved if the table grew, now or in an earlier attempt of
+		// this commit that failed before its commit point: find the
+		// rewritten pages again.
+		if table != w.table {
+			if err := relocate(table, changes); err != nil {
+				return nil, err
+			}
+		}
+		err := table.Assign(changes)
+		if !errors.Is(err, bitbox.ErrProbeLimit) || attempt == 8 {
+			return changes, err
+		}
+		// A cluster of pages fills some probe window: a bigger table
+		// spreads them out.
+		size, grow = 2*table.Stats().Buckets, true
 	}
-	if err := table.Assign(changes); err != nil {
-		return nil, err
-	}
-	return changes, nil
 }
 
+// relocate finds the buckets of the pages a commit rewrites in table.
+func relocate(table *bitbox.Table, changes []bitbox.Change) error {
+	for i := range changes {
+		c := &changes[i]
+		if c.Prior == nil {
+			continue
+		}
+		_, b, found, err := table.Lookup(c.Key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: %s vanished while the table grew", ErrCorrupt, c.Key)
+		}
+		c.Bucket = b
+	}
+	return nil
+}
+
+// growTable grows the page table to at least buckets. Readers go on with
+// the old table while the new one is written; the swap takes mu.
+// REQUIRES: writeMu, and no flush running.
 func (db *DB) growTable(buckets uint64) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	old := db.table.Stats()
+	db.mu.RLock()
+	table := db.table
+	db.mu.RUnlock()
+	old := table.Stats()
 	db.opts.hookAt("grow")
-	grown, err := db.table.Grow(buckets)
+	var grown *bitbox.Table
+	var err error
+	for range 8 {
+		if grown, err = table.Grow(buckets); !errors.Is(err, bitbox.ErrProbeLimit) {
+			break
+		}
+		buckets *= 2
+	}
 	if err != nil {
 		err = fmt.Errorf("commitment: growing the page table to %d buckets: %w", buckets, err)
 		if errors.Is(err, bitbox.ErrGrowIncomplete) {
@@ -413,8 +438,12 @@ func (db *DB) growTable(buckets uint64) error {
 		}
 		return err
 	}
+	db.mu.Lock()
 	db.table = grown
 	db.cache.purge()
+	db.mu.Unlock()
+	// Readers use the table under mu, so none holds the old one any more.
+	_ = table.Close()
 	db.opts.Logger.Info("nomtstore page table grew", "from_buckets", old.Buckets, "to_buckets", buckets, "pages", old.Full)
 	return nil
 }

@@ -105,9 +105,11 @@ func TestTableLifecycle(t *testing.T) {
 			}
 		}
 		if size, grow := tbl.NeedsGrowth(newPages, 0.75); grow {
+			old := tbl
 			if tbl, err = tbl.Grow(size); err != nil {
 				t.Fatal(err)
 			}
+			_ = old.Close()
 			for k := range live {
 				_, b, _, _ := tbl.Lookup(k)
 				buckets[k] = b
@@ -328,5 +330,32 @@ func TestTableRejectsDamage(t *testing.T) {
 	flip(20) // the header
 	if _, err := OpenTable(vfs.Default, path); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("damaged header: %v", err)
+	}
+}
+
+// TestGrowRefusesTooSmall: growing into fewer buckets than pages cannot
+// place every page within the probe limit, and leaves the table untouched.
+func TestGrowRefusesTooSmall(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	path := filepath.Join(t.TempDir(), "pages.ht")
+	tbl, err := CreateTable(vfs.Default, path, 32, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tbl.Close() }()
+	var changes []Change
+	live := map[PageKey]*trie.Page{}
+	for _, k := range randomKeys(rng, 12) {
+		p := randomPage(rng, k)
+		changes = append(changes, Change{Key: k, Page: p})
+		live[k] = p
+	}
+	commit(t, tbl, changes)
+	if _, err := tbl.Grow(8); !errors.Is(err, ErrProbeLimit) {
+		t.Fatalf("growing 12 pages into 8 buckets: %v", err)
+	}
+	lookupAll(t, tbl, live, nil)
+	if _, err := vfs.Default.Stat(path + ".grow"); err == nil {
+		t.Fatal("the failed growth left its file")
 	}
 }

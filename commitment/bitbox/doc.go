@@ -29,6 +29,9 @@ var (
 	ErrCorrupt = errors.New("bitbox: corrupt")
 	// ErrFormat is returned for a file written by another format version.
 	ErrFormat = errors.New("bitbox: unsupported format version")
+	// ErrProbeLimit: no free bucket within MaxProbe of a page's home
+	// bucket; the table must grow.
+	ErrProbeLimit = errors.New("bitbox: no free bucket within the probe limit")
 	// ErrGrowIncomplete: Grow failed after renaming the grown table over
 	// the old one. The old Table reads as before but must not be written:
 	// reopen the table.

@@ -42,6 +42,13 @@ const (
 
 var tableMagic = [8]byte{'N', 'O', 'M', 'T', 'H', 'T', 0, 1}
 
+// MaxProbe bounds probing: every page sits within MaxProbe buckets of its
+// home bucket (Assign and Grow refuse to place it farther), so a lookup
+// scans at most MaxProbe meta bytes and reads only the buckets whose 7-bit
+// tag matches. It is part of the format: a table written with a larger bound
+// could hide pages from a reader using a smaller one.
+const MaxProbe = 256
+
 // PageKey names a page across all trees.
 type PageKey struct {
 	Store trie.StoreID
@@ -240,7 +247,7 @@ func (t *Table) Lookup(key PageKey) (*trie.Page, uint64, bool, error) {
 	want := fullMeta(h)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	for i := uint64(0); i < t.buckets; i++ {
+	for i := uint64(0); i < t.probeLimit(); i++ {
 		b := (h + i) % t.buckets
 		switch m := t.meta[b]; {
 		case m == metaEmpty:
@@ -262,9 +269,12 @@ func (t *Table) Lookup(key PageKey) (*trie.Page, uint64, bool, error) {
 			return page, b, true, nil
 		}
 	}
-	t.noteProbe(int(t.buckets))
+	t.noteProbe(int(t.probeLimit()))
 	return nil, 0, false, nil
 }
+
+// probeLimit is how many buckets a probe sequence spans.
+func (t *Table) probeLimit() uint64 { return min(t.buckets, MaxProbe) }
 
 func (t *Table) noteProbe(n int) {
 	t.statsMu.Lock()
@@ -374,7 +384,7 @@ func (t *Table) Assign(changes []Change) error {
 		}
 		h := t.hash(c.Key)
 		found := false
-		for j := uint64(0); j < t.buckets; j++ {
+		for j := uint64(0); j < t.probeLimit(); j++ {
 			b := (h + j) % t.buckets
 			if m := t.meta[b]; (m == metaEmpty || m == metaTombstone) && !taken[b] {
 				c.Bucket, found = b, true
@@ -383,7 +393,7 @@ func (t *Table) Assign(changes []Change) error {
 			}
 		}
 		if !found {
-			return fmt.Errorf("bitbox: table %s is full (%d buckets)", t.path, t.buckets)
+			return fmt.Errorf("%w: %s in %s (%d buckets)", ErrProbeLimit, c.Key, t.path, t.buckets)
 		}
 	}
 	return nil
@@ -472,14 +482,18 @@ func (t *Table) writeMetaBlocks(blocks map[int64]bool) error {
 }
 
 // Grow rebuilds the table with the given bucket count into a new file and
-// renames it over the old one, then returns the new table; the old one is
-// closed. A crash before the rename leaves the old table whole (the
-// temporary file is removed at the next open). A failure after the rename
-// is ErrGrowIncomplete: t stays open for reads, but its file is no longer
-// the one at its path. It must not run while a commit's pages are unflushed.
+// renames it over the old one, then returns the new table. The caller closes
+// t once no reader uses it (its file is unlinked but still readable). Pages are streamed one at a time, so memory stays bounded by the
+// meta map whatever the table's size, and lookups in t go on meanwhile. A
+// crash before the rename leaves the old table whole (the temporary file is
+// removed at the next open). ErrProbeLimit means the new size is too small
+// to place every page within MaxProbe of its home: grow bigger. A failure
+// after the rename is ErrGrowIncomplete: t stays open for reads, but its
+// file is no longer the one at its path. Grow must not run while a commit's
+// pages are unflushed, nor concurrently with Apply or Flush on t.
 func (t *Table) Grow(buckets uint64) (*Table, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	if len(t.pending) > 0 {
 		return nil, errors.New("bitbox: cannot grow with unflushed pages")
 	}
@@ -496,7 +510,6 @@ func (t *Table) Grow(buckets uint64) (*Table, error) {
 		_ = t.fs.Remove(tmp)
 		return nil, err
 	}
-	var changes []Change
 	for b, m := range t.meta {
 		if m&metaFull == 0 {
 			continue
@@ -509,14 +522,19 @@ func (t *Table) Grow(buckets uint64) (*Table, error) {
 		if err != nil {
 			return fail(corruptAt(t.path, t.bucketOffset(uint64(b)), "bucket %d: %v", b, err))
 		}
-		changes = append(changes, Change{Key: PageKey{Store: store, ID: id}, Page: page})
+		slot, err := grown.place(PageKey{Store: store, ID: id})
+		if err != nil {
+			return fail(err)
+		}
+		if err := grown.writePage(slot, page); err != nil {
+			return fail(err)
+		}
 	}
-	if err := grown.Assign(changes); err != nil {
-		return fail(err)
+	if _, err := grown.file.WriteAt(grown.meta, blockSize); err != nil {
+		return fail(fmt.Errorf("bitbox: writing meta map of %s: %w", tmp, err))
 	}
-	grown.Apply(changes)
-	if err := grown.Flush(changes); err != nil {
-		return fail(err)
+	if err := grown.file.Sync(); err != nil {
+		return fail(fmt.Errorf("bitbox: syncing %s: %w", tmp, err))
 	}
 	if err := grown.Close(); err != nil {
 		return fail(err)
@@ -533,8 +551,24 @@ func (t *Table) Grow(buckets uint64) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGrowIncomplete, err)
 	}
-	_ = t.file.Close()
 	return next, nil
+}
+
+// place marks the first free bucket of key's probe sequence full, for a
+// table being built by Grow, and returns it.
+func (t *Table) place(key PageKey) (uint64, error) {
+	h := t.hash(key)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for j := uint64(0); j < t.probeLimit(); j++ {
+		b := (h + j) % t.buckets
+		if t.meta[b] == metaEmpty {
+			t.meta[b] = fullMeta(h)
+			t.full++
+			return b, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %s within %d buckets of %d", ErrProbeLimit, key, MaxProbe, t.buckets)
 }
 
 // RemoveLeftovers deletes what an interrupted CreateTable or Grow left.
