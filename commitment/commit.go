@@ -292,7 +292,11 @@ func (db *DB) Commit() (*CommitResult, error) {
 	}
 	db.opts.hookAt("before-commit-point")
 	if err := batch.Commit(pebble.Sync); err != nil {
-		return nil, db.abandon(batch, walPath, fmt.Errorf("commitment: commit point of version %d: %w", record.version, err))
+		// The record may or may not be durable: keep the WAL, which the
+		// record names if it is, and take no commit until a reopen decides.
+		_ = batch.Close()
+		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
+		return nil, db.failed
 	}
 	_ = batch.Close()
 	db.opts.hookAt("after-commit-point")

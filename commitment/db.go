@@ -41,7 +41,8 @@ var (
 	// ErrCorrupt marks damaged data: a checksum, a record or a page that
 	// does not parse or contradicts the rest. Errors from bitbox and trie
 	// carry their own corruption marks as well.
-	ErrCorrupt = errors.New("commitment: corrupt")
+	// It is trie.ErrCorrupt, which bitbox uses too.
+	ErrCorrupt = trie.ErrCorrupt
 	// ErrFormatVersion: the directory was written by another format version.
 	ErrFormatVersion = errors.New("commitment: unsupported directory format version")
 	// ErrNotNomtstore: the directory holds something else.
@@ -61,6 +62,9 @@ var (
 	ErrValueTooLarge = errors.New("commitment: value too large")
 	// ErrClosed: the DB is closed.
 	ErrClosed = errors.New("commitment: closed")
+	// ErrIteratorsOpen: Close was called with iterators still open; close
+	// them and call Close again (nothing was closed).
+	ErrIteratorsOpen = errors.New("commitment: iterators still open")
 	// ErrFlushFailed: writing a committed version's pages failed; the
 	// version is durable (its WAL is), so close and reopen to recover.
 	ErrFlushFailed = errors.New("commitment: writing committed pages failed; close and reopen to recover from the WAL")
@@ -171,6 +175,9 @@ type DB struct {
 	closed  bool
 
 	stats engineStats
+	// iterators counts open iterators: Close refuses to pull Pebble from
+	// under them.
+	iterators atomic.Int64
 }
 
 type engineStats struct {
@@ -258,7 +265,9 @@ func prepareDir(fs vfs.FS, dir string) error {
 			return fmt.Errorf("commitment: reading %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			if e.Name() != walDir {
+			// wal/ and FORMAT.tmp are what a first Open killed before
+			// writing FORMAT leaves; writeFormatFile starts over.
+			if e.Name() != walDir && e.Name() != formatFile+".tmp" {
 				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
 			}
 		}
@@ -427,7 +436,7 @@ func (db *DB) recoverWAL() error {
 				return fmt.Errorf("%w: %s holds sequence %d", ErrCorrupt, path, w.Seq)
 			}
 			switch err := db.table.Replay(w); {
-			case errors.Is(err, bitbox.ErrWALGeneration):
+			case errors.Is(err, bitbox.ErrWALGeneration) && w.Generation < db.table.Generation():
 				// The table grew after this WAL was flushed: already applied.
 			case err != nil:
 				return fmt.Errorf("commitment: replaying %s: %w", path, err)
@@ -486,6 +495,9 @@ func (db *DB) Close() error {
 	defer db.mu.Unlock()
 	if db.closed {
 		return ErrClosed
+	}
+	if n := db.iterators.Load(); n > 0 {
+		return fmt.Errorf("%w: %d iterators still open", ErrIteratorsOpen, n)
 	}
 	db.closed = true
 	db.snap.release()

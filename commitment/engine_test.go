@@ -2,9 +2,13 @@ package commitment
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	ics23 "github.com/cosmos/ics23/go"
@@ -214,5 +218,74 @@ func TestEngineModelAcrossReopen(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestCloseWithReaders: Close waits for reads in flight (they end with their
+// value or ErrClosed, never a panic) and refuses while iterators are open.
+func TestCloseWithReaders(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set("bank", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	it, err := db.NewIterator("bank", nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); !errors.Is(err, ErrIteratorsOpen) {
+		t.Fatalf("close with an open iterator: %v", err)
+	}
+	if !it.Valid() || string(it.Key()) != "k" {
+		t.Fatal("the refused Close disturbed the iterator")
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				v, err := db.Get("bank", []byte("k"))
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil || string(v) != "v" {
+					t.Errorf("get during close: %q, %v", v, err)
+					return
+				}
+			}
+		}()
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+}
+
+// TestOpenAfterKilledFirstOpen: a first Open killed while writing FORMAT
+// leaves wal/ and FORMAT.tmp; the next Open must take the directory.
+func TestOpenAfterKilledFirstOpen(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, formatFile+".tmp"), []byte("nomtstore-fo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir, testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

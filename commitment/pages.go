@@ -182,6 +182,10 @@ func (l leafIndex) Preimage(path trie.KeyPath) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("leaf index entry of %s: %w", path, err)
 	}
+	if len(entry) < 33 {
+		_ = closer.Close()
+		return nil, nil, fmt.Errorf("%w: leaf index entry of %s is %d bytes", ErrCorrupt, path, len(entry))
+	}
 	key := bytes.Clone(entry[32:])
 	_ = closer.Close()
 	value, closer, err := l.snap.Get(valueKey(l.store, key))

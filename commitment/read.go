@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"sync/atomic"
+
 	"github.com/cockroachdb/pebble"
 	ics23 "github.com/cosmos/ics23/go"
 
@@ -61,12 +63,18 @@ func (db *DB) Get(treeName string, key []byte) ([]byte, error) {
 	if err := validateKey(key); err != nil {
 		return nil, err
 	}
-	t, snap, err := db.reader(treeName)
+	// Held for the read: Close waits for it instead of closing Pebble
+	// under it.
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	t, err := db.treeLocked(treeName)
 	if err != nil {
 		return nil, err
 	}
-	defer snap.release()
-	v, closer, err := snap.snap.Get(valueKey(t.store, key))
+	v, closer, err := db.snap.snap.Get(valueKey(t.store, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -93,6 +101,7 @@ type Iterator struct {
 	strip   int
 	valid   bool
 	err     error
+	open    *atomic.Int64 // the DB's count of open iterators
 }
 
 // NewIterator returns an iterator over [start, end) of a tree.
@@ -110,7 +119,8 @@ func (db *DB) NewIterator(treeName string, start, end []byte, reverse bool) (*It
 		snap.release()
 		return nil, fmt.Errorf("commitment: iterator: %w", err)
 	}
-	i := &Iterator{it: it, snap: snap, reverse: reverse, strip: 5}
+	i := &Iterator{it: it, snap: snap, reverse: reverse, strip: 5, open: &db.iterators}
+	db.iterators.Add(1)
 	if reverse {
 		i.valid = it.Last()
 	} else {
@@ -152,6 +162,7 @@ func (i *Iterator) Close() error {
 	}
 	err := i.it.Close()
 	i.snap.release()
+	i.open.Add(-1)
 	i.snap, i.valid = nil, false
 	return err
 }

@@ -1,12 +1,16 @@
 package bitbox
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/nomtstore/nomtstore/commitment/trie"
 	"github.com/nomtstore/nomtstore/commitment/vfs"
@@ -357,5 +361,29 @@ func TestGrowRefusesTooSmall(t *testing.T) {
 	lookupAll(t, tbl, live, nil)
 	if _, err := vfs.Default.Stat(path + ".grow"); err == nil {
 		t.Fatal("the failed growth left its file")
+	}
+}
+
+// TestDamagedCountsAreRefused: a header whose checksum was recomputed over
+// a damaged bucket or record count is refused before any size arithmetic
+// or allocation depends on it.
+func TestDamagedCountsAreRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pages.ht")
+	for _, buckets := range []uint64{0, 1 << 62} {
+		header := encodeHeader(buckets, 1, 0)
+		if err := os.WriteFile(path, append(header, make([]byte, blockSize)...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenTable(vfs.Default, path); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%d buckets: %v", buckets, err)
+		}
+	}
+	data := EncodeWAL(1, 0, nil)
+	binary.BigEndian.PutUint32(data[12:], 1<<30)
+	binary.BigEndian.PutUint64(data[32:], xxhash.Sum64(data[:32]))
+	end := len(data) - walTrailerSize
+	binary.BigEndian.PutUint64(data[end+8:], xxhash.Sum64(data[:end+8]))
+	if _, err := DecodeWAL("x.wal", data); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a WAL claiming 2^30 records: %v", err)
 	}
 }

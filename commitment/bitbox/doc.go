@@ -20,13 +20,16 @@ package bitbox
 import (
 	"errors"
 	"fmt"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
 // Errors. Corruption is a mark: errors.Is(err, ErrCorrupt).
 var (
 	// ErrCorrupt marks damaged table or WAL bytes: a checksum that fails,
 	// a header that does not parse, a page whose label is not its key.
-	ErrCorrupt = errors.New("bitbox: corrupt")
+	// It is trie.ErrCorrupt: one mark for corruption at every layer.
+	ErrCorrupt = trie.ErrCorrupt
 	// ErrFormat is returned for a file written by another format version.
 	ErrFormat = errors.New("bitbox: unsupported format version")
 	// ErrProbeLimit: no free bucket within MaxProbe of a page's home

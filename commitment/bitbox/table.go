@@ -49,6 +49,10 @@ var tableMagic = [8]byte{'N', 'O', 'M', 'T', 'H', 'T', 0, 1}
 // could hide pages from a reader using a smaller one.
 const MaxProbe = 256
 
+// maxBuckets bounds a table to 4 PiB of pages: a header claiming more is
+// damage, and the bound keeps size arithmetic from overflowing.
+const maxBuckets = 1 << 40
+
 // PageKey names a page across all trees.
 type PageKey struct {
 	Store trie.StoreID
@@ -97,8 +101,8 @@ func FileSize(buckets uint64) int64 {
 // CreateTable writes an empty table with the given bucket count at path,
 // atomically: it is built under a temporary name, synced, then renamed.
 func CreateTable(fs vfs.FS, path string, buckets, seed uint64) (*Table, error) {
-	if buckets == 0 {
-		return nil, errors.New("bitbox: a table needs at least one bucket")
+	if buckets == 0 || buckets > maxBuckets {
+		return nil, fmt.Errorf("bitbox: a table has 1..%d buckets, not %d", uint64(maxBuckets), buckets)
 	}
 	tmp := path + ".tmp"
 	if err := writeEmptyTable(fs, tmp, buckets, seed, 0); err != nil {
@@ -195,6 +199,9 @@ func loadTable(fs vfs.FS, path string, f vfs.File) (*Table, error) {
 		seed:       binary.BigEndian.Uint64(h[24:]),
 		generation: binary.BigEndian.Uint64(h[32:]),
 		pending:    map[uint64]*trie.Page{},
+	}
+	if t.buckets == 0 || t.buckets > maxBuckets {
+		return nil, corruptAt(path, 16, "bucket count %d is outside 1..%d", t.buckets, uint64(maxBuckets))
 	}
 	t.dataOffset = blockSize + metaSizeFor(t.buckets)
 	if st, err := f.Stat(); err != nil {

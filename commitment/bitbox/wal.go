@@ -220,6 +220,11 @@ func DecodeWAL(name string, data []byte) (*WAL, error) {
 }
 
 func decodeRecords(name string, data []byte, count int) ([]Record, error) {
+	// The smallest record (a cleared page) bounds how many the bytes hold:
+	// a damaged count must not size an allocation.
+	if minRecord := recordFixed + 8; count > (len(data)-walHeaderSize)/minRecord {
+		return nil, corruptAt(name, 12, "record count %d does not fit in %d bytes", count, len(data))
+	}
 	records := make([]Record, 0, count)
 	off := walHeaderSize
 	for i := 0; i < count; i++ {

@@ -170,6 +170,23 @@ func TestUpdateDetectsCorruption(t *testing.T) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
 		}
 	})
+	t.Run("missing child page", func(t *testing.T) {
+		m := memStoreWith(t, 2000, 6)
+		child := firstChild(m)
+		delete(m.pages, RootPageID.Child(child))
+		// A key under the lost page: updating it must not treat the page
+		// as an empty subtree.
+		var key []byte
+		for i := 0; ; i++ {
+			key = fmt.Appendf(nil, "acct/6/%d", i)
+			if p := PathOf(key); p.bits(0, PageLevels) == child {
+				break
+			}
+		}
+		if _, err := m.Apply([]Change{{Key: key, Value: []byte("x")}}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("got %v, want ErrCorrupt", err)
+		}
+	})
 	t.Run("index disagrees with leaf", func(t *testing.T) {
 		m := memStoreWith(t, 2, 6)
 		// Change the value digest of every key in the index behind the

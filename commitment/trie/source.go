@@ -47,9 +47,11 @@ type Preimages interface {
 
 // Errors. Corruption is a mark: test it with errors.Is(err, ErrCorrupt).
 var (
-	// ErrCorrupt marks a trie whose pages or leaf index contradict each
-	// other or the hashes: the store's data is damaged or inconsistent.
-	ErrCorrupt = errors.New("trie: corrupt")
+	// ErrCorrupt marks damaged or inconsistent data: a trie whose pages or
+	// leaf index contradict each other or the hashes. Packages bitbox and
+	// commitment use this same mark, so errors.Is(err, ErrCorrupt) holds
+	// for corruption found at any layer.
+	ErrCorrupt = errors.New("nomtstore: corrupt data")
 	// ErrUnsortedOps is returned by Update for operations that are not in
 	// strictly increasing path order (which also rules out duplicates).
 	ErrUnsortedOps = errors.New("trie: operations not strictly sorted by key path")

@@ -227,6 +227,11 @@ func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *workingP
 	if err != nil {
 		return Node{}, err
 	}
+	if d%PageLevels == 0 && page.prior == nil && !page.dirty {
+		// An internal node's children must exist; an absent page read as
+		// empty would silently drop the subtree from the new root.
+		return Node{}, corruptf("internal node at depth %d on path %s has no child page %s", d, path, PageIDOf(path, d/PageLevels))
+	}
 	ls, rs := childSlots(path, d)
 	left, right := page.page.Node(ls), page.page.Node(rs)
 	split := splitOps(ops, d)
