@@ -321,26 +321,22 @@ func writeFormatFile(fs vfs.FS, dir string) error {
 // load reads the committed state, recovers the page table and registers trees.
 func (db *DB) load(treeNames []string) error {
 	record := &commitRecord{roots: map[trie.StoreID]trie.Hash{}}
-	if v, closer, err := db.pebble.Get(keyCommit); err == nil {
-		record, err = decodeCommitRecord(v)
-		_ = closer.Close()
-		if err != nil {
+	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {
+		return err
+	} else if ok {
+		if record, err = decodeCommitRecord(v); err != nil {
 			return err
 		}
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("commitment: reading the commit record: %w", err)
 	}
 	db.record = record
 
 	registry := map[string]trie.StoreID{}
-	if v, closer, err := db.pebble.Get(keyTrees); err == nil {
-		registry, err = decodeRegistry(v)
-		_ = closer.Close()
-		if err != nil {
+	if v, ok, err := db.getMeta(keyTrees, "the tree registry"); err != nil {
+		return err
+	} else if ok {
+		if registry, err = decodeRegistry(v); err != nil {
 			return err
 		}
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return fmt.Errorf("commitment: reading the tree registry: %w", err)
 	}
 
 	if err := db.openTable(); err != nil {
@@ -390,6 +386,19 @@ func (db *DB) checkRootPages() error {
 		}
 	}
 	return nil
+}
+
+// getMeta reads one of the engine's own Pebble records, if present.
+func (db *DB) getMeta(key []byte, what string) ([]byte, bool, error) {
+	v, closer, err := db.pebble.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("commitment: reading %s: %w", what, err)
+	}
+	defer func() { _ = closer.Close() }()
+	return bytes.Clone(v), true, nil
 }
 
 func (db *DB) openTable() error {
