@@ -221,13 +221,13 @@ func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
 
 // updateTree runs one tree's batch update. REQUIRES: mu held (read).
 func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
-	pages := &treePages{cache: db.cache, table: db.table, store: u.tree.store, buckets: map[trie.PageID]uint64{}}
-	tr := trie.Tree{Store: u.tree.store, Pages: pages, Leaves: leafIndex{snap: db.snap.snap, store: u.tree.store}}
+	buckets := map[trie.PageID]uint64{}
+	tr, _ := db.committedTree(u.tree, buckets)
 	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers})
 	if err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
-	u.result, u.buckets = res, pages.buckets
+	u.result, u.buckets = res, buckets
 	return nil
 }
 

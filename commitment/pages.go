@@ -103,6 +103,15 @@ func (p *treePages) Page(id trie.PageID) (*trie.Page, error) {
 	return cp.page, nil
 }
 
+// committedTree returns the trie of one tree at the committed version, with
+// its leaf index (which also serves the tree's preimages). A non-nil buckets
+// map records where each page read lives. REQUIRES: mu held (read).
+func (db *DB) committedTree(t *tree, buckets map[trie.PageID]uint64) (*trie.Tree, leafIndex) {
+	leaves := leafIndex{snap: db.snap.snap, store: t.store}
+	pages := &treePages{cache: db.cache, table: db.table, store: t.store, buckets: buckets}
+	return &trie.Tree{Store: t.store, Pages: pages, Leaves: leaves}, leaves
+}
+
 // snapshot is a Pebble snapshot of one committed version, shared by the
 // readers of that version and released by the last of them.
 type snapshot struct {

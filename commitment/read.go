@@ -100,7 +100,6 @@ type Iterator struct {
 	reverse bool
 	strip   int
 	valid   bool
-	err     error
 	open    *atomic.Int64 // the DB's count of open iterators
 }
 
@@ -148,12 +147,7 @@ func (i *Iterator) Key() []byte { return i.it.Key()[i.strip:] }
 func (i *Iterator) Value() []byte { return i.it.Value() }
 
 // Error returns the iteration error, if any.
-func (i *Iterator) Error() error {
-	if i.err != nil {
-		return i.err
-	}
-	return i.it.Error()
-}
+func (i *Iterator) Error() error { return i.it.Error() }
 
 // Close releases the iterator.
 func (i *Iterator) Close() error {
@@ -183,8 +177,7 @@ func (db *DB) Prove(treeName string, key []byte) (*ics23.CommitmentProof, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	leaves := leafIndex{snap: db.snap.snap, store: t.store}
-	tr := trie.Tree{Store: t.store, Pages: &treePages{cache: db.cache, table: db.table, store: t.store}, Leaves: leaves}
+	tr, leaves := db.committedTree(t, nil)
 	return tr.Prove(db.record.roots[t.store], key, leaves)
 }
 
@@ -198,8 +191,7 @@ func (db *DB) Check() (map[string][]trie.Violation, error) {
 	}
 	out := map[string][]trie.Violation{}
 	for name, t := range db.trees {
-		tr := trie.Tree{Store: t.store, Pages: &treePages{cache: db.cache, table: db.table, store: t.store},
-			Leaves: leafIndex{snap: db.snap.snap, store: t.store}}
+		tr, _ := db.committedTree(t, nil)
 		rep, err := tr.Check(db.record.roots[t.store])
 		if err != nil {
 			return nil, fmt.Errorf("commitment: checking tree %q: %w", name, err)

@@ -46,6 +46,19 @@ func randomKeys(rng *rand.Rand, n int) []PageKey {
 	return keys
 }
 
+// newTestTable creates an empty table in a temporary directory, closed when
+// the test ends, and returns it with its path.
+func newTestTable(t *testing.T, buckets, seed uint64) (*Table, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pages.ht")
+	tbl, err := CreateTable(vfs.Default, path, buckets, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tbl.Close() })
+	return tbl, path
+}
+
 // commit runs one commit's table steps: plan, apply, flush.
 func commit(t *testing.T, tbl *Table, changes []Change) {
 	t.Helper()
@@ -163,11 +176,7 @@ func TestTableLifecycle(t *testing.T) {
 
 func TestAssignReusesTombstones(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	tbl, err := CreateTable(vfs.Default, filepath.Join(t.TempDir(), "pages.ht"), 8, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tbl.Close() }()
+	tbl, _ := newTestTable(t, 8, 1)
 	keys := randomKeys(rng, 16)
 	var changes []Change
 	for _, k := range keys[:6] {
@@ -223,11 +232,7 @@ func walChanges(rng *rand.Rand, n int) []Change {
 // onto a table holding the prior pages yields the new ones.
 func TestWALRoundTripAndReplay(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	tbl, err := CreateTable(vfs.Default, filepath.Join(t.TempDir(), "pages.ht"), 64, 9)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tbl.Close() }()
+	tbl, _ := newTestTable(t, 64, 9)
 	changes := walChanges(rng, 30)
 	var priors []Change
 	for _, c := range changes {
@@ -341,12 +346,7 @@ func TestTableRejectsDamage(t *testing.T) {
 // place every page within the probe limit, and leaves the table untouched.
 func TestGrowRefusesTooSmall(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	path := filepath.Join(t.TempDir(), "pages.ht")
-	tbl, err := CreateTable(vfs.Default, path, 32, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tbl.Close() }()
+	tbl, path := newTestTable(t, 32, 4)
 	var changes []Change
 	live := map[PageKey]*trie.Page{}
 	for _, k := range randomKeys(rng, 12) {
