@@ -2,6 +2,7 @@ package commitment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -62,6 +63,14 @@ type treeUpdate struct {
 	values  [][]byte
 	result  *trie.UpdateResult
 	buckets map[trie.PageID]uint64 // of the pages the update read
+	priors  []prior                // each key's committed value, parallel to ops
+}
+
+// prior is a key's committed value: what a commit supersedes.
+type prior struct {
+	exists bool
+	born   uint64
+	value  []byte
 }
 
 func validateKey(key []byte) error {
@@ -219,16 +228,44 @@ func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
 	return u
 }
 
-// updateTree runs one tree's batch update. REQUIRES: mu held (read).
+// updateTree runs one tree's batch update and reads the values it
+// supersedes, which history keeps. REQUIRES: mu held (read).
 func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
 	buckets := map[trie.PageID]uint64{}
 	tr, _ := db.committedTree(u.tree, buckets)
+	var priorsErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		u.priors, priorsErr = db.readPriors(u)
+	}()
 	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers})
-	if err != nil {
+	<-done
+	if err = errors.Join(err, priorsErr); err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
 	u.result, u.buckets = res, buckets
 	return nil
+}
+
+// readPriors reads the committed value of each key a tree update touches.
+// REQUIRES: mu held (read).
+func (db *DB) readPriors(u *treeUpdate) ([]prior, error) {
+	priors := make([]prior, len(u.keys))
+	for i, key := range u.keys {
+		entry, found, err := getEntry(db.snap.snap, valueKey(u.tree.store, key))
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			born, value, err := splitBorn(entry)
+			if err != nil {
+				return nil, err
+			}
+			priors[i] = prior{exists: true, born: born, value: value}
+		}
+	}
+	return priors, nil
 }
 
 // CommitResult is what a commit made durable.
@@ -255,40 +292,102 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	db.mu.RLock()
 	prev := db.record
+	db.mu.RUnlock()
+	version := prev.version + 1
+	if prev.version == 0 && db.initialVersion > 0 {
+		version = db.initialVersion
+	}
+	batch := db.pebble.NewBatch()
+	if err := writeVersion(batch, w, version, prev.version == 0); err != nil {
+		_ = batch.Close()
+		return nil, err
+	}
+	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
+	if err := db.commitDurably(record, changes, batch); err != nil {
+		return nil, err
+	}
+	clear(db.staged)
+	db.working = nil
+	db.stats.commits.Add(1)
+	db.mu.RLock()
+	roots := db.namedRoots(record.roots)
+	db.mu.RUnlock()
+	return &CommitResult{Version: record.version, Roots: roots}, nil
+}
+
+// writeVersion adds version's changes to the commit batch: current values
+// and leaves, the superseded values, leaves and pages with the version that
+// orphaned them, the version's change list and its roots.
+func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool) error {
+	var changed changeList
+	var errs []error
+	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
+	for _, u := range w.updates {
+		store := u.tree.store
+		for i, key := range u.keys {
+			op, was := u.ops[i], u.priors[i]
+			if op.Delete && !was.exists || !op.Delete && was.exists && bytes.Equal(was.value, u.values[i]) {
+				continue // nothing changes, so nothing is superseded
+			}
+			if was.exists {
+				set(oldValueKey(store, key, version), bornValue(was.born, was.value))
+				set(oldLeafKey(store, op.Path, version), leafValue(was.born, trie.ValueHash(was.value), key))
+			}
+			if op.Delete {
+				errs = append(errs, batch.Delete(valueKey(store, key), nil), batch.Delete(leafKey(store, op.Path), nil))
+			} else {
+				set(valueKey(store, key), bornValue(version, u.values[i]))
+				set(leafKey(store, op.Path), leafValue(version, op.ValueHash, key))
+			}
+			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists})
+		}
+		for _, pc := range u.result.Pages {
+			if pc.Prior != nil {
+				set(oldPageKey(version, store, pc.ID), pc.Prior[:])
+				set(oldPageIndexKey(store, pc.ID, version), nil)
+			}
+			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
+		}
+	}
+	if !changed.empty() {
+		set(versionKey(prefixChanges, version), changed.encode())
+	}
+	set(versionKey(prefixRoots, version), appendRoots(nil, w.roots))
+	if first {
+		set(keyEarliest, binary.BigEndian.AppendUint64(nil, version))
+	}
+	return errors.Join(errs...)
+}
+
+// commitDurably runs steps 2 to 4 of the protocol for a prepared version:
+// the WAL of its page changes, the commit point (batch, plus the record),
+// the swap of the committed state and the background page flush. Commit and
+// rollback share it. It consumes batch. REQUIRES: writeMu, no flush running.
+func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch) error {
+	// Pruning waits while a commit syncs.
+	db.gate.enter()
+	defer db.gate.exit()
+	db.mu.RLock()
 	table := db.table
 	db.mu.RUnlock()
-	record := &commitRecord{version: prev.version + 1, lastSeq: prev.lastSeq, roots: w.roots}
 	var walPath string
+	var err error
 	if len(changes) > 0 {
 		record.lastSeq++
 		record.walSeq = record.lastSeq
 		data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
 		if walPath, err = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); err != nil {
-			return nil, fmt.Errorf("commitment: commit %d: %w", record.version, err)
+			_ = batch.Close()
+			return fmt.Errorf("commitment: commit %d: %w", record.version, err)
 		}
 		db.stats.walBytes.Add(uint64(len(data)))
 	}
 	db.opts.hookAt("wal-durable")
 
-	batch := db.pebble.NewBatch()
-	for _, u := range w.updates {
-		for i, key := range u.keys {
-			if u.ops[i].Delete {
-				err = errors.Join(batch.Delete(valueKey(u.tree.store, key), nil), batch.Delete(leafKey(u.tree.store, u.ops[i].Path), nil))
-			} else {
-				err = errors.Join(batch.Set(valueKey(u.tree.store, key), u.values[i], nil),
-					batch.Set(leafKey(u.tree.store, u.ops[i].Path), leafValue(u.ops[i].ValueHash, key), nil))
-			}
-			if err != nil {
-				return nil, db.abandon(batch, walPath, err)
-			}
-		}
-	}
 	if err := batch.Set(keyCommit, record.encode(), nil); err != nil {
-		return nil, db.abandon(batch, walPath, err)
+		return db.abandon(batch, walPath, err)
 	}
 	db.opts.hookAt("before-commit-point")
 	if err := batch.Commit(pebble.Sync); err != nil {
@@ -296,7 +395,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 		// record names if it is, and take no commit until a reopen decides.
 		_ = batch.Close()
 		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
-		return nil, db.failed
+		return db.failed
 	}
 	_ = batch.Close()
 	db.opts.hookAt("after-commit-point")
@@ -311,27 +410,21 @@ func (db *DB) Commit() (*CommitResult, error) {
 		}
 	}
 	db.record = record
+	if db.earliest.Load() == 0 {
+		db.earliest.Store(record.version)
+	}
 	db.snap.release()
 	db.snap = newSnapshot(db.pebble)
-	roots := make(map[string]trie.Hash, len(w.roots))
-	for id, root := range w.roots {
-		roots[db.byStore[id].name] = root
-	}
 	db.mu.Unlock()
-	clear(db.staged)
-	db.working = nil
-	db.stats.commits.Add(1)
 	db.stats.pagesWritten.Add(uint64(len(changes)))
 
 	if len(changes) > 0 {
 		db.flush = db.startFlush(table, changes, walPath)
 		if db.opts.SyncFlush {
-			if err := db.waitFlushLocked(); err != nil {
-				return nil, err
-			}
+			return db.waitFlushLocked()
 		}
 	}
-	return &CommitResult{Version: record.version, Roots: roots}, nil
+	return nil
 }
 
 // abandon undoes a commit that failed before its commit point: the WAL,
@@ -346,11 +439,9 @@ func (db *DB) abandon(batch *pebble.Batch, walPath string, err error) error {
 }
 
 // planPages turns the working set's page changes into table changes with
-// buckets, growing the table first if the new pages would overload it.
-// REQUIRES: writeMu, and no flush running.
+// buckets. REQUIRES: writeMu, and no flush running.
 func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 	var changes []bitbox.Change
-	newPages := uint64(0)
 	for _, u := range w.updates {
 		for _, pc := range u.result.Pages {
 			c := bitbox.Change{Key: bitbox.PageKey{Store: u.tree.store, ID: pc.ID}, Page: pc.Page, Prior: pc.Prior}
@@ -360,10 +451,22 @@ func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 					return nil, fmt.Errorf("commitment: tree %q: page %s changed but was never read", u.tree.name, pc.ID)
 				}
 				c.Bucket = b
-			} else if pc.Page != nil {
-				newPages++
 			}
 			changes = append(changes, c)
+		}
+	}
+	return changes, db.placePages(changes, w.table)
+}
+
+// placePages assigns buckets to the new pages among changes, growing the
+// table first if they would overload it. The buckets of the other pages
+// were found in table, and are found again if the table has grown since.
+// REQUIRES: writeMu, and no flush running.
+func (db *DB) placePages(changes []bitbox.Change, foundIn *bitbox.Table) error {
+	newPages := uint64(0)
+	for _, c := range changes {
+		if c.Prior == nil && c.Page != nil {
+			newPages++
 		}
 	}
 	db.mu.RLock()
@@ -373,7 +476,7 @@ func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 	for attempt := 0; ; attempt++ {
 		if grow {
 			if err := db.growTable(size); err != nil {
-				return nil, err
+				return err
 			}
 			db.mu.RLock()
 			table = db.table
@@ -382,14 +485,15 @@ func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 		// Buckets moved if the table grew, now or in an earlier attempt of
 		// this commit that failed before its commit point: find the
 		// rewritten pages again.
-		if table != w.table {
+		if table != foundIn {
 			if err := relocate(table, changes); err != nil {
-				return nil, err
+				return err
 			}
+			foundIn = table
 		}
 		err := table.Assign(changes)
 		if !errors.Is(err, bitbox.ErrProbeLimit) || attempt == 8 {
-			return changes, err
+			return err
 		}
 		// A cluster of pages fills some probe window: a bigger table
 		// spreads them out.

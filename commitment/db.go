@@ -26,8 +26,10 @@ import (
 
 // FormatVersion is the directory format this build reads and writes.
 //
-// Changelog: 1, the first (bitbox table v1, WAL v1, Pebble layout of keys.go).
-const FormatVersion = 1
+// Changelog: 1, the first (bitbox table v1, WAL v1, Pebble layout of
+// keys.go); 2, versions: born versions in current entries, superseded
+// values, leaves and pages, change lists, roots per version.
+const FormatVersion = 2
 
 const (
 	formatFile = "FORMAT"
@@ -164,6 +166,18 @@ type DB struct {
 	// failed is sticky once a flush, or a growth past its rename, failed.
 	// REQUIRES: writeMu.
 	failed error
+	// initialVersion is the first commit's version when nothing is
+	// committed yet (0: version 1). REQUIRES: writeMu.
+	initialVersion uint64
+
+	// pruneMu serializes pruning and rollback.
+	pruneMu sync.Mutex
+	// gate tells pruning when a commit is syncing.
+	gate *commitGate
+	// earliest is the oldest retained version. Pruning raises it before
+	// deleting, so a reader that checked it reads a version whose entries
+	// its snapshot holds.
+	earliest atomic.Uint64
 
 	mu sync.RWMutex
 	// The committed state, REQUIRES: mu.
@@ -182,6 +196,8 @@ type DB struct {
 
 type engineStats struct {
 	commits, pagesWritten, walBytes atomic.Uint64
+	prunedVersions, pruneFailures   atomic.Uint64
+	lastPruneError                  atomic.Pointer[error]
 }
 
 // Open opens (or creates) the engine directory dir with the named trees.
@@ -193,7 +209,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err := prepareDir(o.FS, dir); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}}
+	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}, gate: newCommitGate()}
 	var err error
 	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), pebbleOptions(o))
 	if err != nil {
@@ -207,7 +223,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	st := db.table.Stats()
-	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "trees", len(db.trees),
+	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "earliest", db.earliest.Load(), "trees", len(db.trees),
 		"table_buckets", st.Buckets, "table_load", fmt.Sprintf("%.3f", st.LoadFactor))
 	return db, nil
 }
@@ -329,6 +345,17 @@ func (db *DB) load(treeNames []string) error {
 		}
 	}
 	db.record = record
+	if v, ok, err := db.getMeta(keyEarliest, "the earliest version"); err != nil {
+		return err
+	} else if ok {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
+		}
+		db.earliest.Store(binary.BigEndian.Uint64(v))
+	}
+	if e := db.earliest.Load(); (e == 0) != (record.version == 0) || e > record.version {
+		return fmt.Errorf("%w: earliest version %d with latest %d", ErrCorrupt, e, record.version)
+	}
 
 	registry := map[string]trie.StoreID{}
 	if v, ok, err := db.getMeta(keyTrees, "the tree registry"); err != nil {
@@ -365,7 +392,7 @@ func (db *DB) checkRootPages() error {
 		}
 		if !found {
 			// Only an empty or single-key tree has no root page.
-			leaves := leafIndex{snap: db.snap.snap, store: t.store}
+			leaves := leavesAt{snap: db.snap.snap, store: t.store, version: db.record.version, latest: db.record.version}
 			first, ok, err := leaves.Ceil(trie.KeyPath{})
 			if err != nil {
 				return err
@@ -570,4 +597,45 @@ func (q quietPebbleLogger) Errorf(format string, args ...any) {
 func (q quietPebbleLogger) Fatalf(format string, args ...any) {
 	q.l.Error(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "pebble")
 	panic(fmt.Sprintf(format, args...))
+}
+
+// SetInitialVersion makes the first commit version v instead of 1, as a
+// chain starting at a height other than 1 needs. It fails once a version is
+// committed.
+func (db *DB) SetInitialVersion(v uint64) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	db.mu.RLock()
+	latest := db.record.version
+	db.mu.RUnlock()
+	if latest > 0 {
+		return fmt.Errorf("commitment: initial version %d: version %d is already committed", v, latest)
+	}
+	db.initialVersion = v
+	return nil
+}
+
+// PutMeta durably stores an application record under name, outside any
+// version (for example the heights snapshots hold back from pruning).
+func (db *DB) PutMeta(name string, value []byte) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	if err := db.pebble.Set(append(bytes.Clone(keyAppMeta), name...), value, pebble.Sync); err != nil {
+		return fmt.Errorf("commitment: storing %q: %w", name, err)
+	}
+	return nil
+}
+
+// GetMeta returns the application record stored under name, or nil.
+func (db *DB) GetMeta(name string) ([]byte, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	v, _, err := db.getMeta(append(bytes.Clone(keyAppMeta), name...), name)
+	return v, err
 }

@@ -615,8 +615,10 @@ func TestOpenRejectsOtherFormats(t *testing.T) {
 		want  error
 		says  []string
 	}{
-		{name: "newer format", files: map[string]string{formatFile: "nomtstore-format 2\n"}, want: ErrFormatVersion,
-			says: []string{"format 2", fmt.Sprintf("format %d", FormatVersion)}},
+		{name: "newer format", files: map[string]string{formatFile: fmt.Sprintf("nomtstore-format %d\n", FormatVersion+1)}, want: ErrFormatVersion,
+			says: []string{fmt.Sprintf("format %d", FormatVersion+1), fmt.Sprintf("format %d", FormatVersion)}},
+		{name: "older format", files: map[string]string{formatFile: "nomtstore-format 1\n"}, want: ErrFormatVersion,
+			says: []string{"format 1", fmt.Sprintf("format %d", FormatVersion)}},
 		{name: "foreign directory", files: map[string]string{"notes.txt": "hello"}, want: ErrNotNomtstore,
 			says: []string{"notes.txt"}},
 		{name: "foreign FORMAT file", files: map[string]string{formatFile: "something else\n"}, want: ErrNotNomtstore,

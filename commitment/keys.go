@@ -1,8 +1,10 @@
 package commitment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
@@ -10,26 +12,56 @@ import (
 // Pebble key layout. Every key starts with a one-byte prefix; this table is
 // the whole layout (these bytes are format):
 //
-//	prefix  key                               value
-//	'm'     'm' "commit"                      commit record, below
-//	'm'     'm' "trees"                       tree registry: repeated (store u32, name length u16, name)
-//	'v'     'v' store u32 | raw key           the value
-//	'l'     'l' store u32 | key path [32]     value hash [32] | raw key
+//	prefix  key                                  value
+//	'm'     'm' "commit"                         commit record (below)
+//	'm'     'm' "trees"                          tree registry: repeated (store u32, name length u16, name)
+//	'm'     'm' "earliest"                       earliest retained version u64
+//	'm'     'm' "app:" name                      the application's own records (PutMeta)
+//	'r'     'r' version u64                      roots of that version: tree count u32, repeated (store u32, root [32])
+//	'c'     'c' version u64                      what that version changed (changeList, below)
+//	'v'     'v' store u32 | raw key              born u64 | value                  current values
+//	'l'     'l' store u32 | key path [32]        born u64 | value hash [32] | raw key   current leaf index
+//	'w'     'w' store u32 | esc(raw key) | o u64 born u64 | value                  superseded values
+//	'x'     'x' store u32 | key path [32] | o u64 born u64 | value hash [32] | raw key   superseded leaves
+//	'h'     'h' o u64 | store u32 | page id [33] the page as it was                superseded pages
+//	'p'     'p' store u32 | page id [33] | o u64 (empty)                           'h' by page
 //
-// Commit record: version u64 | WAL seq u64 (0: the commit wrote no WAL) |
-// last seq used u64 | tree count u32 | repeated (store u32 | root [32]).
-// Integers are big-endian, so keys of one store sort by raw key ('v') or by
-// key path ('l').
+// Integers are big-endian, so keys sort by store, then raw key ('v', 'w'), key
+// path ('l', 'x') or page id ('p'), then version.
+//
+// Versions. "born" is the version that set a value; "o" is the version that
+// orphaned an entry (overwrote or deleted the value, rewrote or cleared the
+// page), so a superseded entry was live for versions born..o-1. The value of
+// a key at version u is the superseded entry with the smallest o > u if there
+// is one (absent if its born > u), otherwise the current value (absent if its
+// born > u). Current values stay apart from superseded ones, so reads and
+// iteration at the latest version never step over history.
+//
+// Deleting versions <= X deletes exactly the entries orphaned by versions
+// <= X+1: 'h' by one range deletion, the others from the change lists 'c' of
+// those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
+// it sorts as k does and no escaped key is a prefix of another.
 const (
-	prefixMeta  = 'm'
-	prefixValue = 'v'
-	prefixLeaf  = 'l'
+	prefixMeta        = 'm'
+	prefixRoots       = 'r'
+	prefixChanges     = 'c'
+	prefixValue       = 'v'
+	prefixLeaf        = 'l'
+	prefixOldValue    = 'w'
+	prefixOldLeaf     = 'x'
+	prefixOldPage     = 'h'
+	prefixOldPageByID = 'p'
 )
 
 var (
-	keyCommit = []byte("mcommit")
-	keyTrees  = []byte("mtrees")
+	keyCommit   = []byte("mcommit")
+	keyTrees    = []byte("mtrees")
+	keyEarliest = []byte("mearliest")
+	keyAppMeta  = []byte("mapp:")
 )
+
+// bornSize is the version prefix of current and superseded entries' values.
+const bornSize = 8
 
 // storePrefix returns prefix | store: the start of one store's keys.
 func storePrefix(prefix byte, store trie.StoreID) []byte {
@@ -47,6 +79,10 @@ func storeUpperBound(prefix byte, store trie.StoreID) []byte {
 	return storePrefix(prefix, store+1)
 }
 
+func versionKey(prefix byte, version uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefix}, version)
+}
+
 func valueKey(store trie.StoreID, key []byte) []byte {
 	return append(storePrefix(prefixValue, store), key...)
 }
@@ -55,10 +91,95 @@ func leafKey(store trie.StoreID, path trie.KeyPath) []byte {
 	return append(storePrefix(prefixLeaf, store), path[:]...)
 }
 
-func leafValue(valueHash trie.Hash, key []byte) []byte {
-	v := make([]byte, 0, 32+len(key))
+// bornValue is a current or superseded value entry: born | value.
+func bornValue(born uint64, value []byte) []byte {
+	b := make([]byte, 0, bornSize+len(value))
+	b = binary.BigEndian.AppendUint64(b, born)
+	return append(b, value...)
+}
+
+// leafValue is a current or superseded leaf entry: born | value hash | key.
+func leafValue(born uint64, valueHash trie.Hash, key []byte) []byte {
+	v := make([]byte, 0, bornSize+32+len(key))
+	v = binary.BigEndian.AppendUint64(v, born)
 	v = append(v, valueHash[:]...)
 	return append(v, key...)
+}
+
+// splitBorn splits an entry's value into its born version and the rest.
+func splitBorn(entry []byte) (uint64, []byte, error) {
+	if len(entry) < bornSize {
+		return 0, nil, fmt.Errorf("%w: value entry of %d bytes", ErrCorrupt, len(entry))
+	}
+	return binary.BigEndian.Uint64(entry), entry[bornSize:], nil
+}
+
+// escapeKey appends esc(key) to dst: order-preserving and prefix-free.
+func escapeKey(dst, key []byte) []byte {
+	for _, c := range key {
+		if c == 0 {
+			dst = append(dst, 0, 0xff)
+		} else {
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, 0, 1)
+}
+
+// unescapeKey reverses escapeKey; esc must be exactly one escaped key.
+func unescapeKey(esc []byte) ([]byte, error) {
+	key := make([]byte, 0, len(esc))
+	for i := 0; i < len(esc); i++ {
+		if esc[i] != 0 {
+			key = append(key, esc[i])
+			continue
+		}
+		if i+1 < len(esc) && esc[i+1] == 0xff {
+			key = append(key, 0)
+			i++
+			continue
+		}
+		if i+2 == len(esc) && esc[i+1] == 1 {
+			return key, nil
+		}
+		break
+	}
+	return nil, fmt.Errorf("%w: bad escaped key %x", ErrCorrupt, esc)
+}
+
+// oldValueEntity is the part of a superseded value's key before its version.
+func oldValueEntity(store trie.StoreID, key []byte) []byte {
+	return escapeKey(storePrefix(prefixOldValue, store), key)
+}
+
+func oldValueKey(store trie.StoreID, key []byte, orphan uint64) []byte {
+	return binary.BigEndian.AppendUint64(oldValueEntity(store, key), orphan)
+}
+
+// oldLeafEntity is the part of a superseded leaf's key before its version.
+func oldLeafEntity(store trie.StoreID, path trie.KeyPath) []byte {
+	return append(storePrefix(prefixOldLeaf, store), path[:]...)
+}
+
+func oldLeafKey(store trie.StoreID, path trie.KeyPath, orphan uint64) []byte {
+	return binary.BigEndian.AppendUint64(oldLeafEntity(store, path), orphan)
+}
+
+func oldPageKey(orphan uint64, store trie.StoreID, id trie.PageID) []byte {
+	k := make([]byte, 0, 1+8+4+trie.EncodedPageIDSize)
+	k = append(k, prefixOldPage)
+	k = binary.BigEndian.AppendUint64(k, orphan)
+	k = binary.BigEndian.AppendUint32(k, uint32(store))
+	return id.AppendEncoded(k)
+}
+
+// oldPageEntity is the part of a 'p' key before its version.
+func oldPageEntity(store trie.StoreID, id trie.PageID) []byte {
+	return id.AppendEncoded(storePrefix(prefixOldPageByID, store))
+}
+
+func oldPageIndexKey(store trie.StoreID, id trie.PageID, orphan uint64) []byte {
+	return binary.BigEndian.AppendUint64(oldPageEntity(store, id), orphan)
 }
 
 // commitRecord is the commit point: the version it makes durable, the WAL
@@ -70,39 +191,158 @@ type commitRecord struct {
 	roots   map[trie.StoreID]trie.Hash
 }
 
+// Commit record: version u64 | WAL seq u64 (0: the commit wrote no WAL) |
+// last seq used u64 | roots (as in 'r').
 func (r *commitRecord) encode() []byte {
 	b := make([]byte, 0, 28+len(r.roots)*36)
 	b = binary.BigEndian.AppendUint64(b, r.version)
 	b = binary.BigEndian.AppendUint64(b, r.walSeq)
 	b = binary.BigEndian.AppendUint64(b, r.lastSeq)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(r.roots)))
-	for _, store := range sortedStores(r.roots) {
-		root := r.roots[store]
-		b = binary.BigEndian.AppendUint32(b, uint32(store))
-		b = append(b, root[:]...)
-	}
-	return b
+	return appendRoots(b, r.roots)
 }
 
 func decodeCommitRecord(b []byte) (*commitRecord, error) {
-	if len(b) < 28 {
+	if len(b) < 24 {
 		return nil, fmt.Errorf("%w: commit record of %d bytes", ErrCorrupt, len(b))
 	}
 	r := &commitRecord{
 		version: binary.BigEndian.Uint64(b),
 		walSeq:  binary.BigEndian.Uint64(b[8:]),
 		lastSeq: binary.BigEndian.Uint64(b[16:]),
-		roots:   map[trie.StoreID]trie.Hash{},
 	}
-	n := int(binary.BigEndian.Uint32(b[24:]))
-	if len(b) != 28+n*36 {
-		return nil, fmt.Errorf("%w: commit record of %d bytes for %d trees", ErrCorrupt, len(b), n)
+	var err error
+	r.roots, err = decodeRoots(b[24:])
+	return r, err
+}
+
+func appendRoots(b []byte, roots map[trie.StoreID]trie.Hash) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(roots)))
+	for _, store := range sortedStores(roots) {
+		root := roots[store]
+		b = binary.BigEndian.AppendUint32(b, uint32(store))
+		b = append(b, root[:]...)
 	}
+	return b
+}
+
+func decodeRoots(b []byte) (map[trie.StoreID]trie.Hash, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: roots record of %d bytes", ErrCorrupt, len(b))
+	}
+	n := int(binary.BigEndian.Uint32(b))
+	if len(b) != 4+n*36 {
+		return nil, fmt.Errorf("%w: roots record of %d bytes for %d trees", ErrCorrupt, len(b), n)
+	}
+	roots := make(map[trie.StoreID]trie.Hash, n)
 	for i := 0; i < n; i++ {
-		off := 28 + i*36
-		r.roots[trie.StoreID(binary.BigEndian.Uint32(b[off:]))] = trie.Hash(b[off+4 : off+36])
+		off := 4 + i*36
+		roots[trie.StoreID(binary.BigEndian.Uint32(b[off:]))] = trie.Hash(b[off+4 : off+36])
 	}
-	return r, nil
+	return roots, nil
+}
+
+// changeList is what one version changed, kept until the version before it
+// is pruned: pruning deletes the superseded entries it names, rollback
+// restores them. Encoding:
+//
+//	page count uvarint | repeated (store u32 | page id [33] | had prior u8)
+//	key count uvarint  | repeated (store u32 | key length uvarint | key | had prior u8)
+//
+// "had prior" is 1 when the version superseded something (a page rewritten
+// or cleared, a value overwritten or deleted), 0 when it created it.
+type changeList struct {
+	pages []changedPage
+	keys  []changedKey
+}
+
+type changedPage struct {
+	store    trie.StoreID
+	id       trie.PageID
+	hadPrior bool
+}
+
+type changedKey struct {
+	store    trie.StoreID
+	key      []byte
+	hadPrior bool
+}
+
+func (c *changeList) empty() bool { return len(c.pages) == 0 && len(c.keys) == 0 }
+
+func (c *changeList) encode() []byte {
+	size := 20 + len(c.pages)*(5+trie.EncodedPageIDSize)
+	for _, k := range c.keys {
+		size += 8 + len(k.key)
+	}
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, uint64(len(c.pages)))
+	for _, p := range c.pages {
+		b = binary.BigEndian.AppendUint32(b, uint32(p.store))
+		b = p.id.AppendEncoded(b)
+		b = append(b, boolByte(p.hadPrior))
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.keys)))
+	for _, k := range c.keys {
+		b = binary.BigEndian.AppendUint32(b, uint32(k.store))
+		b = binary.AppendUvarint(b, uint64(len(k.key)))
+		b = append(b, k.key...)
+		b = append(b, boolByte(k.hadPrior))
+	}
+	return b
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func decodeChangeList(b []byte) (*changeList, error) {
+	bad := func(what string) error { return fmt.Errorf("%w: change list: %s", ErrCorrupt, what) }
+	r := bytes.NewReader(b)
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > uint64(len(b)) {
+		return nil, bad("page count")
+	}
+	c := &changeList{pages: make([]changedPage, 0, n)}
+	rest := b[len(b)-r.Len():]
+	const pageEntry = 4 + trie.EncodedPageIDSize + 1
+	for range n {
+		if len(rest) < pageEntry || rest[pageEntry-1] > 1 {
+			return nil, bad("page entry")
+		}
+		id, err := trie.DecodePageID(rest[4 : 4+trie.EncodedPageIDSize])
+		if err != nil {
+			return nil, bad(err.Error())
+		}
+		c.pages = append(c.pages, changedPage{store: trie.StoreID(binary.BigEndian.Uint32(rest)), id: id, hadPrior: rest[pageEntry-1] == 1})
+		rest = rest[pageEntry:]
+	}
+	r = bytes.NewReader(rest)
+	if n, err = binary.ReadUvarint(r); err != nil || n > uint64(len(rest)) {
+		return nil, bad("key count")
+	}
+	rest = rest[len(rest)-r.Len():]
+	c.keys = make([]changedKey, 0, n)
+	for range n {
+		if len(rest) < 4 {
+			return nil, bad("key entry")
+		}
+		store := trie.StoreID(binary.BigEndian.Uint32(rest))
+		r = bytes.NewReader(rest[4:])
+		klen, err := binary.ReadUvarint(r)
+		rest = rest[len(rest)-r.Len():]
+		if err != nil || klen == 0 || klen > MaxKeyLength || uint64(len(rest)) < klen+1 || rest[klen] > 1 {
+			return nil, bad("key entry")
+		}
+		c.keys = append(c.keys, changedKey{store: store, key: slices.Clone(rest[:klen]), hadPrior: rest[klen] == 1})
+		rest = rest[klen+1:]
+	}
+	if len(rest) != 0 {
+		return nil, bad("trailing bytes")
+	}
+	return c, nil
 }
 
 func encodeRegistry(trees map[string]trie.StoreID) []byte {

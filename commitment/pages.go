@@ -1,9 +1,6 @@
 package commitment
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -103,12 +100,24 @@ func (p *treePages) Page(id trie.PageID) (*trie.Page, error) {
 	return cp.page, nil
 }
 
-// committedTree returns the trie of one tree at the committed version, with
-// its leaf index (which also serves the tree's preimages). A non-nil buckets
-// map records where each page read lives. REQUIRES: mu held (read).
-func (db *DB) committedTree(t *tree, buckets map[trie.PageID]uint64) (*trie.Tree, leafIndex) {
-	leaves := leafIndex{snap: db.snap.snap, store: t.store}
-	pages := &treePages{cache: db.cache, table: db.table, store: t.store, buckets: buckets}
+// committedTree returns the trie of one tree at the committed version.
+// REQUIRES: mu held (read).
+func (db *DB) committedTree(t *tree, buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
+	return db.treeAt(t, db.record.version, buckets)
+}
+
+// treeAt returns the trie of one tree at a retained version (which the
+// caller has checked), with its leaf index, which also serves the tree's
+// preimages. A non-nil buckets map records where each page read from the
+// table lives. REQUIRES: mu held (read).
+func (db *DB) treeAt(t *tree, version uint64, buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
+	latest := db.record.version
+	leaves := leavesAt{snap: db.snap.snap, store: t.store, version: version, latest: latest}
+	current := &treePages{cache: db.cache, table: db.table, store: t.store, buckets: buckets}
+	var pages trie.PageSource = current
+	if version < latest {
+		pages = pagesAt{latest: current, snap: db.snap.snap, version: version}
+	}
 	return &trie.Tree{Store: t.store, Pages: pages, Leaves: leaves}, leaves
 }
 
@@ -131,79 +140,4 @@ func (s *snapshot) release() {
 	if s.refs.Add(-1) == 0 {
 		_ = s.snap.Close()
 	}
-}
-
-// leafIndex is the trie.LeafIndex of one tree in a snapshot.
-type leafIndex struct {
-	snap  *pebble.Snapshot
-	store trie.StoreID
-}
-
-func (l leafIndex) seek(lower, upper []byte, last bool) (trie.Leaf, bool, error) {
-	it, err := l.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return trie.Leaf{}, false, err
-	}
-	defer func() { _ = it.Close() }()
-	ok := it.First()
-	if last {
-		ok = it.Last()
-	}
-	if !ok {
-		return trie.Leaf{}, false, it.Error()
-	}
-	return decodeLeaf(it.Key(), it.Value())
-}
-
-func decodeLeaf(key, value []byte) (trie.Leaf, bool, error) {
-	if len(key) != 5+32 || len(value) < 33 {
-		return trie.Leaf{}, false, fmt.Errorf("%w: leaf index entry %x", ErrCorrupt, key)
-	}
-	return trie.Leaf{Path: trie.KeyPath(key[5:]), ValueHash: trie.Hash(value[:32])}, true, nil
-}
-
-// Leaf implements trie.LeafGetter: a point lookup, which Pebble's bloom
-// filters make cheaper than creating an iterator to seek.
-func (l leafIndex) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
-	key := leafKey(l.store, path)
-	value, closer, err := l.snap.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return trie.Leaf{}, false, nil
-	}
-	if err != nil {
-		return trie.Leaf{}, false, err
-	}
-	defer func() { _ = closer.Close() }()
-	return decodeLeaf(key, value)
-}
-
-func (l leafIndex) Ceil(path trie.KeyPath) (trie.Leaf, bool, error) {
-	return l.seek(leafKey(l.store, path), storeUpperBound(prefixLeaf, l.store), false)
-}
-
-func (l leafIndex) Floor(path trie.KeyPath) (trie.Leaf, bool, error) {
-	return l.seek(storePrefix(prefixLeaf, l.store), append(leafKey(l.store, path), 0), true)
-}
-
-// Preimage implements trie.Preimages from the leaf index and the values.
-func (l leafIndex) Preimage(path trie.KeyPath) ([]byte, []byte, error) {
-	entry, closer, err := l.snap.Get(leafKey(l.store, path))
-	if err != nil {
-		return nil, nil, fmt.Errorf("leaf index entry of %s: %w", path, err)
-	}
-	if len(entry) < 33 {
-		_ = closer.Close()
-		return nil, nil, fmt.Errorf("%w: leaf index entry of %s is %d bytes", ErrCorrupt, path, len(entry))
-	}
-	key := bytes.Clone(entry[32:])
-	_ = closer.Close()
-	value, closer, err := l.snap.Get(valueKey(l.store, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil, fmt.Errorf("%w: key %x is in the leaf index but has no value", ErrCorrupt, key)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	defer func() { _ = closer.Close() }()
-	return key, bytes.Clone(value), nil
 }

@@ -1,17 +1,21 @@
 package commitment
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
-	"sync/atomic"
-
-	"github.com/cockroachdb/pebble"
 	ics23 "github.com/cosmos/ics23/go"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// Errors of reads at a version. Test with errors.Is.
+var (
+	// ErrVersionPruned: the version is older than the earliest retained one.
+	ErrVersionPruned = errors.New("commitment: version pruned")
+	// ErrVersionFuture: the version is not committed (yet).
+	ErrVersionFuture = errors.New("commitment: version not committed")
 )
 
 // Version is the last committed version (0 before the first commit).
@@ -21,15 +25,27 @@ func (db *DB) Version() uint64 {
 	return db.record.version
 }
 
+// EarliestVersion is the oldest version still readable (0 before the first
+// commit). Pruning moves it up.
+func (db *DB) EarliestVersion() uint64 {
+	return db.earliest.Load()
+}
+
 // Roots returns every tree's committed root.
 func (db *DB) Roots() map[string]trie.Hash {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	roots := make(map[string]trie.Hash, len(db.trees))
+	return db.namedRoots(db.record.roots)
+}
+
+// namedRoots names the roots of one version; trees it did not have are
+// empty. REQUIRES: mu held (read).
+func (db *DB) namedRoots(roots map[trie.StoreID]trie.Hash) map[string]trie.Hash {
+	out := make(map[string]trie.Hash, len(db.trees))
 	for name, t := range db.trees {
-		roots[name] = db.record.roots[t.store]
+		out[name] = roots[t.store]
 	}
-	return roots
+	return out
 }
 
 // Root returns a tree's committed root.
@@ -43,23 +59,79 @@ func (db *DB) Root(treeName string) (trie.Hash, error) {
 	return db.record.roots[t.store], nil
 }
 
-// reader pins the committed version's snapshot for one read.
-func (db *DB) reader(treeName string) (*tree, *snapshot, error) {
+// RootsAt returns every tree's root at a retained version.
+func (db *DB) RootsAt(version uint64) (map[string]trie.Hash, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
+	roots, err := db.rootsAtLocked(version)
+	if err != nil {
+		return nil, err
+	}
+	return db.namedRoots(roots), nil
+}
+
+// checkVersionLocked refuses versions that are not retained.
+// REQUIRES: mu held (read).
+func (db *DB) checkVersionLocked(version uint64) error {
 	if db.closed {
-		return nil, nil, ErrClosed
+		return ErrClosed
+	}
+	latest := db.record.version
+	if version > latest || version == 0 {
+		return fmt.Errorf("%w: version %d (the latest is %d)", ErrVersionFuture, version, latest)
+	}
+	if earliest := db.earliest.Load(); version < earliest {
+		return fmt.Errorf("%w: version %d (the earliest retained is %d, the latest %d)", ErrVersionPruned, version, earliest, latest)
+	}
+	return nil
+}
+
+// rootsAtLocked reads the roots of a retained version. REQUIRES: mu (read).
+func (db *DB) rootsAtLocked(version uint64) (map[trie.StoreID]trie.Hash, error) {
+	if err := db.checkVersionLocked(version); err != nil {
+		return nil, err
+	}
+	if version == db.record.version {
+		return db.record.roots, nil
+	}
+	b, found, err := getEntry(db.snap.snap, versionKey(prefixRoots, version))
+	if err != nil {
+		return nil, fmt.Errorf("commitment: roots of version %d: %w", version, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: no roots record for retained version %d", ErrCorrupt, version)
+	}
+	return decodeRoots(b)
+}
+
+// readAt checks a read's tree and version. latest reads whatever version is
+// the latest, even none. REQUIRES: mu held (read).
+func (db *DB) readAt(treeName string, version uint64, latest bool) (*tree, uint64, error) {
+	if db.closed {
+		return nil, 0, ErrClosed
 	}
 	t, err := db.treeLocked(treeName)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
-	db.snap.acquire()
-	return t, db.snap, nil
+	if latest {
+		return t, db.record.version, nil
+	}
+	return t, version, db.checkVersionLocked(version)
 }
 
 // Get returns a key's committed value, or nil when it is absent.
 func (db *DB) Get(treeName string, key []byte) ([]byte, error) {
+	return db.get(treeName, key, 0, true)
+}
+
+// GetAt returns a key's value at a retained version, or nil when it was
+// absent then.
+func (db *DB) GetAt(treeName string, key []byte, version uint64) ([]byte, error) {
+	return db.get(treeName, key, version, false)
+}
+
+func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]byte, error) {
 	if err := validateKey(key); err != nil {
 		return nil, err
 	}
@@ -67,22 +139,15 @@ func (db *DB) Get(treeName string, key []byte) ([]byte, error) {
 	// under it.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
-	}
-	t, err := db.treeLocked(treeName)
+	t, version, err := db.readAt(treeName, version, latest)
 	if err != nil {
 		return nil, err
 	}
-	v, closer, err := db.snap.snap.Get(valueKey(t.store, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
+	v, err := valueAt(db.snap.snap, t.store, key, version, db.record.version)
 	if err != nil {
 		return nil, fmt.Errorf("commitment: get: %w", err)
 	}
-	defer func() { _ = closer.Close() }()
-	return bytes.Clone(v), nil
+	return v, nil
 }
 
 // Has reports whether a key is committed.
@@ -91,110 +156,113 @@ func (db *DB) Has(treeName string, key []byte) (bool, error) {
 	return v != nil, err
 }
 
-// Iterator walks a tree's committed keys in [start, end) (nil = unbounded)
-// in raw-key order, forward or reverse. It reads the version committed when
-// it was made, and must be closed.
-type Iterator struct {
-	it      *pebble.Iterator
-	snap    *snapshot
-	reverse bool
-	strip   int
-	valid   bool
-	open    *atomic.Int64 // the DB's count of open iterators
+// NewIterator returns an iterator over [start, end) of a tree at the
+// latest version.
+func (db *DB) NewIterator(treeName string, start, end []byte, reverse bool) (*Iterator, error) {
+	return db.newIterator(treeName, start, end, reverse, 0, true)
 }
 
-// NewIterator returns an iterator over [start, end) of a tree.
-func (db *DB) NewIterator(treeName string, start, end []byte, reverse bool) (*Iterator, error) {
-	t, snap, err := db.reader(treeName)
+// NewIteratorAt returns an iterator over [start, end) of a tree at a
+// retained version.
+func (db *DB) NewIteratorAt(treeName string, start, end []byte, reverse bool, version uint64) (*Iterator, error) {
+	return db.newIterator(treeName, start, end, reverse, version, false)
+}
+
+func (db *DB) newIterator(treeName string, start, end []byte, reverse bool, version uint64, latest bool) (*Iterator, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	t, version, err := db.readAt(treeName, version, latest)
 	if err != nil {
 		return nil, err
 	}
-	opts := &pebble.IterOptions{LowerBound: valueKey(t.store, start), UpperBound: storeUpperBound(prefixValue, t.store)}
-	if end != nil {
-		opts.UpperBound = valueKey(t.store, end)
+	snap := db.snap
+	past := version < db.record.version
+	lower, upper := valueKey(t.store, start), storeUpperBound(prefixValue, t.store)
+	oldLower, oldUpper := oldValueEntity(t.store, start), storeUpperBound(prefixOldValue, t.store)
+	if start == nil {
+		oldLower = storePrefix(prefixOldValue, t.store)
 	}
-	it, err := snap.snap.NewIter(opts)
+	if end != nil {
+		upper, oldUpper = valueKey(t.store, end), oldValueEntity(t.store, end)
+	}
+	current, err := newCurrentCursor(snap.snap, lower, upper, version, past, reverse)
 	if err != nil {
-		snap.release()
 		return nil, fmt.Errorf("commitment: iterator: %w", err)
 	}
-	i := &Iterator{it: it, snap: snap, reverse: reverse, strip: 5, open: &db.iterators}
+	var cur cursor = current
+	if past {
+		old, err := newHistoryCursor(snap.snap, oldLower, oldUpper, version, reverse, unescapeKey)
+		if err != nil {
+			_ = current.Close()
+			return nil, fmt.Errorf("commitment: iterator: %w", err)
+		}
+		cur = newMergeCursor(current, old, reverse)
+	}
+	snap.acquire()
 	db.iterators.Add(1)
-	if reverse {
-		i.valid = it.Last()
-	} else {
-		i.valid = it.First()
-	}
-	return i, nil
-}
-
-// Valid reports whether the iterator is at a key.
-func (i *Iterator) Valid() bool { return i.valid }
-
-// Next moves to the next key in the iterator's direction.
-func (i *Iterator) Next() {
-	if i.reverse {
-		i.valid = i.it.Prev()
-	} else {
-		i.valid = i.it.Next()
-	}
-}
-
-// Key returns the current raw key; it is valid until the next move.
-func (i *Iterator) Key() []byte { return i.it.Key()[i.strip:] }
-
-// Value returns the current value; it is valid until the next move.
-func (i *Iterator) Value() []byte { return i.it.Value() }
-
-// Error returns the iteration error, if any.
-func (i *Iterator) Error() error { return i.it.Error() }
-
-// Close releases the iterator.
-func (i *Iterator) Close() error {
-	if i.snap == nil {
-		return nil
-	}
-	err := i.it.Close()
-	i.snap.release()
-	i.open.Add(-1)
-	i.snap, i.valid = nil, false
-	return err
+	return &Iterator{cur: cur, snap: snap, open: &db.iterators}, nil
 }
 
 // Prove returns an ICS23 proof (SmtSpec) for key at the committed version of
 // a tree: existence when the key is present, non-existence otherwise.
 func (db *DB) Prove(treeName string, key []byte) (*ics23.CommitmentProof, bool, error) {
+	return db.prove(treeName, key, 0, true)
+}
+
+// ProveAt returns an ICS23 proof for key at a retained version of a tree,
+// against that version's root.
+func (db *DB) ProveAt(treeName string, key []byte, version uint64) (*ics23.CommitmentProof, bool, error) {
+	return db.prove(treeName, key, version, false)
+}
+
+func (db *DB) prove(treeName string, key []byte, version uint64, latest bool) (*ics23.CommitmentProof, bool, error) {
 	if err := validateKey(key); err != nil {
 		return nil, false, err
 	}
 	// The pages and the snapshot must be of one version: hold mu for the walk.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, false, ErrClosed
-	}
-	t, err := db.treeLocked(treeName)
+	t, version, err := db.readAt(treeName, version, latest)
 	if err != nil {
 		return nil, false, err
 	}
-	tr, leaves := db.committedTree(t, nil)
-	return tr.Prove(db.record.roots[t.store], key, leaves)
+	roots := db.record.roots
+	if !latest {
+		if roots, err = db.rootsAtLocked(version); err != nil {
+			return nil, false, err
+		}
+	}
+	tr, leaves := db.treeAt(t, version, nil)
+	return tr.Prove(roots[t.store], key, leaves)
 }
 
 // Check verifies every tree's committed pages against its root and leaf
 // index (trie.Tree.Check) and returns the violations found, per tree.
 func (db *DB) Check() (map[string][]trie.Violation, error) {
 	db.mu.RLock()
+	version := db.record.version
+	db.mu.RUnlock()
+	if version == 0 {
+		return map[string][]trie.Violation{}, nil
+	}
+	return db.CheckAt(version)
+}
+
+// CheckAt is Check at a retained version: it walks the version's pages,
+// superseded or current, against its roots and leaf index.
+func (db *DB) CheckAt(version uint64) (map[string][]trie.Violation, error) {
+	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
+	roots, err := db.rootsAtLocked(version)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]trie.Violation{}
 	for name, t := range db.trees {
-		tr, _ := db.committedTree(t, nil)
-		rep, err := tr.Check(db.record.roots[t.store])
+		tr, _ := db.treeAt(t, version, nil)
+		rep, err := tr.Check(roots[t.store])
 		if err != nil {
-			return nil, fmt.Errorf("commitment: checking tree %q: %w", name, err)
+			return nil, fmt.Errorf("commitment: checking tree %q at version %d: %w", name, version, err)
 		}
 		if len(rep.Violations) > 0 {
 			out[name] = rep.Violations
@@ -205,11 +273,17 @@ func (db *DB) Check() (map[string][]trie.Violation, error) {
 
 // Stats describe the engine.
 type Stats struct {
-	Version      uint64
-	Table        bitbox.Stats
-	Commits      uint64 // since open
-	PagesWritten uint64 // since open
-	WALBytes     uint64 // since open
+	Version         uint64
+	EarliestVersion uint64
+	Table           bitbox.Stats
+	Commits         uint64 // since open
+	PagesWritten    uint64 // since open
+	WALBytes        uint64 // since open
+	// Pruning since open: versions deleted, runs that failed, and the last
+	// failure (nil after a run that succeeded).
+	PrunedVersions uint64
+	PruneFailures  uint64
+	LastPruneError error
 }
 
 // Stats returns the engine's current figures.
@@ -217,6 +291,11 @@ func (db *DB) Stats() Stats {
 	db.mu.RLock()
 	s := Stats{Version: db.record.version, Table: db.table.Stats()}
 	db.mu.RUnlock()
+	s.EarliestVersion = db.earliest.Load()
 	s.Commits, s.PagesWritten, s.WALBytes = db.stats.commits.Load(), db.stats.pagesWritten.Load(), db.stats.walBytes.Load()
+	s.PrunedVersions, s.PruneFailures = db.stats.prunedVersions.Load(), db.stats.pruneFailures.Load()
+	if e := db.stats.lastPruneError.Load(); e != nil {
+		s.LastPruneError = *e
+	}
 	return s
 }

@@ -1,0 +1,153 @@
+package commitment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// ErrPruneLatest: the latest version is never pruned.
+var ErrPruneLatest = errors.New("commitment: the latest version cannot be pruned")
+
+// PruneTo deletes every version <= to, oldest first, one version per Pebble
+// batch: deleting version e removes exactly the entries that version e+1
+// orphaned (only e and older could read them) and e's roots, and moves the
+// earliest version to e+1 in the same batch, so a crash leaves the store
+// consistent at whatever version pruning had reached.
+//
+// It runs alongside commits and reads: it waits while a commit syncs,
+// readers of a retained version never see its deletions (they read a
+// snapshot), and readers of a deleted version get ErrVersionPruned. Pruning
+// below the earliest version does nothing; to >= the latest version is
+// ErrPruneLatest. A failure is returned and counted in Stats; calling again
+// resumes where it stopped.
+func (db *DB) PruneTo(to uint64) error {
+	db.pruneMu.Lock()
+	defer db.pruneMu.Unlock()
+	err := db.pruneTo(to)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		db.stats.pruneFailures.Add(1)
+		db.stats.lastPruneError.Store(&err)
+		db.opts.Logger.Error("nomtstore pruning failed", "to", to, "earliest", db.earliest.Load(), "err", err)
+	} else if err == nil {
+		db.stats.lastPruneError.Store(nil)
+	}
+	return err
+}
+
+// pruneTo does PruneTo. REQUIRES: pruneMu.
+func (db *DB) pruneTo(to uint64) error {
+	db.mu.RLock()
+	latest, closed := db.record.version, db.closed
+	db.mu.RUnlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case to >= latest:
+		return fmt.Errorf("%w: asked to prune to %d, the latest is %d", ErrPruneLatest, to, latest)
+	}
+	for e := db.earliest.Load(); e <= to; e = db.earliest.Load() {
+		db.gate.waitIdle()
+		if err := db.pruneVersion(e); err != nil {
+			return fmt.Errorf("commitment: pruning version %d: %w", e, err)
+		}
+	}
+	return nil
+}
+
+// pruneVersion deletes version e, the earliest. REQUIRES: pruneMu.
+func (db *DB) pruneVersion(e uint64) error {
+	// Held for the batch: Close waits for it.
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	orphaner := e + 1
+	batch := db.pebble.NewBatch()
+	defer func() { _ = batch.Close() }()
+	var errs []error
+	del := func(key []byte) { errs = append(errs, batch.Delete(key, nil)) }
+	raw, found, err := db.getMeta(versionKey(prefixChanges, orphaner), "a change list")
+	if err != nil {
+		return err
+	}
+	if found {
+		changed, err := decodeChangeList(raw)
+		if err != nil {
+			return fmt.Errorf("version %d: %w", orphaner, err)
+		}
+		for _, p := range changed.pages {
+			if p.hadPrior {
+				del(oldPageIndexKey(p.store, p.id, orphaner))
+			}
+		}
+		for _, k := range changed.keys {
+			if k.hadPrior {
+				del(oldValueKey(k.store, k.key, orphaner))
+				del(oldLeafKey(k.store, trie.PathOf(k.key), orphaner))
+			}
+		}
+		// The pages themselves: one range, which compaction drops whole.
+		errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, orphaner), versionKey(prefixOldPage, orphaner+1), nil))
+		del(versionKey(prefixChanges, orphaner))
+	}
+	del(versionKey(prefixRoots, e))
+	errs = append(errs, batch.Set(keyEarliest, binary.BigEndian.AppendUint64(nil, orphaner), nil))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Readers are refused e before its entries go.
+	db.earliest.Store(orphaner)
+	db.opts.hookAt("prune")
+	// Not synced: a batch lost in a crash takes its earliest record with
+	// it, and the next pruning run deletes the version again.
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		db.earliest.Store(e)
+		return err
+	}
+	db.stats.prunedVersions.Add(1)
+	return nil
+}
+
+// commitGate lets pruning stand aside while a commit syncs: the commit's
+// fsyncs should not queue behind pruning's writes.
+type commitGate struct {
+	mu     sync.Mutex
+	idle   *sync.Cond
+	active int // REQUIRES: mu
+}
+
+func newCommitGate() *commitGate {
+	g := &commitGate{}
+	g.idle = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *commitGate) enter() {
+	g.mu.Lock()
+	g.active++
+	g.mu.Unlock()
+}
+
+func (g *commitGate) exit() {
+	g.mu.Lock()
+	if g.active--; g.active == 0 {
+		g.idle.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+// waitIdle returns once no commit is syncing.
+func (g *commitGate) waitIdle() {
+	g.mu.Lock()
+	for g.active > 0 {
+		g.idle.Wait()
+	}
+	g.mu.Unlock()
+}

@@ -1,0 +1,151 @@
+package commitment
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// Rollback makes target the latest version: every later version is undone,
+// newest first, each as one commit of the protocol in commit.go (its WAL
+// restores the pages the version rewrote or cleared and clears those it
+// created; its Pebble batch restores the values it superseded and deletes
+// its history), so a crash leaves the store at some version between target
+// and where it started, and calling Rollback again finishes the job.
+// Committing the same changes again reproduces the same roots.
+//
+// Staged changes are discarded. A target that is pruned is ErrVersionPruned;
+// one that is not committed, ErrVersionFuture.
+func (db *DB) Rollback(target uint64) error {
+	db.pruneMu.Lock()
+	defer db.pruneMu.Unlock()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	clear(db.staged)
+	db.working = nil
+	db.mu.RLock()
+	latest := db.record.version
+	err := db.checkVersionLocked(target)
+	db.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("commitment: cannot roll back: %w", err)
+	}
+	for v := latest; v > target; v-- {
+		if err := db.undoVersion(v); err != nil {
+			return fmt.Errorf("commitment: rolling back version %d: %w", v, err)
+		}
+	}
+	if latest > target {
+		db.opts.Logger.Info("nomtstore rolled back", "from", latest, "to", target)
+	}
+	return nil
+}
+
+// undoVersion undoes version v, the latest. REQUIRES: writeMu, pruneMu.
+func (db *DB) undoVersion(v uint64) error {
+	if err := db.waitFlushLocked(); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	record := db.record
+	table := db.table
+	prevRoots, err := db.rootsAtLocked(v - 1)
+	db.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if record.version != v {
+		return fmt.Errorf("%w: version %d is not the latest (%d)", ErrCorrupt, v, record.version)
+	}
+	changed := &changeList{}
+	if raw, found, err := db.getMeta(versionKey(prefixChanges, v), "a change list"); err != nil {
+		return err
+	} else if found {
+		if changed, err = decodeChangeList(raw); err != nil {
+			return err
+		}
+	}
+	db.opts.hookAt("begin")
+
+	changes := make([]bitbox.Change, 0, len(changed.pages))
+	for _, p := range changed.pages {
+		c, err := db.undoPage(table, p, v)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, c)
+	}
+	if err := db.placePages(changes, table); err != nil {
+		return err
+	}
+
+	batch := db.pebble.NewBatch()
+	var errs []error
+	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
+	del := func(key []byte) { errs = append(errs, batch.Delete(key, nil)) }
+	for _, k := range changed.keys {
+		path := trie.PathOf(k.key)
+		if !k.hadPrior {
+			del(valueKey(k.store, k.key))
+			del(leafKey(k.store, path))
+			continue
+		}
+		entry, found, err := db.getMeta(oldValueKey(k.store, k.key, v), "a superseded value")
+		if err != nil {
+			_ = batch.Close()
+			return err
+		}
+		born, value, err := splitBorn(entry)
+		if !found || err != nil {
+			_ = batch.Close()
+			return errors.Join(err, fmt.Errorf("%w: the value of %x superseded at version %d is missing", ErrCorrupt, k.key, v))
+		}
+		set(valueKey(k.store, k.key), entry)
+		set(leafKey(k.store, path), leafValue(born, trie.ValueHash(value), k.key))
+		del(oldValueKey(k.store, k.key, v))
+		del(oldLeafKey(k.store, path, v))
+	}
+	for _, p := range changed.pages {
+		if p.hadPrior {
+			del(oldPageIndexKey(p.store, p.id, v))
+		}
+	}
+	errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, v), versionKey(prefixOldPage, v+1), nil))
+	del(versionKey(prefixChanges, v))
+	del(versionKey(prefixRoots, v))
+	if err := errors.Join(errs...); err != nil {
+		_ = batch.Close()
+		return err
+	}
+	return db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch)
+}
+
+// undoPage is the table change that puts a page back as it was before
+// version v: its superseded copy, or nothing if v created it.
+func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Change, error) {
+	key := bitbox.PageKey{Store: p.store, ID: p.id}
+	c := bitbox.Change{Key: key}
+	current, bucket, found, err := table.Lookup(key)
+	if err != nil {
+		return c, err
+	}
+	if found {
+		c.Prior, c.Bucket = current, bucket
+	}
+	if p.hadPrior {
+		data, ok, err := db.getMeta(oldPageKey(v, p.store, p.id), "a superseded page")
+		if err != nil {
+			return c, err
+		}
+		if !ok || len(data) != trie.PageSize {
+			return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
+		}
+		c.Page = (*trie.Page)(data)
+	}
+	if c.Page == nil && c.Prior == nil {
+		return c, fmt.Errorf("%w: %s, created at version %d, is not in the page table", ErrCorrupt, key, v)
+	}
+	return c, nil
+}
