@@ -346,8 +346,8 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 		for _, pc := range u.result.Pages {
 			if pc.Prior != nil {
 				set(oldPageKey(version, store, pc.ID), pc.Prior[:])
-				set(oldPageIndexKey(store, pc.ID, version), nil)
 			}
+			set(oldPageIndexKey(store, pc.ID, version), []byte{boolByte(pc.Prior != nil)})
 			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}

@@ -77,9 +77,10 @@ func valueAt(snap *pebble.Snapshot, store trie.StoreID, key []byte, version, lat
 	return versionedEntry(snap, oldValueEntity(store, key), valueKey(store, key), version, latest)
 }
 
-// pagesAt is the trie.PageSource of one tree at a past version: a page is
-// the superseded copy with the smallest orphan version after it, or, if the
-// page has not changed since, the latest version's page.
+// pagesAt is the trie.PageSource of one tree at a past version: the page
+// as the first change after the version found it (a superseded copy, or no
+// page if that change created it), or, if the page has not changed since,
+// the latest version's page.
 type pagesAt struct {
 	latest  *treePages
 	snap    *pebble.Snapshot
@@ -88,12 +89,18 @@ type pagesAt struct {
 
 func (p pagesAt) Page(id trie.PageID) (*trie.Page, error) {
 	store := p.latest.store
-	orphan, _, found, err := seekEntry(p.snap, oldPageEntity(store, id), p.version+1)
+	orphan, hadPrior, found, err := seekEntry(p.snap, oldPageEntity(store, id), p.version+1)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
 		return p.latest.Page(id)
+	}
+	if len(hadPrior) != 1 || hadPrior[0] > 1 {
+		return nil, fmt.Errorf("%w: page change entry of %s of store %d at %d", ErrCorrupt, id, store, orphan)
+	}
+	if hadPrior[0] == 0 {
+		return nil, nil
 	}
 	data, found, err := getEntry(p.snap, oldPageKey(orphan, store, id))
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 //	'w'     'w' store u32 | esc(raw key) | o u64 born u64 | value                  superseded values
 //	'x'     'x' store u32 | key path [32] | o u64 born u64 | value hash [32] | raw key   superseded leaves
 //	'h'     'h' o u64 | store u32 | page id [33] the page as it was                superseded pages
-//	'p'     'p' store u32 | page id [33] | o u64 (empty)                           'h' by page
+//	'p'     'p' store u32 | page id [33] | o u64 had prior u8                      page changes by page
 //
 // Integers are big-endian, so keys sort by store, then raw key ('v', 'w'), key
 // path ('l', 'x') or page id ('p'), then version.
@@ -36,6 +36,10 @@ import (
 // is one (absent if its born > u), otherwise the current value (absent if its
 // born > u). Current values stay apart from superseded ones, so reads and
 // iteration at the latest version never step over history.
+//
+// A page at version u is, likewise, the one named by its 'p' entry with the
+// smallest o > u: the superseded copy in 'h' (had prior 1) or no page at all
+// (0: version o created it); without such an entry, the page table's.
 //
 // Deleting versions <= X deletes exactly the entries orphaned by versions
 // <= X+1: 'h' by one range deletion, the others from the change lists 'c' of

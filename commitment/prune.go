@@ -16,7 +16,8 @@ var ErrPruneLatest = errors.New("commitment: the latest version cannot be pruned
 
 // PruneTo deletes every version <= to, oldest first, one version per Pebble
 // batch: deleting version e removes exactly the entries that version e+1
-// orphaned (only e and older could read them) and e's roots, and moves the
+// orphaned (only e and older could read them), e's roots and the change
+// lists of e and e+1 (only a rollback to e or older needs them), and moves the
 // earliest version to e+1 in the same batch, so a crash leaves the store
 // consistent at whatever version pruning had reached.
 //
@@ -83,9 +84,7 @@ func (db *DB) pruneVersion(e uint64) error {
 			return fmt.Errorf("version %d: %w", orphaner, err)
 		}
 		for _, p := range changed.pages {
-			if p.hadPrior {
-				del(oldPageIndexKey(p.store, p.id, orphaner))
-			}
+			del(oldPageIndexKey(p.store, p.id, orphaner))
 		}
 		for _, k := range changed.keys {
 			if k.hadPrior {
@@ -98,6 +97,10 @@ func (db *DB) pruneVersion(e uint64) error {
 		del(versionKey(prefixChanges, orphaner))
 	}
 	del(versionKey(prefixRoots, e))
+	// e's own list, needed only to undo e, which no rollback may do now
+	// (the first version's list is deleted here; the others went with
+	// the version before them).
+	del(versionKey(prefixChanges, e))
 	errs = append(errs, batch.Set(keyEarliest, binary.BigEndian.AppendUint64(nil, orphaner), nil))
 	if err := errors.Join(errs...); err != nil {
 		return err

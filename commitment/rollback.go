@@ -108,9 +108,7 @@ func (db *DB) undoVersion(v uint64) error {
 		del(oldLeafKey(k.store, path, v))
 	}
 	for _, p := range changed.pages {
-		if p.hadPrior {
-			del(oldPageIndexKey(p.store, p.id, v))
-		}
+		del(oldPageIndexKey(p.store, p.id, v))
 	}
 	errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, v), versionKey(prefixOldPage, v+1), nil))
 	del(versionKey(prefixChanges, v))
