@@ -72,37 +72,14 @@ func (db *DB) pruneVersion(e uint64) error {
 	orphaner := e + 1
 	batch := db.pebble.NewBatch()
 	defer func() { _ = batch.Close() }()
-	var errs []error
-	del := func(key []byte) { errs = append(errs, batch.Delete(key, nil)) }
-	raw, found, err := db.getMeta(versionKey(prefixChanges, orphaner), "a change list")
-	if err != nil {
-		return err
-	}
-	if found {
-		changed, err := decodeChangeList(raw)
-		if err != nil {
-			return fmt.Errorf("version %d: %w", orphaner, err)
-		}
-		for _, p := range changed.pages {
-			del(oldPageIndexKey(p.store, p.id, orphaner))
-		}
-		for _, k := range changed.keys {
-			if k.hadPrior {
-				del(oldValueKey(k.store, k.key, orphaner))
-				del(oldLeafKey(k.store, trie.PathOf(k.key), orphaner))
-			}
-		}
-		// The pages themselves: one range, which compaction drops whole.
-		errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, orphaner), versionKey(prefixOldPage, orphaner+1), nil))
-		del(versionKey(prefixChanges, orphaner))
-	}
-	del(versionKey(prefixRoots, e))
-	// e's own list, needed only to undo e, which no rollback may do now
-	// (the first version's list is deleted here; the others went with
-	// the version before them).
-	del(versionKey(prefixChanges, e))
-	errs = append(errs, batch.Set(keyEarliest, binary.BigEndian.AppendUint64(nil, orphaner), nil))
-	if err := errors.Join(errs...); err != nil {
+	// e's own list is there only if e is the first version (the others
+	// went with the version before them); no rollback may undo e now.
+	if err := errors.Join(
+		db.dropVersionHistory(batch, e),
+		db.dropVersionHistory(batch, orphaner),
+		batch.Delete(versionKey(prefixRoots, e), nil),
+		batch.Set(keyEarliest, binary.BigEndian.AppendUint64(nil, orphaner), nil),
+	); err != nil {
 		return err
 	}
 	// Readers are refused e before its entries go.
@@ -116,6 +93,34 @@ func (db *DB) pruneVersion(e uint64) error {
 	}
 	db.stats.prunedVersions.Add(1)
 	return nil
+}
+
+// dropVersionHistory adds to batch the deletion of everything version o
+// superseded and its change list, which names it.
+func (db *DB) dropVersionHistory(batch *pebble.Batch, o uint64) error {
+	raw, found, err := db.getMeta(versionKey(prefixChanges, o), "a change list")
+	if err != nil || !found {
+		return err
+	}
+	changed, err := decodeChangeList(raw)
+	if err != nil {
+		return fmt.Errorf("version %d: %w", o, err)
+	}
+	var errs []error
+	del := func(key []byte) { errs = append(errs, batch.Delete(key, nil)) }
+	for _, p := range changed.pages {
+		del(oldPageIndexKey(p.store, p.id, o))
+	}
+	for _, k := range changed.keys {
+		if k.hadPrior {
+			del(oldValueKey(k.store, k.key, o))
+			del(oldLeafKey(k.store, trie.PathOf(k.key), o))
+		}
+	}
+	// The pages themselves: one range, which compaction drops whole.
+	errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, o), versionKey(prefixOldPage, o+1), nil))
+	del(versionKey(prefixChanges, o))
+	return errors.Join(errs...)
 }
 
 // commitGate lets pruning stand aside while a commit syncs: the commit's

@@ -104,14 +104,8 @@ func (db *DB) undoVersion(v uint64) error {
 		}
 		set(valueKey(k.store, k.key), entry)
 		set(leafKey(k.store, path), leafValue(born, trie.ValueHash(value), k.key))
-		del(oldValueKey(k.store, k.key, v))
-		del(oldLeafKey(k.store, path, v))
 	}
-	for _, p := range changed.pages {
-		del(oldPageIndexKey(p.store, p.id, v))
-	}
-	errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, v), versionKey(prefixOldPage, v+1), nil))
-	del(versionKey(prefixChanges, v))
+	errs = append(errs, db.dropVersionHistory(batch, v))
 	del(versionKey(prefixRoots, v))
 	if err := errors.Join(errs...); err != nil {
 		_ = batch.Close()

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -398,7 +399,9 @@ func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) 
 	t.Helper()
 	wantKeys, wantPages, wantPageChanges, wantLists := 0, 0, 0, 0
 	if earliest == 1 && vm.changed[1] {
-		wantLists++ // the first version's list goes when it is pruned
+		// The first version's list and page changes go when it is pruned.
+		wantLists++
+		wantPageChanges += vm.changedPages[1]
 	}
 	for v := earliest + 1; v <= vm.latest; v++ {
 		wantKeys += vm.supersededKeys[v]
@@ -424,4 +427,79 @@ func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) 
 	if testing.Verbose() {
 		t.Logf("history entries for versions %d..%d: %v (got, want)", earliest, vm.latest, got)
 	}
+}
+
+// TestRollbackReplaysToSameRoots: after a rollback to t, committing the
+// same batches again gives the same roots at every version, and every
+// version reads as before; rolling back to a pruned or future version is
+// refused and changes nothing.
+func TestRollbackReplaysToSameRoots(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{InitialBuckets: 16}
+	db, err := Open(dir, testTrees, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(3, 4))
+	vm := newVersionModel()
+	var batches [][]vmOp
+	for range 40 {
+		ops := randomVersionOps(rng, vm.states[vm.latest])
+		batches = append(batches, ops)
+		vm.commit(t, db, ops)
+	}
+	checkHistoryExact(t, db, vm, 1)
+	if err := db.PruneTo(10); err != nil {
+		t.Fatal(err)
+	}
+	checkHistoryExact(t, db, vm, 11)
+	if err := db.Rollback(5); !errors.Is(err, ErrVersionPruned) || !strings.Contains(err.Error(), "earliest retained is 11") {
+		t.Fatalf("rollback to a pruned version: %v", err)
+	}
+	if err := db.Rollback(41); !errors.Is(err, ErrVersionFuture) {
+		t.Fatalf("rollback to a future version: %v", err)
+	}
+	if db.Version() != 40 {
+		t.Fatalf("a refused rollback moved the version to %d", db.Version())
+	}
+	// Staged changes are dropped by a rollback.
+	if err := db.Set("acc", []byte("staged"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Rollback(25); err != nil {
+		t.Fatal(err)
+	}
+	if db.Version() != 25 || db.EarliestVersion() != 11 {
+		t.Fatalf("after rollback: version %d earliest %d", db.Version(), db.EarliestVersion())
+	}
+	if _, err := db.GetAt("acc", []byte("k0001"), 26); !errors.Is(err, ErrVersionFuture) {
+		t.Fatalf("read at a rolled-back version: %v", err)
+	}
+	// Reopen between rollback and replay: the rollback is durable.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, testTrees, opts); err != nil {
+		t.Fatal(err)
+	}
+	if db.Version() != 25 {
+		t.Fatalf("reopened at %d after rollback to 25", db.Version())
+	}
+	want := vm.roots
+	vm.rollback(25)
+	checkHistoryExact(t, db, vm, 11)
+	for v := 26; v <= 40; v++ {
+		vm.commit(t, db, batches[v-1])
+		if !maps.Equal(vm.roots[uint64(v)], want[uint64(v)]) {
+			t.Fatalf("version %d replayed to roots %v, first time %v", v, vm.roots[uint64(v)], want[uint64(v)])
+		}
+	}
+	if v, err := db.GetAt("acc", []byte("staged"), 40); v != nil || err != nil {
+		t.Fatalf("a staged change survived the rollback: %q %v", v, err)
+	}
+	for v := uint64(11); v <= 40; v++ {
+		checkVersion(t, rng, db, vm, v, true)
+	}
+	checkHistoryExact(t, db, vm, 11)
 }
