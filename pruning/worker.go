@@ -1,0 +1,178 @@
+package pruning
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Target is what the worker prunes: the engine.
+type Target interface {
+	// PruneTo deletes every version <= to; calling it again after a
+	// failure resumes.
+	PruneTo(to uint64) error
+	// EarliestVersion is the oldest version still kept.
+	EarliestVersion() uint64
+}
+
+// WorkerOptions tune the worker; the zero value is ready to use.
+type WorkerOptions struct {
+	// RetryMin and RetryMax bound the wait before retrying a failed run:
+	// it doubles from RetryMin at each failure in a row. Defaults 1 s, 1 min.
+	RetryMin, RetryMax time.Duration
+	Logger             *slog.Logger
+}
+
+// Stats describe the worker: what it was asked, where it is, and how its
+// runs went.
+type Stats struct {
+	// Requested is the highest height asked to prune to (0: none yet).
+	Requested uint64
+	// Earliest is the target's earliest kept version.
+	Earliest uint64
+	// Pending is how many versions wait to be deleted.
+	Pending uint64
+	// Runs and Failures count runs since start; ConsecutiveFailures resets
+	// at the first run that succeeds.
+	Runs, Failures, ConsecutiveFailures uint64
+	// LastRun is when the last run ended, LastDuration how long it took,
+	// LastError its error (nil if it succeeded).
+	LastRun      time.Time
+	LastDuration time.Duration
+	LastError    error
+}
+
+// Worker deletes old versions in the background, one request at a time,
+// newest request winning.
+type Worker struct {
+	target Target
+	opts   WorkerOptions
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+
+	mu    sync.Mutex
+	stats Stats      // REQUIRES: mu
+	idle  *sync.Cond // signalled when a run ends, REQUIRES: mu
+}
+
+// NewWorker starts a worker over target; Close stops it.
+func NewWorker(target Target, opts WorkerOptions) *Worker {
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(opts.RetryMin, time.Minute)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Worker{target: target, opts: opts, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w.idle = sync.NewCond(&w.mu)
+	go w.loop()
+	return w
+}
+
+// Request asks for every version <= to to be deleted. It never blocks.
+func (w *Worker) Request(to uint64) {
+	w.mu.Lock()
+	if to > w.stats.Requested {
+		w.stats.Requested = to
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the worker's figures.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	s := w.stats
+	w.mu.Unlock()
+	s.Earliest = w.target.EarliestVersion()
+	if s.Requested >= s.Earliest && s.Earliest > 0 {
+		s.Pending = s.Requested - s.Earliest + 1
+	}
+	return s
+}
+
+// WaitIdle returns once every request so far is done, or the last run
+// failed (the worker then retries by itself).
+func (w *Worker) WaitIdle() Stats {
+	w.mu.Lock()
+	for w.stats.LastError == nil && w.stats.Requested > 0 && w.target.EarliestVersion() <= w.stats.Requested && !w.closedLocked() {
+		w.idle.Wait()
+	}
+	w.mu.Unlock()
+	return w.Stats()
+}
+
+func (w *Worker) closedLocked() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the worker after the run in progress, if any.
+func (w *Worker) Close() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	w.mu.Lock()
+	w.idle.Broadcast()
+	w.mu.Unlock()
+}
+
+func (w *Worker) loop() {
+	defer close(w.done)
+	retry := time.Duration(0)
+	for {
+		var timer <-chan time.Time
+		if retry > 0 {
+			timer = time.After(retry)
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-w.wake:
+		case <-timer:
+		}
+		w.mu.Lock()
+		to := w.stats.Requested
+		w.mu.Unlock()
+		if to < w.target.EarliestVersion() {
+			retry = 0
+			continue
+		}
+		start := time.Now()
+		err := w.target.PruneTo(to)
+		w.mu.Lock()
+		w.stats.Runs++
+		w.stats.LastRun, w.stats.LastDuration, w.stats.LastError = time.Now(), time.Since(start), err
+		if err != nil {
+			w.stats.Failures++
+			w.stats.ConsecutiveFailures++
+			retry = min(w.opts.RetryMax, max(w.opts.RetryMin, 2*retry))
+		} else {
+			w.stats.ConsecutiveFailures = 0
+			retry = 0
+		}
+		failures := w.stats.ConsecutiveFailures
+		w.idle.Broadcast()
+		w.mu.Unlock()
+		if err != nil {
+			w.opts.Logger.Error("nomtstore pruning failed; retrying", "to", to, "earliest", w.target.EarliestVersion(),
+				"failures_in_a_row", failures, "retry_in", retry, "err", err)
+		} else {
+			w.opts.Logger.Debug("nomtstore pruned", "to", to, "took", time.Since(start))
+		}
+	}
+}
