@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomtstore/nomtstore/commitment/trie"
 	"github.com/nomtstore/nomtstore/commitment/vfs"
 )
 
@@ -42,6 +43,9 @@ const (
 	envCrashKillFS  = "NOMTSTORE_CRASH_KILL_FS"
 	envCrashGrow    = "NOMTSTORE_CRASH_GROW_KEYS"
 	envCrashCommits = "NOMTSTORE_CRASH_COMMITS"
+	// envCrashVersions makes the child prune to 6 versions behind after
+	// each commit and roll back 3 versions after every 5th.
+	envCrashVersions = "NOMTSTORE_CRASH_VERSIONS"
 )
 
 // crashPoints are the commit protocol's hook points (commit.go).
@@ -126,8 +130,18 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeSide := func(version uint64, roots map[string]trie.Hash) {
+		line := strconv.FormatUint(version, 10)
+		for _, name := range testTrees {
+			line += " " + roots[name].String()
+		}
+		if _, err := side.WriteString(line + "\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := os.Getenv(envCrashVersions) != ""
 	// A child that is not killed stops by itself after a while.
-	for range commits {
+	for i := range commits {
 		v := db.Version() + 1
 		for _, op := range crashBatch(seed, v, maxOps, growKeys) {
 			if op.delete {
@@ -143,12 +157,20 @@ func TestCrashChild(t *testing.T) {
 		if err != nil {
 			t.Fatalf("child commit %d: %v", v, err)
 		}
-		line := strconv.FormatUint(res.Version, 10)
-		for _, name := range testTrees {
-			line += " " + res.Roots[name].String()
+		writeSide(res.Version, res.Roots)
+		if !versions {
+			continue
 		}
-		if _, err := side.WriteString(line + "\n"); err != nil {
-			t.Fatal(err)
+		if res.Version > 6 {
+			if err := db.PruneTo(res.Version - 6); err != nil {
+				t.Fatalf("child prune to %d: %v", res.Version-6, err)
+			}
+		}
+		if i%5 == 4 && res.Version > 3 && res.Version-3 >= db.EarliestVersion() {
+			if err := db.Rollback(res.Version - 3); err != nil {
+				t.Fatalf("child rollback to %d: %v", res.Version-3, err)
+			}
+			writeSide(db.Version(), db.Roots())
 		}
 	}
 	if err := db.Close(); err != nil {

@@ -67,7 +67,7 @@ func (db *DB) undoVersion(v uint64) error {
 			return err
 		}
 	}
-	db.opts.hookAt("begin")
+	db.opts.hookAt("undo")
 
 	changes := make([]bitbox.Change, 0, len(changed.pages))
 	for _, p := range changed.pages {
