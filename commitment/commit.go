@@ -20,7 +20,9 @@ import (
 //  1. Begin: the new roots (WorkingRoots) and the pages they change; buckets
 //     for new pages (growing the table first if it would pass its load
 //     factor); the WAL of the page changes; the Pebble batch of values, leaf
-//     index entries and the commit record.
+//     index entries, what the version supersedes (values, leaves and pages,
+//     keyed by the version that orphaned them: keys.go), the version's
+//     change list and roots, and the commit record.
 //  2. The WAL is written to wal/<seq>.wal, fsynced, and its directory fsynced.
 //  3. The commit point: the Pebble batch, with the commit record naming v and
 //     seq, is committed with sync. Before it v does not exist; after it v is
@@ -37,6 +39,10 @@ import (
 //   - the table grows only when no WAL is live, and a WAL records the table
 //     generation it planned buckets for, so a stale WAL is never replayed into
 //     a grown table.
+//
+// Rollback undoes a version with the same steps (rollback.go): its WAL puts
+// superseded pages back, its batch restores superseded values and names
+// v-1 in the commit record.
 //
 // A failure before the commit point leaves the DB at v-1 with the changes
 // still staged; a failure of step 4 is sticky (ErrFlushFailed): the version

@@ -6,8 +6,11 @@
 // nothing else.
 //
 // It owns the commit protocol (commit.go), the on-disk layout of the
-// directory (db.go) and of Pebble keys (keys.go), the page cache (pages.go)
-// and reads (read.go). It must never import the Cosmos SDK: the multistore
+// directory (db.go) and of Pebble keys (keys.go), the page cache (pages.go),
+// reads at the latest and past versions (read.go, history.go, iter.go),
+// pruning (prune.go) and rollback (rollback.go). Every version stays
+// readable until pruned: what a commit supersedes is kept, keyed by the
+// version that orphaned it, so deleting versions is deleting by version. It must never import the Cosmos SDK: the multistore
 // sits on top of it, and one engine serves two SDK lines.
 //
 // Directory layout:
@@ -15,5 +18,5 @@
 //	FORMAT       "nomtstore-format <n>\n": the directory's format version
 //	pages.ht     the bitbox page table (format in bitbox/table.go)
 //	wal/         at most one live WAL, <seq>.wal (format in bitbox/wal.go)
-//	pebble/      values, leaf index, tree registry, commit record (keys.go)
+//	pebble/      values, leaf index, history, tree registry, commit record (keys.go)
 package commitment

@@ -11,7 +11,7 @@ import (
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
-// ErrPruneLatest: the latest version is never pruned.
+// ErrPruneLatest is returned when asked to prune the latest version, which is always kept.
 var ErrPruneLatest = errors.New("commitment: the latest version cannot be pruned")
 
 // PruneTo deletes every version <= to, oldest first, one version per Pebble

@@ -503,3 +503,33 @@ func TestRollbackReplaysToSameRoots(t *testing.T) {
 	}
 	checkHistoryExact(t, db, vm, 11)
 }
+
+// TestPruneFailureIsReported: a damaged change list stops pruning with a
+// corruption error that names the version, counted in Stats; the versions
+// not yet pruned stay readable, and nothing else is lost.
+func TestPruneFailureIsReported(t *testing.T) {
+	db, err := Open(t.TempDir(), testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(5, 6))
+	vm := newVersionModel()
+	for range 8 {
+		vm.commit(t, db, append(randomVersionOps(rng, vm.states[vm.latest]), vmOp{tree: "acc", key: "always", value: fmt.Appendf(nil, "%d", vm.latest)}))
+	}
+	if err := db.pebble.Set(versionKey(prefixChanges, 4), []byte{0xff, 0xff, 0xff}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	err = db.PruneTo(6)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "pruning version 3") {
+		t.Fatalf("prune over a damaged change list: %v", err)
+	}
+	st := db.Stats()
+	if st.EarliestVersion != 3 || st.PruneFailures != 1 || st.LastPruneError == nil || st.PrunedVersions != 2 {
+		t.Fatalf("stats after the failure: %+v", st)
+	}
+	for v := uint64(3); v <= 8; v++ {
+		checkVersion(t, rng, db, vm, v, false)
+	}
+}

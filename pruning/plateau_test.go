@@ -1,0 +1,117 @@
+package pruning
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"cosmossdk.io/store/pruning/types"
+
+	"github.com/nomtstore/nomtstore/commitment"
+)
+
+// diskUsage is the space dir takes on disk: allocated blocks, so the
+// sparse page table counts for what it holds, not its length.
+func diskUsage(t testing.TB, dir string) int64 {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
+}
+
+// TestDiskPlateau commits thousands of versions that overwrite a fixed key
+// set, with the SDK's pruning run by the worker, and checks that the
+// directory stops growing once the kept window is full: the size over the
+// last third of the run is no larger than over the middle third, give or
+// take Pebble's compaction rhythm.
+func TestDiskPlateau(t *testing.T) {
+	versions := 2000
+	if testing.Short() {
+		versions = 600
+	}
+	for _, opts := range []types.PruningOptions{
+		types.NewPruningOptions(types.PruningEverything),
+		types.NewCustomPruningOptions(100, 10),
+	} {
+		t.Run(fmt.Sprintf("keep%d-every%d", opts.KeepRecent, opts.Interval), func(t *testing.T) {
+			dir := t.TempDir()
+			db, err := commitment.Open(dir, []string{"bank", "acc"}, commitment.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = db.Close() }()
+			m := NewManager(db, nil)
+			m.SetOptions(opts)
+			w := NewWorker(db, WorkerOptions{})
+			defer w.Close()
+			rng := rand.New(rand.NewPCG(1, opts.KeepRecent))
+			var curve []string
+			var sizes []int64
+			step := versions / 15
+			for h := 1; h <= versions; h++ {
+				for range 100 {
+					tree := []string{"bank", "acc"}[rng.IntN(2)]
+					key := fmt.Appendf(nil, "account/%05d", rng.IntN(10000))
+					value := fmt.Appendf(nil, "%032d", rng.Uint64())
+					if err := db.Set(tree, key, value); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := db.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if to := m.PruneHeight(int64(h)); to > 0 {
+					w.Request(uint64(to))
+				}
+				if h%step == 0 {
+					w.WaitIdle()
+					size := diskUsage(t, dir)
+					sizes = append(sizes, size)
+					curve = append(curve, fmt.Sprintf("%d:%.1fMiB(earliest %d)", h, float64(size)/(1<<20), db.EarliestVersion()))
+				}
+			}
+			st := w.WaitIdle()
+			t.Logf("disk use by version: %s", strings.Join(curve, " "))
+			if st.LastError != nil || st.Failures > 0 {
+				t.Fatalf("pruning failed: %+v", st)
+			}
+			wantEarliest := uint64(versions/10*10) - 1 - opts.KeepRecent + 1
+			if got := db.EarliestVersion(); got != wantEarliest {
+				t.Fatalf("earliest version %d, want %d", got, wantEarliest)
+			}
+			third := len(sizes) / 3
+			middle, last := maxOf(sizes[third:2*third]), maxOf(sizes[2*third:])
+			if float64(last) > 1.15*float64(middle) {
+				t.Fatalf("disk use still growing: max %.1f MiB over the middle third, %.1f MiB over the last", float64(middle)/(1<<20), float64(last)/(1<<20))
+			}
+		})
+	}
+}
+
+func maxOf(s []int64) int64 {
+	m := s[0]
+	for _, v := range s[1:] {
+		m = max(m, v)
+	}
+	return m
+}
