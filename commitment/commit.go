@@ -141,7 +141,18 @@ func (db *DB) Discard() {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	clear(db.staged)
+	db.stagedRecord = nil
 	db.working = nil
+}
+
+// SetVersionRecord stages the application's record of the next version
+// (for a multistore, its commit info): the commit writes it in the same
+// atomic batch as the version, pruning deletes it with the version and a
+// rollback with the versions it undoes. Nil stages none.
+func (db *DB) SetVersionRecord(record []byte) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	db.stagedRecord = bytes.Clone(record)
 }
 
 // WorkingRoots computes the root every tree will have once the staged
@@ -306,7 +317,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 		version = db.initialVersion
 	}
 	batch := db.pebble.NewBatch()
-	if err := writeVersion(batch, w, version, prev.version == 0); err != nil {
+	if err := writeVersion(batch, w, version, prev.version == 0, db.stagedRecord); err != nil {
 		_ = batch.Close()
 		return nil, err
 	}
@@ -315,6 +326,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 		return nil, err
 	}
 	clear(db.staged)
+	db.stagedRecord = nil
 	db.working = nil
 	db.stats.commits.Add(1)
 	db.mu.RLock()
@@ -325,8 +337,9 @@ func (db *DB) Commit() (*CommitResult, error) {
 
 // writeVersion adds version's changes to the commit batch: current values
 // and leaves, the superseded values, leaves and pages with the version that
-// orphaned them, the version's change list and its roots.
-func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool) error {
+// orphaned them, the version's change list, its roots and the application's
+// record of it, if any.
+func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool, appRecord []byte) error {
 	var changed changeList
 	var errs []error
 	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
@@ -361,6 +374,9 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 		set(versionKey(prefixChanges, version), changed.encode())
 	}
 	set(versionKey(prefixRoots, version), appendRoots(nil, w.roots))
+	if appRecord != nil {
+		set(versionKey(prefixAppVersion, version), appRecord)
+	}
 	if first {
 		set(keyEarliest, binary.BigEndian.AppendUint64(nil, version))
 	}

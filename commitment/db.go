@@ -158,6 +158,9 @@ type DB struct {
 	writeMu sync.Mutex
 	// staged holds uncommitted changes per tree. REQUIRES: writeMu.
 	staged map[*tree]map[string]stagedOp
+	// stagedRecord is the application's record for the next version.
+	// REQUIRES: writeMu.
+	stagedRecord []byte
 	// working caches WorkingRoots until the next change. REQUIRES: writeMu.
 	working *workingSet
 	// flush is the background page write of the last commit, nil when

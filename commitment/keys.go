@@ -18,6 +18,7 @@ import (
 //	'm'     'm' "earliest"                       earliest retained version u64
 //	'm'     'm' "app:" name                      the application's own records (PutMeta)
 //	'r'     'r' version u64                      roots of that version: tree count u32, repeated (store u32, root [32])
+//	'a'     'a' version u64                      the application's record of that version (SetVersionRecord)
 //	'c'     'c' version u64                      what that version changed (changeList, below)
 //	'v'     'v' store u32 | raw key              born u64 | value                  current values
 //	'l'     'l' store u32 | key path [32]        born u64 | value hash [32] | raw key   current leaf index
@@ -48,6 +49,7 @@ import (
 const (
 	prefixMeta        = 'm'
 	prefixRoots       = 'r'
+	prefixAppVersion  = 'a'
 	prefixChanges     = 'c'
 	prefixValue       = 'v'
 	prefixLeaf        = 'l'

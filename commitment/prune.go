@@ -78,6 +78,7 @@ func (db *DB) pruneVersion(e uint64) error {
 		db.dropVersionHistory(batch, e),
 		db.dropVersionHistory(batch, orphaner),
 		batch.Delete(versionKey(prefixRoots, e), nil),
+		batch.Delete(versionKey(prefixAppVersion, e), nil),
 		batch.Set(keyEarliest, binary.BigEndian.AppendUint64(nil, orphaner), nil),
 	); err != nil {
 		return err

@@ -70,6 +70,18 @@ func (db *DB) RootsAt(version uint64) (map[string]trie.Hash, error) {
 	return db.namedRoots(roots), nil
 }
 
+// VersionRecord returns the application's record of a retained version
+// (SetVersionRecord), or nil if it stored none.
+func (db *DB) VersionRecord(version uint64) ([]byte, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if err := db.checkVersionLocked(version); err != nil {
+		return nil, err
+	}
+	raw, _, err := db.getMeta(versionKey(prefixAppVersion, version), "a version record")
+	return raw, err
+}
+
 // checkVersionLocked refuses versions that are not retained.
 // REQUIRES: mu held (read).
 func (db *DB) checkVersionLocked(version uint64) error {

@@ -107,6 +107,7 @@ func (db *DB) undoVersion(v uint64) error {
 	}
 	errs = append(errs, db.dropVersionHistory(batch, v))
 	del(versionKey(prefixRoots, v))
+	del(versionKey(prefixAppVersion, v))
 	if err := errors.Join(errs...); err != nil {
 		_ = batch.Close()
 		return err

@@ -533,3 +533,62 @@ func TestPruneFailureIsReported(t *testing.T) {
 		checkVersion(t, rng, db, vm, v, false)
 	}
 }
+
+// TestVersionRecords: an application record staged for a version is
+// readable at that version, is discarded with the staged changes, goes with
+// the version when it is pruned or rolled back, and survives a reopen.
+func TestVersionRecords(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func(v uint64) []byte { return fmt.Appendf(nil, "info of %d", v) }
+	for v := uint64(1); v <= 10; v++ {
+		if err := db.Set("acc", []byte("k"), fmt.Appendf(nil, "%d", v)); err != nil {
+			t.Fatal(err)
+		}
+		if v == 4 {
+			db.SetVersionRecord([]byte("discarded"))
+			db.Discard()
+		} else {
+			db.SetVersionRecord(record(v))
+		}
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.PruneTo(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Rollback(8); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, testTrees, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	tests := []struct {
+		version uint64
+		want    []byte
+		err     error
+	}{
+		{2, nil, ErrVersionPruned},
+		{3, record(3), nil},
+		{4, nil, nil},
+		{8, record(8), nil},
+		{9, nil, ErrVersionFuture},
+	}
+	for _, tc := range tests {
+		got, err := db.VersionRecord(tc.version)
+		if !errors.Is(err, tc.err) || !bytes.Equal(got, tc.want) {
+			t.Errorf("version %d: got %q, %v; want %q, %v", tc.version, got, err, tc.want, tc.err)
+		}
+	}
+	if n := countPrefix(t, db, prefixAppVersion); n != 4 { // 3, 5, 6, 7, 8 but not 4
+		t.Errorf("%d version records on disk, want 4", n)
+	}
+}
