@@ -514,14 +514,37 @@ func (db *DB) register(registry map[string]trie.StoreID, names []string) error {
 			return fmt.Errorf("commitment: saving the tree registry: %w", err)
 		}
 	}
-	db.trees = map[string]*tree{}
-	db.byStore = map[trie.StoreID]*tree{}
+	if db.trees == nil {
+		db.trees = map[string]*tree{}
+		db.byStore = map[trie.StoreID]*tree{}
+	}
+	// Existing trees keep their objects: staged changes are keyed by them.
 	for name, id := range registry {
-		t := &tree{name: name, store: id}
-		db.trees[name] = t
-		db.byStore[id] = t
+		if _, ok := db.trees[name]; !ok {
+			t := &tree{name: name, store: id}
+			db.trees[name] = t
+			db.byStore[id] = t
+		}
 	}
 	return nil
+}
+
+// AddTrees registers trees that do not exist yet, durably; existing names
+// are left as they are. A new tree is empty at every version, including
+// the versions before it was added.
+func (db *DB) AddTrees(names ...string) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return ErrClosed
+	}
+	registry := make(map[string]trie.StoreID, len(db.trees)+len(names))
+	for name, t := range db.trees {
+		registry[name] = t.store
+	}
+	return db.register(registry, names)
 }
 
 // Close waits for the last commit's pages to be written and closes the DB.

@@ -592,3 +592,62 @@ func TestVersionRecords(t *testing.T) {
 		t.Errorf("%d version records on disk, want 5", n)
 	}
 }
+
+// TestAddTrees: a tree added to an open DB keeps the changes already staged
+// in other trees, is empty at the versions before it, and is still there
+// after a reopen that names no trees.
+func TestAddTrees(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, []string{"acc"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet := func(tree, key, value string) {
+		t.Helper()
+		if err := db.Set(tree, []byte(key), []byte(value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSet("acc", "a", "1")
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustSet("acc", "b", "2")
+	if err := db.AddTrees("acc", "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	mustSet("fresh", "c", "3")
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if got := db.Trees(); !slices.Equal(got, []string{"acc", "fresh"}) {
+		t.Fatalf("trees after reopen: %v", got)
+	}
+	for _, tc := range []struct {
+		tree, key string
+		version   uint64
+		want      string
+	}{
+		{"acc", "b", 2, "2"},
+		{"fresh", "c", 2, "3"},
+		{"fresh", "c", 1, ""},
+	} {
+		got, err := db.GetAt(tc.tree, []byte(tc.key), tc.version)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%s/%s at %d: %q, %v; want %q", tc.tree, tc.key, tc.version, got, err, tc.want)
+		}
+	}
+	if roots, err := db.RootsAt(1); err != nil || roots["fresh"] != (trie.Hash{}) {
+		t.Errorf("the new tree's root before it was added: %x, %v", roots["fresh"], err)
+	}
+	if v, err := db.CheckAt(1); err != nil || len(v["acc"])+len(v["fresh"]) > 0 {
+		t.Errorf("check at 1: %v %v", v, err)
+	}
+}
