@@ -90,6 +90,11 @@ func validateKey(key []byte) error {
 }
 
 // Set stages key = value in a tree, for the next commit.
+//
+// An empty value is a value, as in the SDK (collections' key sets and
+// indexes store them): its leaf commits to SHA-256 of the empty string.
+// ICS23 refuses to verify an existence proof of an empty value (IAVL's
+// included), so such keys are committed and readable but not provable.
 func (db *DB) Set(treeName string, key, value []byte) error {
 	if err := validateKey(key); err != nil {
 		return err
@@ -97,8 +102,6 @@ func (db *DB) Set(treeName string, key, value []byte) error {
 	switch {
 	case value == nil:
 		return ErrNilValue
-	case len(value) == 0:
-		return fmt.Errorf("%w: key %x", ErrEmptyValue, key)
 	case len(value) > MaxValueLength:
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrValueTooLarge, len(value), MaxValueLength)
 	}

@@ -57,9 +57,6 @@ var (
 	ErrKeyTooLarge = errors.New("commitment: key too large")
 	// ErrNilValue: a value must not be nil (the SDK panics on it).
 	ErrNilValue = errors.New("commitment: nil value")
-	// ErrEmptyValue: an empty value would be an unprovable leaf (ICS23 has
-	// no proof for it); delete the key instead.
-	ErrEmptyValue = errors.New("commitment: empty value")
 	// ErrValueTooLarge: values are limited to MaxValueLength bytes.
 	ErrValueTooLarge = errors.New("commitment: value too large")
 	// ErrClosed: the DB is closed.

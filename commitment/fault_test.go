@@ -727,7 +727,6 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"set empty key", func(db *DB) error { return db.Set(tree, []byte{}, []byte("v")) }, ErrEmptyKey},
 		{"set key too large", func(db *DB) error { return db.Set(tree, bigKey, []byte("v")) }, ErrKeyTooLarge},
 		{"set nil value", func(db *DB) error { return db.Set(tree, []byte("k"), nil) }, ErrNilValue},
-		{"set empty value", func(db *DB) error { return db.Set(tree, []byte("k"), []byte{}) }, ErrEmptyValue},
 		{"set unknown tree", func(db *DB) error { return db.Set("nope", []byte("k"), []byte("v")) }, ErrUnknownTree},
 		{"delete nil key", func(db *DB) error { return db.Delete(tree, nil) }, ErrEmptyKey},
 		{"delete empty key", func(db *DB) error { return db.Delete(tree, []byte{}) }, ErrEmptyKey},

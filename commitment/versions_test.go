@@ -2,6 +2,7 @@ package commitment
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -649,5 +650,48 @@ func TestAddTrees(t *testing.T) {
 	}
 	if v, err := db.CheckAt(1); err != nil || len(v["acc"])+len(v["fresh"]) > 0 {
 		t.Errorf("check at 1: %v %v", v, err)
+	}
+}
+
+// TestEmptyValues: an empty value is stored and read back as an empty,
+// non-nil value (the SDK's key sets rely on Has), survives history, and its
+// leaf commits to SHA-256 of the empty string.
+func TestEmptyValues(t *testing.T) {
+	db, err := Open(t.TempDir(), []string{"acc"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := db.Set("acc", []byte("k"), []byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set("acc", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetAt("acc", []byte("k"), 1)
+	if err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("empty value at version 1: %v (nil: %t), %v", got, got == nil, err)
+	}
+	roots, err := db.RootsAt(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyHash, valueHash := sha256.Sum256([]byte("k")), sha256.Sum256(nil)
+	if want := sha256.Sum256(slices.Concat([]byte{0}, keyHash[:], valueHash[:])); roots["acc"] != trie.Hash(want) {
+		t.Fatalf("root of one empty-valued key: %x, want %x", roots["acc"], want)
+	}
+	it, err := db.NewIteratorAt("acc", nil, nil, false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = it.Close() }()
+	if !it.Valid() || string(it.Key()) != "k" || it.Value() == nil || len(it.Value()) != 0 {
+		t.Fatalf("iterating an empty value: valid %t", it.Valid())
 	}
 }
