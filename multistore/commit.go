@@ -1,0 +1,196 @@
+package multistore
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+
+	"cosmossdk.io/store/types"
+
+	"github.com/nomtstore/nomtstore/commitment"
+)
+
+// LatestVersion is the last committed version.
+func (s *Store) LatestVersion() int64 { return s.LastCommitID().Version }
+
+// LastCommitID is the version and app hash of the last commit; before the
+// first, version 0 and SHA-256 of nothing, as rootmulti reports.
+func (s *Store) LastCommitID() types.CommitID {
+	s.mu.RLock()
+	info := s.lastCommitInfo
+	s.mu.RUnlock()
+	if info == nil {
+		info = &types.CommitInfo{Version: int64(s.engine.Version())}
+	}
+	id := info.CommitID()
+	if len(id.Hash) == 0 {
+		empty := sha256.Sum256(nil)
+		id.Hash = empty[:]
+	}
+	return id
+}
+
+// WorkingHash computes the app hash the staged writes will commit: every
+// tree's new root, computed in memory (nothing is written). Like
+// rootmulti's, it covers the IAVL-type stores only.
+func (s *Store) WorkingHash() []byte {
+	s.refuseIfPast()
+	roots, err := s.engine.WorkingRoots()
+	if err != nil {
+		panic(fmt.Errorf("nomtstore: computing the working hash: %w", err))
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	infos := make([]types.StoreInfo, 0, len(s.trees))
+	for key, t := range s.trees {
+		if s.removalMap[key] {
+			continue
+		}
+		root := roots[t.name]
+		infos = append(infos, types.StoreInfo{Name: key.Name(), CommitId: types.CommitID{Hash: root[:]}})
+	}
+	sortInfos(infos)
+	return types.CommitInfo{StoreInfos: infos}.Hash()
+}
+
+func sortInfos(infos []types.StoreInfo) {
+	sort.SliceStable(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
+}
+
+func (s *Store) refuseIfPast() {
+	s.mu.RLock()
+	past, loaded := s.pastVersion, s.loaded
+	s.mu.RUnlock()
+	if !loaded {
+		panic(ErrNotLoaded)
+	}
+	if past != 0 {
+		panic(fmt.Errorf("%w: at version %d, the latest is %d", ErrPastVersion, past, s.engine.Version()))
+	}
+}
+
+// Commit makes every store's writes durable as the next version in one
+// engine sync, with the version's commit info (rootmulti's format) in the
+// same atomic batch, then asks the pruning worker for what the pruning
+// options allow. It panics on a failed commit, as rootmulti does: the
+// version does not exist and the node must stop.
+func (s *Store) Commit() types.CommitID {
+	defer s.metrics.MeasureSince("store", "nomtstore", "commit")
+	s.refuseIfPast()
+	roots, err := s.engine.WorkingRoots()
+	if err != nil {
+		panic(fmt.Errorf("nomtstore: commit: %w", err))
+	}
+
+	s.mu.Lock()
+	prev := s.lastCommitInfo.GetVersion()
+	version := prev + 1
+	if prev == 0 && s.initialVersion > 1 {
+		version = s.initialVersion
+	}
+	if s.commitHeader.Height != 0 && s.commitHeader.Height != version {
+		s.logger.Debug("commit header and version mismatch", "header_height", s.commitHeader.Height, "version", version)
+	}
+	info := &types.CommitInfo{Version: version, Timestamp: s.commitHeader.Time}
+	for key, store := range s.stores {
+		if s.removalMap[key] {
+			continue
+		}
+		switch typ := store.GetStoreType(); {
+		case s.trees[key] != nil:
+			root := roots[key.Name()]
+			info.StoreInfos = append(info.StoreInfos, types.StoreInfo{
+				Name: key.Name(), CommitId: types.CommitID{Version: version, Hash: root[:]},
+			})
+		case typ == types.StoreTypeTransient || typ == types.StoreTypeMemory:
+		default:
+			info.StoreInfos = append(info.StoreInfos, types.StoreInfo{Name: key.Name(), CommitId: store.Commit()})
+		}
+	}
+	sortInfos(info.StoreInfos)
+	record, err := info.Marshal()
+	if err != nil {
+		s.mu.Unlock()
+		panic(fmt.Errorf("nomtstore: encoding the commit info: %w", err))
+	}
+	s.engine.SetVersionRecord(record)
+	res, err := s.engine.Commit()
+	if err != nil {
+		s.mu.Unlock()
+		panic(fmt.Errorf("nomtstore: commit of version %d: %w", version, err))
+	}
+	if int64(res.Version) != version {
+		s.mu.Unlock()
+		panic(fmt.Errorf("nomtstore: committed version %d, expected %d", res.Version, version))
+	}
+	for key, t := range s.trees {
+		root := roots[key.Name()]
+		t.committed(types.CommitID{Version: version, Hash: root[:]})
+	}
+	for key := range s.removalMap {
+		delete(s.stores, key)
+		delete(s.trees, key)
+		delete(s.storesParams, key)
+		if s.keysByName[key.Name()] == key {
+			delete(s.keysByName, key.Name())
+		}
+	}
+	s.removalMap = map[types.StoreKey]bool{}
+	s.lastCommitInfo = info
+	s.mu.Unlock()
+
+	if to := s.pruner.PruneHeight(version); to > 0 {
+		s.worker.Request(uint64(to))
+	}
+	return info.CommitID()
+}
+
+// GetCommitInfo returns the commit info of a retained version, as
+// rootmulti stores it.
+func (s *Store) GetCommitInfo(ver int64) (*types.CommitInfo, error) {
+	if ver <= 0 {
+		return nil, errors.New("no commit info found")
+	}
+	raw, err := s.engine.VersionRecord(uint64(ver))
+	if err != nil {
+		return nil, fmt.Errorf("no commit info found: %w", err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w: version %d has no commit info", commitment.ErrCorrupt, ver)
+	}
+	info := &types.CommitInfo{}
+	if err := info.Unmarshal(raw); err != nil {
+		return nil, fmt.Errorf("%w: the commit info of version %d: %w", commitment.ErrCorrupt, ver, err)
+	}
+	return info, nil
+}
+
+// SetInitialVersion makes the first commit's version v (InitChain with an
+// initial height). It fails once a version exists.
+func (s *Store) SetInitialVersion(version int64) error {
+	if version <= 0 {
+		return fmt.Errorf("nomtstore: invalid initial version %d", version)
+	}
+	if err := s.engine.SetInitialVersion(uint64(version)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.initialVersion = version
+	s.mu.Unlock()
+	return nil
+}
+
+// RollbackToVersion makes target the latest version (the node's rollback
+// command): every later version is undone in the engine, durably, and the
+// stores are reloaded at target. A pruned target is refused.
+func (s *Store) RollbackToVersion(target int64) error {
+	if target <= 0 {
+		return fmt.Errorf("invalid rollback height target: %d", target)
+	}
+	s.worker.WaitIdle()
+	if err := s.engine.Rollback(uint64(target)); err != nil {
+		return err
+	}
+	return s.LoadLatestVersion()
+}

@@ -1,0 +1,202 @@
+package multistore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	errorsmod "cosmossdk.io/errors"
+	snapshottypes "cosmossdk.io/store/snapshots/types"
+	"cosmossdk.io/store/types"
+	protoio "github.com/cosmos/gogoproto/io"
+)
+
+// Snapshot writes the IAVL-type stores at height in the SDK's snapshot
+// format (format 3): per store, by name, a SnapshotStoreItem then its
+// key/value pairs in key order as SnapshotIAVLItem leaves (height 0).
+// IAVL also writes its inner nodes; a trie has no use for them, and a
+// restore (ours or IAVL's importer) needs only the leaves to rebuild.
+func (s *Store) Snapshot(height uint64, protoWriter protoio.Writer) error {
+	if height == 0 {
+		return errorsmod.Wrap(types.ErrLogic, "cannot snapshot height 0")
+	}
+	if latest := s.engine.Version(); height > latest {
+		return errorsmod.Wrapf(types.ErrLogic, "cannot snapshot future height %v", height)
+	}
+	names, err := s.snapshotStores()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := s.snapshotTree(name, height, protoWriter); err != nil {
+			s.logger.Error("snapshot failed", "store", name, "height", height, "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotStores names the stores a snapshot holds, sorted; it refuses a
+// DB-type store, which cannot be read at a height (as rootmulti refuses).
+func (s *Store) snapshotStores() ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var names []string
+	for key, store := range s.stores {
+		switch {
+		case s.trees[key] != nil:
+			if !s.removalMap[key] {
+				names = append(names, key.Name())
+			}
+		case store.GetStoreType() == types.StoreTypeTransient || store.GetStoreType() == types.StoreTypeMemory:
+		default:
+			return nil, errorsmod.Wrapf(types.ErrLogic, "don't know how to snapshot store %q of type %T", key.Name(), store)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (s *Store) snapshotTree(name string, height uint64, w protoio.Writer) error {
+	it, err := s.engine.NewIteratorAt(name, nil, nil, false, height)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = it.Close() }()
+	if err := w.WriteMsg(&snapshottypes.SnapshotItem{
+		Item: &snapshottypes.SnapshotItem_Store{Store: &snapshottypes.SnapshotStoreItem{Name: name}},
+	}); err != nil {
+		return err
+	}
+	n := 0
+	for ; it.Valid(); it.Next() {
+		if err := w.WriteMsg(&snapshottypes.SnapshotItem{
+			Item: &snapshottypes.SnapshotItem_IAVL{IAVL: &snapshottypes.SnapshotIAVLItem{
+				Key: it.Key(), Value: it.Value(), Version: int64(height), Height: 0,
+			}},
+		}); err != nil {
+			return err
+		}
+		n++
+	}
+	s.logger.Debug("snapshot store done", "store", name, "height", height, "keys", n)
+	return it.Error()
+}
+
+// Restore rebuilds the IAVL-type stores at height from a snapshot stream
+// (ours, or IAVL's: its inner nodes are skipped) into an empty store,
+// commits them as version height in one sync, checks every restored tree's
+// pages against its root, and loads it. It returns the first item that is
+// not a store or a leaf (an extension's), as rootmulti does. On an error
+// nothing is committed and the store stays empty, ready for a retry.
+func (s *Store) Restore(height uint64, format uint32, protoReader protoio.Reader) (item snapshottypes.SnapshotItem, err error) {
+	if height == 0 {
+		return snapshottypes.SnapshotItem{}, errorsmod.Wrap(types.ErrLogic, "cannot restore snapshot at height 0")
+	}
+	if v := s.engine.Version(); v != 0 {
+		return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "cannot restore a snapshot into a store at version %d; it must be empty", v)
+	}
+	defer func() {
+		if err != nil {
+			s.engine.Discard()
+		}
+	}()
+	trees := s.treeNames()
+	var current string
+	var lastKey []byte
+	restored := map[string]int{}
+loop:
+	for {
+		item = snapshottypes.SnapshotItem{}
+		err := protoReader.ReadMsg(&item)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return snapshottypes.SnapshotItem{}, errorsmod.Wrap(err, "invalid protobuf message")
+		}
+		switch it := item.Item.(type) {
+		case *snapshottypes.SnapshotItem_Store:
+			name := it.Store.Name
+			if !trees[name] {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "cannot import into non-IAVL store %q", name)
+			}
+			if _, dup := restored[name]; dup {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "store %q appears twice in the snapshot", name)
+			}
+			current, lastKey = name, nil
+			restored[name] = 0
+		case *snapshottypes.SnapshotItem_IAVL:
+			if current == "" {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrap(types.ErrLogic, "received IAVL node item before store item")
+			}
+			node := it.IAVL
+			if node.Height > math.MaxInt8 || node.Height < 0 {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "node height %v out of range 0..%v", node.Height, math.MaxInt8)
+			}
+			if node.Height > 0 {
+				continue // an IAVL inner node
+			}
+			if lastKey != nil && bytes.Compare(node.Key, lastKey) <= 0 {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "store %q: key %X out of order after %X", current, node.Key, lastKey)
+			}
+			value := node.Value
+			if value == nil {
+				value = []byte{}
+			}
+			if err := s.engine.Set(current, node.Key, value); err != nil {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "store %q: %v", current, err)
+			}
+			lastKey = node.Key
+			restored[current]++
+		default:
+			break loop
+		}
+	}
+	if err := s.commitRestored(int64(height)); err != nil {
+		return snapshottypes.SnapshotItem{}, err
+	}
+	s.logger.Info("nomtstore restored a snapshot", "height", height, "stores", len(restored))
+	return item, s.LoadLatestVersion()
+}
+
+func (s *Store) treeNames() map[string]bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := map[string]bool{}
+	for key := range s.trees {
+		names[key.Name()] = true
+	}
+	return names
+}
+
+// commitRestored commits the restored trees as version height and checks
+// each tree's pages against its root.
+func (s *Store) commitRestored(height int64) (err error) {
+	if err := s.engine.SetInitialVersion(uint64(height)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.initialVersion = height
+	s.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("nomtstore: committing the restored snapshot: %v", r)
+		}
+	}()
+	if id := s.Commit(); id.Version != height {
+		return fmt.Errorf("nomtstore: the restored snapshot committed as version %d, not %d", id.Version, height)
+	}
+	violations, err := s.engine.Check()
+	if err != nil {
+		return err
+	}
+	for name, v := range violations {
+		if len(v) > 0 {
+			return fmt.Errorf("nomtstore: restored store %s fails its check: %v", name, v[0])
+		}
+	}
+	return nil
+}
