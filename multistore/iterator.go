@@ -17,9 +17,9 @@ func newEngineIterator(it *commitment.Iterator, start, end []byte) *engineIterat
 }
 
 func (e *engineIterator) Domain() (start, end []byte) { return e.start, e.end }
-func (e *engineIterator) Valid() bool                  { return e.it.Valid() }
-func (e *engineIterator) Error() error                 { return e.it.Error() }
-func (e *engineIterator) Close() error                 { return e.it.Close() }
+func (e *engineIterator) Valid() bool                 { return e.it.Valid() }
+func (e *engineIterator) Error() error                { return e.it.Error() }
+func (e *engineIterator) Close() error                { return e.it.Close() }
 
 func (e *engineIterator) Next() {
 	if !e.it.Valid() {
@@ -100,9 +100,9 @@ func (it *overlayIterator) settle() {
 }
 
 func (it *overlayIterator) Domain() (start, end []byte) { return it.start, it.end }
-func (it *overlayIterator) Valid() bool                  { return it.valid }
-func (it *overlayIterator) Error() error                 { return it.base.Error() }
-func (it *overlayIterator) Close() error                 { return it.base.Close() }
+func (it *overlayIterator) Valid() bool                 { return it.valid }
+func (it *overlayIterator) Error() error                { return it.base.Error() }
+func (it *overlayIterator) Close() error                { return it.base.Close() }
 
 func (it *overlayIterator) Next() {
 	if !it.valid {

@@ -500,9 +500,11 @@ var dbStoreHash = []byte("FAKE_HASH")
 // writes go straight to the database, and the commit ID is a constant.
 type commitDBStore struct{ dbadapter.Store }
 
-func (commitDBStore) Commit() types.CommitID       { return types.CommitID{Version: -1, Hash: dbStoreHash} }
-func (commitDBStore) LastCommitID() types.CommitID { return types.CommitID{Version: -1, Hash: dbStoreHash} }
-func (commitDBStore) WorkingHash() []byte          { return dbStoreHash }
+func (commitDBStore) Commit() types.CommitID { return types.CommitID{Version: -1, Hash: dbStoreHash} }
+func (commitDBStore) LastCommitID() types.CommitID {
+	return types.CommitID{Version: -1, Hash: dbStoreHash}
+}
+func (commitDBStore) WorkingHash() []byte                    { return dbStoreHash }
 func (commitDBStore) SetPruning(pruningtypes.PruningOptions) {}
 func (commitDBStore) GetPruning() pruningtypes.PruningOptions {
 	return pruningtypes.NewPruningOptions(pruningtypes.PruningUndefined)
