@@ -92,9 +92,8 @@ func validateKey(key []byte) error {
 // Set stages key = value in a tree, for the next commit.
 //
 // An empty value is a value, as in the SDK (collections' key sets and
-// indexes store them): its leaf commits to SHA-256 of the empty string.
-// ICS23 refuses to verify an existence proof of an empty value (IAVL's
-// included), so such keys are committed and readable but not provable.
+// indexes store them): its leaf commits to trie.EmptyValueStandIn, which
+// its proofs carry as the value (ICS23 cannot hash an empty one).
 func (db *DB) Set(treeName string, key, value []byte) error {
 	if err := validateKey(key); err != nil {
 		return err

@@ -654,8 +654,9 @@ func TestAddTrees(t *testing.T) {
 }
 
 // TestEmptyValues: an empty value is stored and read back as an empty,
-// non-nil value (the SDK's key sets rely on Has), survives history, and its
-// leaf commits to SHA-256 of the empty string.
+// non-nil value (the SDK's key sets rely on Has), survives history, its
+// leaf commits to the stand-in, and proofs that name it verify: its own
+// (with the stand-in as value) and an absence proof next to it.
 func TestEmptyValues(t *testing.T) {
 	db, err := Open(t.TempDir(), []string{"acc"}, Options{})
 	if err != nil {
@@ -682,9 +683,18 @@ func TestEmptyValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyHash, valueHash := sha256.Sum256([]byte("k")), sha256.Sum256(nil)
+	keyHash, valueHash := sha256.Sum256([]byte("k")), sha256.Sum256(trie.EmptyValueStandIn)
 	if want := sha256.Sum256(slices.Concat([]byte{0}, keyHash[:], valueHash[:])); roots["acc"] != trie.Hash(want) {
 		t.Fatalf("root of one empty-valued key: %x, want %x", roots["acc"], want)
+	}
+	root := roots["acc"]
+	proof, exists, err := db.ProveAt("acc", []byte("k"), 1)
+	if err != nil || !exists || !ics23.VerifyMembership(ics23.SmtSpec, root[:], proof, []byte("k"), trie.EmptyValueStandIn) {
+		t.Fatalf("proof of the empty value: exists %t, %v", exists, err)
+	}
+	absent, exists, err := db.ProveAt("acc", []byte("absent"), 1)
+	if err != nil || exists || !ics23.VerifyNonMembership(ics23.SmtSpec, root[:], absent, []byte("absent")) {
+		t.Fatalf("absence proof next to the empty value: exists %t, %v", exists, err)
 	}
 	it, err := db.NewIteratorAt("acc", nil, nil, false, 1)
 	if err != nil {

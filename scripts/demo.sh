@@ -1,82 +1,109 @@
 #!/usr/bin/env bash
-# The demo for the trie engine: build the nomtstore tool, generate a store's
-# worth of key/value pairs, recompute its root, and prove present and absent
-# keys, checking every proof with ICS23's SmtSpec as a light client would.
-# (The node demo replaces this once the multistore lands.)
+# make demo: a one-validator simapp chain on nomtstore, end to end.
+# Builds nomtsimd, creates a localnet in a temp home, starts it, sends bank
+# transfers, proves a balance at the latest and an older height against the
+# block app hash, restarts the node, shows pruning at work, stops cleanly.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-tool="$here/bin/nomtstore"
-work=$(mktemp -d "${TMPDIR:-/tmp}/nomtstore-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-pairs=${DEMO_PAIRS:-20000}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+B="$PWD/bin/nomtsimd"
+HOME_DIR="$(mktemp -d /tmp/nomtstore-demo.XXXXXX)"
+CHAIN=nomt-demo
+KR=(--keyring-backend test --home "$HOME_DIR")
+RPC_PORT=${DEMO_RPC_PORT:-36657}
+NODE="tcp://127.0.0.1:$RPC_PORT"
+LOG="$HOME_DIR/node.log"
+PID=""
 
-step() { printf '\n== %s\n' "$*"; }
+cleanup() {
+	if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; fi
+	if [[ "${KEEP_DEMO_HOME:-}" == "" ]]; then rm -rf "$HOME_DIR"; else echo "home kept in $HOME_DIR"; fi
+}
+trap cleanup EXIT
 
-step "building bin/nomtstore"
-(cd "$here" && go build -o "$tool" ./cmd/nomtstore)
+say "building nomtsimd (simapp of ibc-go v10 with nomtstore as its CommitMultiStore)"
+go build -o "$B" ./cmd/nomtsimd
 
-step "generating $pairs bank-balance pairs (hex key, hex value) in $work/state.txt"
-awk -v n="$pairs" '
-  BEGIN {
-    srand(20261121)
-    for (i = 0; i < 128; i++) ord[sprintf("%c", i)] = i
-    for (i = 0; i < n; i++) {
-      key = sprintf("balances/cosmos1acct%08d/stake", i)
-      value = sprintf("%d", int(rand() * 1000000000) + 1)
-      print hex(key), hex(value)
-    }
-  }
-  function hex(s,   r, j) { r = ""; for (j = 1; j <= length(s); j++) r = r sprintf("%02x", ord[substr(s, j, 1)]); return r }
-' > "$work/state.txt"
-head -3 "$work/state.txt"
+say "creating a one-validator localnet in $HOME_DIR"
+"$B" init demo --chain-id "$CHAIN" --home "$HOME_DIR" >/dev/null 2>&1
+"$B" keys add alice "${KR[@]}" >/dev/null 2>&1
+"$B" keys add bob "${KR[@]}" >/dev/null 2>&1
+ALICE=$("$B" keys show alice -a "${KR[@]}")
+BOB=$("$B" keys show bob -a "${KR[@]}")
+echo "alice $ALICE"
+echo "bob   $BOB"
+"$B" genesis add-genesis-account "$ALICE" 1000000000stake "${KR[@]}"
+"$B" genesis gentx alice 100000000stake --chain-id "$CHAIN" "${KR[@]}" >/dev/null 2>&1
+"$B" genesis collect-gentxs --home "$HOME_DIR" >/dev/null 2>&1
+# Fast blocks, and pruning that shows within a minute: keep 20, every 10.
+sed -i 's/^timeout_commit = .*/timeout_commit = "300ms"/' "$HOME_DIR/config/config.toml"
+sed -i 's/^pruning = .*/pruning = "custom"/; s/^pruning-keep-recent = .*/pruning-keep-recent = "20"/; s/^pruning-interval = .*/pruning-interval = "10"/' "$HOME_DIR/config/app.toml"
+echo "app.toml:"; grep -E '^pruning|^\[nomtstore\]|^dir|^page-cache-pages' "$HOME_DIR/config/app.toml" | sed 's/^/  /'
 
-step "root of the store"
-root=$("$tool" trie root < "$work/state.txt")
-echo "root: $root"
+start_node() {
+	"$B" start --home "$HOME_DIR" --rpc.laddr "$NODE" --p2p.laddr tcp://127.0.0.1:$((RPC_PORT + 1)) \
+		--grpc.address 127.0.0.1:$((RPC_PORT + 2)) --api.enable=false --grpc-web.enable=false >>"$LOG" 2>&1 &
+	PID=$!
+}
+height() { curl -s "http://127.0.0.1:$RPC_PORT/status" | sed -n 's/.*"latest_block_height":"\([0-9]*\)".*/\1/p'; }
+wait_height() {
+	local want=$1 h=0
+	for _ in $(seq 1 600); do
+		h=$(height || true)
+		if [[ -n "$h" && "$h" -ge "$want" ]]; then return 0; fi
+		if ! kill -0 "$PID" 2>/dev/null; then echo "node died; log tail:"; tail -30 "$LOG"; exit 1; fi
+		sleep 0.2
+	done
+	echo "timed out waiting for height $want (at ${h:-?})"; tail -30 "$LOG"; exit 1
+}
 
-step "the same pairs in another order give the same root"
-shuf --random-source=<(yes) "$work/state.txt" > "$work/shuffled.txt"
-again=$("$tool" trie root < "$work/shuffled.txt")
-[[ "$again" == "$root" ]] || { echo "FAIL: root changed with input order: $again"; exit 1; }
-echo "root: $again (same)"
+say "starting the node"
+start_node
+wait_height 3
+grep -m1 'nomtstore installed' "$LOG" | sed 's/^/  log: /'
+echo "height $(height)"
 
-hexof() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
-valueof() { awk -v k="$1" '$1 == k { print $2; exit }' "$work/state.txt"; }
-
-step "existence proofs for present keys, verified against the root"
-for i in 0 4242 $((pairs - 1)); do
-  key=$(hexof "$(printf 'balances/cosmos1acct%08d/stake' "$i")")
-  value=$(valueof "$key")
-  proof=$("$tool" trie prove --key "$key" < "$work/state.txt")
-  printf 'key %s: proof of %d bytes; ' "$key" $((${#proof} / 2))
-  "$tool" trie verify --root "$root" --key "$key" --value "$value" --proof "$proof"
+say "sending 3 bank transfers alice -> bob"
+for amount in 1000 2000 3000; do
+	"$B" tx bank send alice "$BOB" "${amount}stake" --chain-id "$CHAIN" "${KR[@]}" --node "$NODE" -y -o json \
+		| sed -n 's/.*"txhash":"\([0-9A-F]*\)".*/  tx \1/p'
+	wait_height $(($(height) + 2))
 done
+H_FIRST=$(height)
+wait_height $((H_FIRST + 2))
+echo "bob's balance:"; "$B" query bank balances "$BOB" --node "$NODE" -o json | sed 's/^/  /'
 
-step "non-existence proofs for absent keys, verified against the root"
-for name in balances/cosmos1nobody/stake aaaa zzzz; do
-  key=$(hexof "$name")
-  proof=$("$tool" trie prove --key "$key" < "$work/state.txt")
-  printf '%s: proof of %d bytes; ' "$name" $((${#proof} / 2))
-  "$tool" trie verify --root "$root" --key "$key" --proof "$proof"
-done
+say "proving bob's balance at the latest height but one, against the next header's app hash"
+"$B" nomtstore prove --balance "$BOB:stake" --node "$NODE" | sed 's/^/  /'
+OLD=$((H_FIRST - 3))
+say "proving bob's balance at older height $OLD (before the later transfers)"
+"$B" nomtstore prove --balance "$BOB:stake" --height "$OLD" --node "$NODE" | sed 's/^/  /'
+say "proving a key that does not exist (carol's balance): absence proof"
+CAROL=$("$B" keys add carol "${KR[@]}" --output json 2>/dev/null | sed -n 's/.*"address":"\([a-z0-9]*\)".*/\1/p')
+"$B" nomtstore prove --balance "$CAROL:stake" --node "$NODE" | sed 's/^/  /'
 
-step "a proof in readable JSON (first lines)"
-key=$(hexof "balances/cosmos1acct00004242/stake")
-"$tool" trie prove --key "$key" --json < "$work/state.txt" | head -20
+say "restarting the node"
+BEFORE=$(height)
+kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
+echo "stopped at height $BEFORE; store on disk:"
+"$B" nomtstore stats --home "$HOME_DIR" | sed 's/^/  /'
+start_node
+wait_height $((BEFORE + 3))
+echo "resumed: height $(height) > $BEFORE"
 
-step "a tampered proof and a wrong value are rejected"
-value=$(valueof "$key")
-proof=$("$tool" trie prove --key "$key" < "$work/state.txt")
-last=${proof: -1}; flipped=$([[ "$last" == 0 ]] && echo 1 || echo 0)
-tampered=${proof:0:${#proof}-1}$flipped
-if "$tool" trie verify --root "$root" --key "$key" --value "$value" --proof "$tampered" 2>"$work/err"; then
-  echo "FAIL: a tampered proof verified"; exit 1
+say "pruning (custom: keep 20, every 10): waiting for height 45"
+wait_height 45
+if out=$("$B" nomtstore prove --balance "$BOB:stake" --height 2 --node "$NODE" 2>&1); then
+	echo "height 2 is still readable: pruning did not run"; exit 1
 fi
-echo "tampered proof: rejected ($(cat "$work/err"))"
-if "$tool" trie verify --root "$root" --key "$key" --value 31 --proof "$proof" 2>"$work/err"; then
-  echo "FAIL: a wrong value verified"; exit 1
-fi
-echo "wrong value:    rejected ($(cat "$work/err"))"
+echo "  query at height 2: ${out##*: }" | cut -c1-160
+"$B" nomtstore prove --balance "$BOB:stake" --height $(($(height) - 10)) --node "$NODE" | tail -1 | sed 's/^/  recent height: /'
 
-step "demo passed"
+say "stopping the node"
+FINAL=$(height)
+kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
+PID=""
+"$B" nomtstore stats --home "$HOME_DIR" | head -2 | sed 's/^/  /'
+"$B" nomtstore verify --home "$HOME_DIR" | sed 's/^/  /'
+say "demo done: $FINAL blocks on nomtstore"

@@ -22,8 +22,27 @@ func (h Hash) IsEmpty() bool { return h == EmptyHash }
 
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
-// ValueHash returns SHA-256(value), the value's digest inside its leaf.
-func ValueHash(value []byte) Hash { return sha256.Sum256(value) }
+// EmptyValueStandIn is what a leaf commits to, and its proofs carry, in
+// place of an empty value. The SDK stores empty values (collections' key
+// sets and indexes), but ICS23 refuses to hash one ("leaf op needs value"):
+// an empty value committed as is would make its leaf unprovable, and with
+// it every absence proof that names it as a neighbour. The stand-in is
+// non-empty and starts with a zero byte so that no text value meets it; a
+// binary value equal to it commits the same as an empty value.
+var EmptyValueStandIn = []byte("\x00nomtstore:empty-value")
+
+// ProofValue is the value a leaf's proof carries: the value itself, or the
+// stand-in for an empty value.
+func ProofValue(value []byte) []byte {
+	if len(value) == 0 {
+		return EmptyValueStandIn
+	}
+	return value
+}
+
+// ValueHash returns SHA-256(ProofValue(value)), the value's digest inside
+// its leaf.
+func ValueHash(value []byte) Hash { return sha256.Sum256(ProofValue(value)) }
 
 // LeafHash returns SHA-256(0x00 || path || valueHash).
 func LeafHash(path KeyPath, valueHash Hash) Hash {

@@ -68,7 +68,7 @@ func (t *Tree) existenceProof(leaf Leaf, siblings []Hash, pre Preimages) (*ics23
 	}
 	proof := &ics23.ExistenceProof{
 		Key:   key,
-		Value: value,
+		Value: ProofValue(value),
 		Leaf:  smtLeafOp(),
 		Path:  make([]*ics23.InnerOp, len(siblings)),
 	}

@@ -1,0 +1,181 @@
+// Package cmd is the nomtsimd command tree.
+package cmd
+
+import (
+	"os"
+	"path/filepath"
+
+	"cosmossdk.io/client/v2/autocli"
+	"cosmossdk.io/core/appmodule"
+	"cosmossdk.io/log"
+	cmtcfg "github.com/cometbft/cometbft/config"
+	dbm "github.com/cosmos/cosmos-db"
+	"github.com/spf13/cobra"
+
+	"github.com/cosmos/cosmos-sdk/client"
+	"github.com/cosmos/cosmos-sdk/client/config"
+	"github.com/cosmos/cosmos-sdk/client/debug"
+	"github.com/cosmos/cosmos-sdk/client/keys"
+	"github.com/cosmos/cosmos-sdk/client/rpc"
+	"github.com/cosmos/cosmos-sdk/client/snapshot"
+	addresscodec "github.com/cosmos/cosmos-sdk/codec/address"
+	runtimeservices "github.com/cosmos/cosmos-sdk/runtime/services"
+	"github.com/cosmos/cosmos-sdk/server"
+	serverconfig "github.com/cosmos/cosmos-sdk/server/config"
+	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	authcmd "github.com/cosmos/cosmos-sdk/x/auth/client/cli"
+	"github.com/cosmos/cosmos-sdk/x/auth/types"
+	genutilcli "github.com/cosmos/cosmos-sdk/x/genutil/client/cli"
+	"github.com/cosmos/ibc-go/v10/testing/simapp"
+
+	nomtmodule "github.com/nomtstore/nomtstore/module"
+)
+
+// DefaultNodeHome is ~/.nomtsimd.
+func DefaultNodeHome() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".nomtsimd"
+	}
+	return filepath.Join(home, ".nomtsimd")
+}
+
+// AppConfig is app.toml: the server's sections plus [nomtstore].
+type AppConfig struct {
+	serverconfig.Config `mapstructure:",squash"`
+	NomtStore           nomtmodule.Config `mapstructure:"nomtstore"`
+}
+
+func initAppConfig() (string, any) {
+	srv := serverconfig.DefaultConfig()
+	srv.MinGasPrices = "0stake"
+	return serverconfig.DefaultConfigTemplate + nomtmodule.ConfigTemplate, AppConfig{Config: *srv, NomtStore: nomtmodule.DefaultConfig()}
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd() *cobra.Command {
+	// A throwaway app (in memory, rootmulti) gives the codecs and the
+	// modules' CLI descriptions.
+	tempDir, err := os.MkdirTemp("", "nomtsimd-cli")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(tempDir) }()
+	tempApp := simapp.NewSimApp(log.NewNopLogger(), dbm.NewMemDB(), nil, true, simtestutil.NewAppOptionsWithFlagHome(tempDir))
+
+	initClientCtx := client.Context{}.
+		WithCodec(tempApp.AppCodec()).
+		WithInterfaceRegistry(tempApp.InterfaceRegistry()).
+		WithTxConfig(tempApp.TxConfig()).
+		WithLegacyAmino(tempApp.LegacyAmino()).
+		WithInput(os.Stdin).
+		WithAccountRetriever(types.AccountRetriever{}).
+		WithHomeDir(DefaultNodeHome()).
+		WithViper("")
+
+	rootCmd := &cobra.Command{
+		Use:           "nomtsimd",
+		Short:         "simapp node with its state in nomtstore",
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(cmd.OutOrStdout())
+			cmd.SetErr(cmd.ErrOrStderr())
+			clientCtx := initClientCtx.WithCmdContext(cmd.Context())
+			clientCtx, err := client.ReadPersistentCommandFlags(clientCtx, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if clientCtx, err = config.ReadFromClientConfig(clientCtx); err != nil {
+				return err
+			}
+			if err := client.SetCmdClientContextHandler(clientCtx, cmd); err != nil {
+				return err
+			}
+			template, appConfig := initAppConfig()
+			cmtConfig := cmtcfg.DefaultConfig()
+			return server.InterceptConfigsPreRunHandler(cmd, template, appConfig, cmtConfig)
+		},
+	}
+
+	basics := tempApp.BasicModuleManager
+	rootCmd.AddCommand(
+		genutilcli.InitCmd(basics, DefaultNodeHome()),
+		debug.Cmd(),
+		snapshot.Cmd(NewApp),
+		storeCommand(),
+	)
+	server.AddCommands(rootCmd, DefaultNodeHome(), NewApp, ExportApp, func(*cobra.Command) {})
+	rootCmd.AddCommand(
+		server.StatusCommand(),
+		genutilcli.Commands(tempApp.TxConfig(), basics, DefaultNodeHome()),
+		queryCommand(),
+		txCommand(),
+		keys.Commands(),
+	)
+
+	autoCliOpts := autocliOptions(tempApp)
+	autoCliOpts.ClientCtx = initClientCtx
+	if err := autoCliOpts.EnhanceRootCommand(rootCmd); err != nil {
+		panic(err)
+	}
+	return rootCmd
+}
+
+func autocliOptions(app *simapp.SimApp) autocli.AppOptions {
+	modules := map[string]appmodule.AppModule{}
+	for name, m := range app.ModuleManager.Modules {
+		if am, ok := m.(appmodule.AppModule); ok {
+			modules[name] = am
+		}
+	}
+	return autocli.AppOptions{
+		Modules:               modules,
+		ModuleOptions:         runtimeservices.ExtractAutoCLIOptions(app.ModuleManager.Modules),
+		AddressCodec:          addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32AccountAddrPrefix()),
+		ValidatorAddressCodec: addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32ValidatorAddrPrefix()),
+		ConsensusAddressCodec: addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32ConsensusAddrPrefix()),
+	}
+}
+
+func queryCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:                        "query",
+		Aliases:                    []string{"q"},
+		Short:                      "Querying subcommands",
+		DisableFlagParsing:         false,
+		SuggestionsMinimumDistance: 2,
+		RunE:                       client.ValidateCmd,
+	}
+	cmd.AddCommand(
+		rpc.QueryEventForTxCmd(),
+		server.QueryBlockCmd(),
+		authcmd.QueryTxsByEventsCmd(),
+		server.QueryBlocksCmd(),
+		authcmd.QueryTxCmd(),
+		server.QueryBlockResultsCmd(),
+	)
+	return cmd
+}
+
+func txCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:                        "tx",
+		Short:                      "Transactions subcommands",
+		DisableFlagParsing:         false,
+		SuggestionsMinimumDistance: 2,
+		RunE:                       client.ValidateCmd,
+	}
+	cmd.AddCommand(
+		authcmd.GetSignCommand(),
+		authcmd.GetSignBatchCommand(),
+		authcmd.GetMultiSignCommand(),
+		authcmd.GetMultiSignBatchCmd(),
+		authcmd.GetValidateSignaturesCommand(),
+		authcmd.GetBroadcastCommand(),
+		authcmd.GetEncodeCommand(),
+		authcmd.GetDecodeCommand(),
+		authcmd.GetSimulateCmd(),
+	)
+	return cmd
+}

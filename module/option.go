@@ -1,0 +1,120 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	dbm "github.com/cosmos/cosmos-db"
+	"github.com/spf13/cast"
+
+	"cosmossdk.io/store"
+	"cosmossdk.io/store/metrics"
+	storetypes "cosmossdk.io/store/types"
+
+	"github.com/cosmos/cosmos-sdk/baseapp"
+	"github.com/cosmos/cosmos-sdk/client/flags"
+	"github.com/cosmos/cosmos-sdk/server"
+	servertypes "github.com/cosmos/cosmos-sdk/server/types"
+
+	"github.com/nomtstore/nomtstore/multistore"
+)
+
+// StoreOption returns the baseapp option that installs nomtstore as the
+// app's CommitMultiStore, opened under home (app.toml's [nomtstore] dir,
+// default data/nomtstore), and the database to give the app instead of db:
+// closing it (BaseApp.Close does) also closes the store. DB-type stores, if
+// any, are kept in db, as rootmulti keeps them.
+//
+// The option must be the first baseapp option (see the package doc). It
+// panics, as baseapp options do, if the store cannot be opened or the
+// settings are invalid. An empty home uses appOpts' "home".
+//
+//	opt, db := module.StoreOption(home, appOpts, db)
+//	app := simapp.NewSimApp(logger, db, traceStore, true, appOpts, append([]func(*baseapp.BaseApp){opt}, baseappOptions...)...)
+func StoreOption(home string, appOpts servertypes.AppOptions, db dbm.DB) (func(*baseapp.BaseApp), dbm.DB) {
+	closing := &closingDB{DB: db}
+	if home == "" {
+		home = cast.ToString(appOpts.Get(flags.FlagHome))
+	}
+	return func(app *baseapp.BaseApp) {
+		store, err := install(app, home, appOpts, db)
+		if err != nil {
+			panic(err)
+		}
+		closing.store = store
+	}, closing
+}
+
+func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, db dbm.DB) (*multistore.Store, error) {
+	if app.SnapshotManager() != nil {
+		return nil, errors.New("nomtstore: the store option must come before baseapp.SetSnapshot (place it first): the snapshot manager already holds the previous store")
+	}
+	if home == "" {
+		return nil, errors.New("nomtstore: no node home to open the store under")
+	}
+	cfg, err := ReadConfig(appOpts)
+	if err != nil {
+		return nil, fmt.Errorf("nomtstore: app.toml: %w", err)
+	}
+	pruningOpts, err := server.GetPruningOptionsFromFlags(appOpts)
+	if err != nil {
+		return nil, fmt.Errorf("nomtstore: app.toml pruning: %w", err)
+	}
+	if err := pruningOpts.Validate(); err != nil {
+		return nil, fmt.Errorf("nomtstore: app.toml pruning: %w", err)
+	}
+	var m metrics.StoreMetrics = metrics.NewNoOpMetrics()
+	if cast.ToBool(appOpts.Get("telemetry.enabled")) {
+		m = metrics.NewMetrics([][]string{{"chain_id", cast.ToString(appOpts.Get(flags.FlagChainID))}})
+	}
+	dir := cfg.dir(home)
+	s, err := multistore.New(dir, app.Logger(), multistore.Options{Engine: cfg.engineOptions(), AppDB: db, Metrics: m})
+	if err != nil {
+		return nil, fmt.Errorf("nomtstore: opening %s: %w", dir, err)
+	}
+	s.SetPruning(pruningOpts)
+	s.SetSnapshotInterval(cast.ToUint64(appOpts.Get(server.FlagStateSyncSnapshotInterval)))
+	if cast.ToBool(appOpts.Get(server.FlagInterBlockCache)) {
+		s.SetInterBlockCache(store.NewCommitKVStoreCacheManager())
+	}
+	app.SetCMS(s)
+	// baseapp gives the block header to *rootmulti.Store only; the block
+	// time of each version's commit info comes from this listener instead.
+	app.SetStreamingManager(storetypes.StreamingManager{ABCIListeners: []storetypes.ABCIListener{headerListener{s}}})
+	app.Logger().Info("nomtstore installed", "dir", dir, "version", s.Engine().Version(),
+		"earliest", s.Engine().EarliestVersion(), "pruning-keep-recent", pruningOpts.KeepRecent, "pruning-interval", pruningOpts.Interval)
+	return s, nil
+}
+
+// headerListener feeds each block's height and time to the store before
+// its Commit.
+type headerListener struct{ store *multistore.Store }
+
+func (l headerListener) ListenFinalizeBlock(_ context.Context, req abci.RequestFinalizeBlock, _ abci.ResponseFinalizeBlock) error {
+	l.store.SetCommitHeader(cmtproto.Header{Height: req.Height, Time: req.Time})
+	return nil
+}
+
+func (headerListener) ListenCommit(context.Context, abci.ResponseCommit, []*storetypes.StoreKVPair) error {
+	return nil
+}
+
+// closingDB is the application database that also closes the store.
+type closingDB struct {
+	dbm.DB
+	store *multistore.Store
+}
+
+func (c *closingDB) Close() error {
+	var errs []error
+	if c.store != nil {
+		errs = append(errs, c.store.Close())
+	}
+	if c.DB != nil {
+		errs = append(errs, c.DB.Close())
+	}
+	return errors.Join(errs...)
+}
