@@ -12,6 +12,7 @@ import (
 
 	"cosmossdk.io/store"
 	"cosmossdk.io/store/metrics"
+	pruningtypes "cosmossdk.io/store/pruning/types"
 	storetypes "cosmossdk.io/store/types"
 
 	"github.com/cosmos/cosmos-sdk/baseapp"
@@ -59,9 +60,13 @@ func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, 
 	if err != nil {
 		return nil, fmt.Errorf("nomtstore: app.toml: %w", err)
 	}
-	pruningOpts, err := server.GetPruningOptionsFromFlags(appOpts)
-	if err != nil {
-		return nil, fmt.Errorf("nomtstore: app.toml pruning: %w", err)
+	// No pruning key at all (an app built without app.toml) gets the
+	// SDK's default, as app.toml's template would give it.
+	pruningOpts := pruningtypes.NewPruningOptions(pruningtypes.PruningDefault)
+	if appOpts.Get(server.FlagPruning) != nil {
+		if pruningOpts, err = server.GetPruningOptionsFromFlags(appOpts); err != nil {
+			return nil, fmt.Errorf("nomtstore: app.toml pruning: %w", err)
+		}
 	}
 	if err := pruningOpts.Validate(); err != nil {
 		return nil, fmt.Errorf("nomtstore: app.toml pruning: %w", err)
