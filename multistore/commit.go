@@ -104,6 +104,11 @@ func (s *Store) Commit() types.CommitID {
 				Name: key.Name(), CommitId: types.CommitID{Version: version, Hash: root[:]},
 			})
 		case typ == types.StoreTypeTransient || typ == types.StoreTypeMemory:
+			// Not in the commit info, but committed as rootmulti does: a
+			// transient store's Commit empties it for the next block
+			// (a memory store's does nothing). Without it transient
+			// stores kept every block's writes.
+			store.Commit()
 		default:
 			info.StoreInfos = append(info.StoreInfos, types.StoreInfo{Name: key.Name(), CommitId: store.Commit()})
 		}
