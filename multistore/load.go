@@ -96,11 +96,7 @@ func (s *Store) loadVersion(ver int64, upgrades *types.StoreUpgrades) error {
 		}
 		t := newTreeStore(s.engine, key.Name(), s.metrics, last)
 		trees[key] = t
-		var store types.CommitKVStore = t
-		if s.interBlockCache != nil {
-			store = s.interBlockCache.GetStoreCache(key, t)
-		}
-		stores[key] = store
+		stores[key] = t // wrapped in the inter-block cache below
 
 		if upgrades.IsDeleted(key.Name()) {
 			if err := deleteAll(t); err != nil {
@@ -118,6 +114,24 @@ func (s *Store) loadVersion(ver int64, upgrades *types.StoreUpgrades) error {
 			trees[oldKey] = old
 			stores[oldKey] = old
 			removal[oldKey] = true
+		}
+	}
+	// The pruning manager reloads the snapshot heights it was holding
+	// back, as rootmulti does at each load: the options it needs to read
+	// them (SetPruning) are only set after New, so New cannot.
+	if err := s.pruner.LoadSnapshotHeights(); err != nil {
+		return err
+	}
+	if s.interBlockCache != nil {
+		// The cache manager keeps the store it first wrapped for a name;
+		// after a reload (snapshot restore, rollback) that is the previous
+		// treeStore, whose pending writes and last commit ID are never
+		// updated again. Start the caches afresh over the new stores.
+		s.interBlockCache.Reset()
+		for key, t := range trees {
+			if !removal[key] {
+				stores[key] = s.interBlockCache.GetStoreCache(key, t)
+			}
 		}
 	}
 	s.stores, s.trees, s.removalMap = stores, trees, removal

@@ -137,10 +137,6 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 		listeners:    map[types.StoreKey]*types.MemoryListener{},
 	}
 	s.pruner = pruning.NewManager(engine, engineOpts.Logger)
-	if err := s.pruner.LoadSnapshotHeights(); err != nil {
-		_ = engine.Close()
-		return nil, err
-	}
 	s.worker = pruning.NewWorker(engine, pruning.WorkerOptions{Logger: engineOpts.Logger})
 	return s, nil
 }
