@@ -91,7 +91,11 @@ func queryTree(engine *commitment.DB, name string, req *types.RequestQuery, m me
 	switch req.Path {
 	case "/key":
 		res.Key = req.Data
-		if res.Height <= 0 {
+		if res.Height == 0 {
+			// Nothing committed yet: IAVL answers no value and no log.
+			break
+		}
+		if res.Height < 0 {
 			res.Log = versionMissing
 			break
 		}

@@ -17,8 +17,10 @@ import (
 // Snapshot writes the IAVL-type stores at height in the SDK's snapshot
 // format (format 3): per store, by name, a SnapshotStoreItem then its
 // key/value pairs in key order as SnapshotIAVLItem leaves (height 0).
-// IAVL also writes its inner nodes; a trie has no use for them, and a
-// restore (ours or IAVL's importer) needs only the leaves to rebuild.
+// IAVL also writes its inner nodes; a trie has no use for them, and our
+// restore needs only the leaves to rebuild. (IAVL's importer does need
+// them: rootmulti cannot restore this stream, nor could it use the state,
+// whose app hash is not IAVL's.)
 func (s *Store) Snapshot(height uint64, protoWriter protoio.Writer) error {
 	if height == 0 {
 		return errorsmod.Wrap(types.ErrLogic, "cannot snapshot height 0")
