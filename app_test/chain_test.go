@@ -13,9 +13,9 @@ import (
 	ics23 "github.com/cosmos/ics23/go"
 
 	sdk "github.com/cosmos/cosmos-sdk/types"
+	clienttypes "github.com/cosmos/ibc-go/v10/modules/core/02-client/types"
 	commitmenttypes "github.com/cosmos/ibc-go/v10/modules/core/23-commitment/types"
 	commitmenttypesv2 "github.com/cosmos/ibc-go/v10/modules/core/23-commitment/types/v2"
-	clienttypes "github.com/cosmos/ibc-go/v10/modules/core/02-client/types"
 )
 
 var chainProofSpecs = []*ics23.ProofSpec{ics23.SmtSpec, ics23.TendermintSpec}
