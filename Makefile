@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/nomtstore ./cmd/nomtstore
+	$(GO) build -o $(BIN)/nomtsimd ./cmd/nomtsimd
 
 # Everything CI runs (.ci/run calls exactly this).
 test: fmt-check vet lint unit race fuzz-smoke bench-smoke
@@ -47,6 +48,9 @@ $(GOLANGCI_LINT):
 lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 
+# A one-validator simapp chain on nomtstore: transfers, proofs against the
+# app hash, restart, pruning (scripts/demo.sh). The earlier trie-only demo
+# is scripts/trie-demo.sh.
 demo:
 	bash scripts/demo.sh
 

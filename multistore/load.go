@@ -8,10 +8,13 @@ import (
 	"cosmossdk.io/store/types"
 )
 
+// LoadLatestVersion loads the latest version.
 func (s *Store) LoadLatestVersion() error {
 	return s.loadVersion(int64(s.engine.Version()), nil)
 }
 
+// LoadLatestVersionAndUpgrade loads the latest version and applies the
+// store upgrades (added, renamed, deleted) as writes of the next commit.
 func (s *Store) LoadLatestVersionAndUpgrade(upgrades *types.StoreUpgrades) error {
 	return s.loadVersion(int64(s.engine.Version()), upgrades)
 }
@@ -23,6 +26,8 @@ func (s *Store) LoadVersion(ver int64) error {
 	return s.loadVersion(ver, nil)
 }
 
+// LoadVersionAndUpgrade is LoadVersion with upgrades, which apply only at
+// the latest version.
 func (s *Store) LoadVersionAndUpgrade(ver int64, upgrades *types.StoreUpgrades) error {
 	return s.loadVersion(ver, upgrades)
 }

@@ -495,7 +495,7 @@ func TestDBStoresInAppDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	key := types.NewKVStoreKey("params")
 	s.MountStoreWithDB(key, types.StoreTypeDB, nil)
 	if err := s.LoadLatestVersion(); err != nil {

@@ -197,7 +197,7 @@ func (s *Store) commitRestored(height int64) (err error) {
 	}
 	for name, v := range violations {
 		if len(v) > 0 {
-			return fmt.Errorf("nomtstore: restored store %s fails its check: %v", name, v[0])
+			return fmt.Errorf("nomtstore: restored store %s fails its check: %w", name, v[0])
 		}
 	}
 	return nil

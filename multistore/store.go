@@ -27,11 +27,13 @@ import (
 )
 
 var (
-	// ErrPastVersion: the store was loaded at a version below the latest
-	// (LoadVersion, for an export at a height): it reads that version and
-	// refuses writes and commits. RollbackToVersion moves the latest back.
+	// ErrPastVersion is the panic of a write or commit to a store loaded
+	// at a version below the latest (LoadVersion, for an export at a
+	// height): it reads that version only. RollbackToVersion is what moves
+	// the latest version back.
 	ErrPastVersion = errors.New("nomtstore: loaded at a past version, read-only")
-	// ErrNotLoaded: a version must be loaded (LoadLatestVersion) first.
+	// ErrNotLoaded is the panic of a commit before any version was loaded
+	// (LoadLatestVersion).
 	ErrNotLoaded = errors.New("nomtstore: no version loaded")
 
 	errKeyEmpty = errors.New("key is empty")
@@ -159,6 +161,7 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// GetStoreType is StoreTypeMulti.
 func (s *Store) GetStoreType() types.StoreType { return types.StoreTypeMulti }
 
 // MountStoreWithDB mounts a store, with rootmulti's checks. IAVL-type
@@ -184,6 +187,7 @@ func (s *Store) MountStoreWithDB(key types.StoreKey, typ types.StoreType, db dbm
 	s.keysByName[key.Name()] = key
 }
 
+// GetCommitStore is GetCommitKVStore.
 func (s *Store) GetCommitStore(key types.StoreKey) types.CommitStore {
 	return s.GetCommitKVStore(key)
 }
@@ -268,6 +272,8 @@ func (s *Store) SetInterBlockCache(c types.MultiStorePersistentCache) {
 	s.interBlockCache = c
 }
 
+// SetTracer traces the operations of the stores GetKVStore and the cache
+// multistores return to w (nil stops tracing).
 func (s *Store) SetTracer(w io.Writer) types.MultiStore {
 	s.traceMu.Lock()
 	defer s.traceMu.Unlock()
@@ -275,6 +281,7 @@ func (s *Store) SetTracer(w io.Writer) types.MultiStore {
 	return s
 }
 
+// SetTracingContext merges tc into the context written with each trace.
 func (s *Store) SetTracingContext(tc types.TraceContext) types.MultiStore {
 	s.traceMu.Lock()
 	defer s.traceMu.Unlock()
@@ -291,6 +298,7 @@ func (s *Store) getTracingContext() types.TraceContext {
 	return maps.Clone(s.traceContext)
 }
 
+// TracingEnabled reports whether a tracer is set.
 func (s *Store) TracingEnabled() bool {
 	s.traceMu.Lock()
 	defer s.traceMu.Unlock()
@@ -308,6 +316,7 @@ func (s *Store) AddListeners(keys []types.StoreKey) {
 	}
 }
 
+// ListeningEnabled reports whether the writes to key's store are observed.
 func (s *Store) ListeningEnabled(key types.StoreKey) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -328,6 +337,7 @@ func (s *Store) PopStateCache() []*types.StoreKVPair {
 	return cache
 }
 
+// SetMetrics sets where the stores' timings go.
 func (s *Store) SetMetrics(m metrics.StoreMetrics) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,6 +351,7 @@ func (s *Store) SetMetrics(m metrics.StoreMetrics) {
 // baseapp does at Init).
 func (s *Store) SetPruning(opts pruningtypes.PruningOptions) { s.pruner.SetOptions(opts) }
 
+// GetPruning returns the pruning options in force.
 func (s *Store) GetPruning() pruningtypes.PruningOptions { return s.pruner.Options() }
 
 // SetSnapshotInterval holds back the heights snapshots are taken at from

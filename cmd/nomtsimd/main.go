@@ -15,7 +15,7 @@ import (
 func main() {
 	rootCmd := cmd.NewRootCmd()
 	if err := svrcmd.Execute(rootCmd, "", cmd.DefaultNodeHome()); err != nil {
-		fmt.Fprintln(rootCmd.OutOrStderr(), err)
+		_, _ = fmt.Fprintln(rootCmd.OutOrStderr(), err) // exiting anyway
 		os.Exit(1)
 	}
 }

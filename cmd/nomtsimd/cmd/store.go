@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -81,17 +82,17 @@ func statsCmd() *cobra.Command {
 			}
 			defer func() { _ = db.Close() }()
 			st := db.Stats()
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "latest version:   %d\nearliest version: %d\n", st.Version, st.EarliestVersion)
-			fmt.Fprintf(out, "page table:       %+v\n", st.Table)
+			out := &printer{w: cmd.OutOrStdout()}
+			out.printf("latest version:   %d\nearliest version: %d\n", st.Version, st.EarliestVersion)
+			out.printf("page table:       %+v\n", st.Table)
 			roots := db.Roots()
 			names := db.Trees()
-			fmt.Fprintf(out, "stores (%d):\n", len(names))
+			out.printf("stores (%d):\n", len(names))
 			for _, name := range names {
 				root := roots[name]
-				fmt.Fprintf(out, "  %-24s %x\n", name, root[:])
+				out.printf("  %-24s %x\n", name, root[:])
 			}
-			return nil
+			return out.err
 		},
 	}
 }
@@ -108,6 +109,7 @@ func verifyCmd() *cobra.Command {
 				return err
 			}
 			defer func() { _ = db.Close() }()
+			out, errOut := &printer{w: cmd.OutOrStdout()}, &printer{w: cmd.ErrOrStderr()}
 			from := db.Version()
 			if all {
 				from = db.EarliestVersion()
@@ -126,15 +128,15 @@ func verifyCmd() *cobra.Command {
 				for _, name := range names {
 					for _, violation := range violations[name] {
 						bad++
-						fmt.Fprintf(cmd.ErrOrStderr(), "version %d store %s: %v\n", v, name, violation)
+						errOut.printf("version %d store %s: %v\n", v, name, violation)
 					}
 				}
 			}
 			if bad > 0 {
 				return fmt.Errorf("verify: %d violations", bad)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "verified versions %d..%d of %d stores: ok\n", from, db.Version(), len(db.Trees()))
-			return nil
+			out.printf("verified versions %d..%d of %d stores: ok\n", from, db.Version(), len(db.Trees()))
+			return out.err
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all-versions", false, "check every retained version, not only the latest")
@@ -162,8 +164,9 @@ func pruneCmd() *cobra.Command {
 			if err := db.PruneTo(to); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pruned: earliest version now %d, latest %d\n", db.EarliestVersion(), db.Version())
-			return nil
+			out := &printer{w: cmd.OutOrStdout()}
+			out.printf("pruned: earliest version now %d, latest %d\n", db.EarliestVersion(), db.Version())
+			return out.err
 		},
 	}
 	cmd.Flags().Uint64Var(&to, "to", 0, "prune every version <= this height")
@@ -193,11 +196,12 @@ func moduleHashCmd() *cobra.Command {
 			if err := info.Unmarshal(record); err != nil {
 				return fmt.Errorf("commit info of %d: %w", height, err)
 			}
+			out := &printer{w: cmd.OutOrStdout()}
 			for _, si := range info.StoreInfos {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-24s %X\n", si.Name, si.CommitId.Hash)
+				out.printf("%-24s %X\n", si.Name, si.CommitId.Hash)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "app hash %X\n", info.Hash())
-			return nil
+			out.printf("app hash %X\n", info.Hash())
+			return out.err
 		},
 	}
 }
@@ -250,12 +254,12 @@ func proveCmd() *cobra.Command {
 			}
 			appHash := commit.AppHash
 			value := res.Response.Value
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "height %d, store %s, key %X\nvalue %X\nproof ops:", height, storeName, key, value)
+			out := &printer{w: cmd.OutOrStdout()}
+			out.printf("height %d, store %s, key %X\nvalue %X\nproof ops:", height, storeName, key, value)
 			for _, op := range res.Response.ProofOps.Ops {
-				fmt.Fprintf(out, " %s", op.Type)
+				out.printf(" %s", op.Type)
 			}
-			fmt.Fprintf(out, "\napp hash (header %d) %X\n", next, []byte(appHash))
+			out.printf("\napp hash (header %d) %X\n", next, []byte(appHash))
 
 			keyPath := cmtmerkle.KeyPath{}.AppendKey([]byte(storeName), cmtmerkle.KeyEncodingURL).AppendKey(key, cmtmerkle.KeyEncodingURL)
 			// rootmulti's runtime knows ics23:iavl and ics23:simple; a
@@ -276,8 +280,8 @@ func proveCmd() *cobra.Command {
 				if err := proof.VerifyMembership(specs, root, path, value); err != nil {
 					return fmt.Errorf("existence proof fails ibc-go MerkleProof: %w", err)
 				}
-				fmt.Fprintln(out, "existence proof verified (ics23 SmtSpec + TendermintSpec, CometBFT proof runtime and ibc-go MerkleProof)")
-				return nil
+				out.printf("existence proof verified (ics23 SmtSpec + TendermintSpec, CometBFT proof runtime and ibc-go MerkleProof)\n")
+				return out.err
 			}
 			if err := prt.VerifyAbsence(res.Response.ProofOps, appHash, keyPath.String()); err != nil {
 				return fmt.Errorf("absence proof fails CometBFT's proof runtime: %w", err)
@@ -285,8 +289,8 @@ func proveCmd() *cobra.Command {
 			if err := proof.VerifyNonMembership(specs, root, path); err != nil {
 				return fmt.Errorf("absence proof fails ibc-go MerkleProof: %w", err)
 			}
-			fmt.Fprintln(out, "absence proof verified (ics23 SmtSpec + TendermintSpec, CometBFT proof runtime and ibc-go MerkleProof)")
-			return nil
+			out.printf("absence proof verified (ics23 SmtSpec + TendermintSpec, CometBFT proof runtime and ibc-go MerkleProof)\n")
+			return out.err
 		},
 	}
 	cmd.Flags().StringVar(&storeName, "store", "", "store name (e.g. bank, ibc)")
@@ -327,4 +331,17 @@ func proofKey(storeName, keyHex, balance string) ([]byte, error) {
 
 func rpcQueryOpts(height int64) rpcclient.ABCIQueryOptions {
 	return rpcclient.ABCIQueryOptions{Height: height, Prove: true}
+}
+
+// printer writes a command's output and keeps the first write error, which
+// the command returns.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
 }
