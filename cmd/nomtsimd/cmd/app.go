@@ -50,6 +50,14 @@ func ExportApp(logger log.Logger, db dbm.DB, traceStore io.Writer, height int64,
 		}
 	}
 	ctx := app.NewContextLegacy(true, cmtproto.Header{Height: app.LastBlockHeight()})
+	if len(modulesToExport) == 0 {
+		// The simapp's export order names modules it does not run (group).
+		for _, name := range app.ModuleManager.OrderExportGenesis {
+			if _, ok := app.ModuleManager.Modules[name]; ok {
+				modulesToExport = append(modulesToExport, name)
+			}
+		}
+	}
 	genState, err := app.ModuleManager.ExportGenesisForModules(ctx, app.AppCodec(), modulesToExport)
 	if err != nil {
 		return servertypes.ExportedApp{}, err
