@@ -106,6 +106,12 @@ func NewRootCmd() *cobra.Command {
 		storeCommand(),
 	)
 	server.AddCommands(rootCmd, DefaultNodeHome(), NewApp, ExportApp, func(*cobra.Command) {})
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == "rollback" {
+			rootCmd.RemoveCommand(c)
+		}
+	}
+	rootCmd.AddCommand(rollbackCmd(DefaultNodeHome()))
 	rootCmd.AddCommand(
 		server.StatusCommand(),
 		genutilcli.Commands(tempApp.TxConfig(), basics, DefaultNodeHome()),
