@@ -53,6 +53,11 @@ type testChain struct {
 	genesis  []byte
 	// hashes[h] is the app hash committed at height h.
 	hashes map[int64][]byte
+	// extraOpts follow the store option when the app is built, and
+	// beforeLoad, if set, runs on the app before it loads its latest
+	// version (upgrade handlers are registered there).
+	extraOpts  []func(*baseapp.BaseApp)
+	beforeLoad func(*simapp.SimApp)
 }
 
 var genesisTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -106,7 +111,14 @@ func newTestChain(t testing.TB, home string, n int, appOpts simtestutil.AppOptio
 func (c *testChain) open() {
 	storeOpt, db := module.StoreOption(c.home, c.appOpts, dbm.NewMemDB())
 	c.db = db
-	c.app = simapp.NewSimApp(log.NewNopLogger(), db, nil, true, c.appOpts, storeOpt, baseapp.SetChainID(testChainID))
+	opts := append([]func(*baseapp.BaseApp){storeOpt, baseapp.SetChainID(testChainID)}, c.extraOpts...)
+	c.app = simapp.NewSimApp(log.NewNopLogger(), db, nil, c.beforeLoad == nil, c.appOpts, opts...)
+	if c.beforeLoad != nil {
+		c.beforeLoad(c.app)
+		if err := c.app.LoadLatestVersion(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 	if _, ok := c.app.CommitMultiStore().(*multistore.Store); !ok {
 		c.t.Fatalf("the app runs on %T, not nomtstore", c.app.CommitMultiStore())
 	}

@@ -139,6 +139,9 @@ func (s *Store) loadVersion(ver int64, upgrades *types.StoreUpgrades) error {
 			}
 		}
 	}
+	if err := s.deleteUnmounted(upgrades, infos, stores, trees, removal); err != nil {
+		return err
+	}
 	s.stores, s.trees, s.removalMap = stores, trees, removal
 	s.lastCommitInfo = cInfo
 	s.loaded = true
@@ -189,4 +192,31 @@ func moveAll(from, to *treeStore) error {
 		return err
 	}
 	return deleteAll(from)
+}
+
+// deleteUnmounted empties the deleted stores the app no longer mounts (the
+// usual way to remove a module). rootmulti only drops them from the commit
+// info and keeps their data forever; here the deletion commits with the
+// upgrade, so pruning reclaims the space once the old heights go.
+func (s *Store) deleteUnmounted(upgrades *types.StoreUpgrades, infos map[string]types.StoreInfo,
+	stores map[types.StoreKey]types.CommitKVStore, trees map[types.StoreKey]*treeStore, removal map[types.StoreKey]bool,
+) error {
+	if upgrades == nil {
+		return nil
+	}
+	for _, name := range upgrades.Deleted {
+		if _, mounted := s.keysByName[name]; mounted {
+			continue
+		}
+		if _, existed := infos[name]; !existed || !slices.Contains(s.engine.Trees(), name) {
+			continue
+		}
+		key := types.NewKVStoreKey(name)
+		t := newTreeStore(s.engine, name, s.metrics, infos[name].CommitId)
+		if err := deleteAll(t); err != nil {
+			return errorsmod.Wrapf(err, "failed to delete store %s", name)
+		}
+		trees[key], stores[key], removal[key] = t, t, true
+	}
+	return nil
 }
