@@ -7,9 +7,22 @@ import (
 )
 
 // engineIterator is a dbm.Iterator over an engine iterator.
+//
+// Key and Value return copies, as cosmos-db's iterators (and IAVL's) do:
+// the engine's slices are valid only until the next move (they alias
+// Pebble's buffers), but the SDK keeps what iterators return. cachekv
+// indexes its cache by unsafe strings of the key slices it is given, so a
+// module that Gets a key sliced from an iterator's key (authz's expired
+// grant queue in BeginBlock does) left a cache entry whose key changed
+// under it when the buffer moved on, and later Gets of other keys found
+// the wrong value (found by the SDK simulation, app_test/simulation_test.go).
+// The copies are made once per position.
 type engineIterator struct {
 	it         *commitment.Iterator
 	start, end []byte
+	// key and value are the copies of the current position's, nil until
+	// asked for.
+	key, value []byte
 }
 
 func newEngineIterator(it *commitment.Iterator, start, end []byte) *engineIterator {
@@ -25,21 +38,35 @@ func (e *engineIterator) Next() {
 	if !e.it.Valid() {
 		panic("multistore: Next on an invalid iterator")
 	}
+	e.key, e.value = nil, nil
 	e.it.Next()
 }
 
-func (e *engineIterator) Key() []byte {
+// rawKey is the engine's key at the current position, valid until the next
+// move: for comparisons only.
+func (e *engineIterator) rawKey() []byte {
 	if !e.it.Valid() {
 		panic("multistore: Key on an invalid iterator")
 	}
 	return e.it.Key()
 }
 
+func (e *engineIterator) Key() []byte {
+	if e.key == nil {
+		e.key = bytes.Clone(e.rawKey())
+	}
+	return e.key
+}
+
 func (e *engineIterator) Value() []byte {
 	if !e.it.Valid() {
 		panic("multistore: Value on an invalid iterator")
 	}
-	return e.it.Value()
+	if e.value == nil {
+		// Non-nil even when empty, as the value was set.
+		e.value = append([]byte{}, e.it.Value()...)
+	}
+	return e.value
 }
 
 // overlayIterator merges the uncommitted writes of a tree (a sorted copy
@@ -81,7 +108,7 @@ func (it *overlayIterator) settle() {
 		}
 		p := it.pending[0]
 		if baseValid {
-			bk := it.base.Key()
+			bk := it.base.rawKey()
 			if it.before(bk, p.key) {
 				it.fromPending, it.valid = false, true
 				return
