@@ -7,7 +7,9 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Short fuzzing and benchmark smoke runs belong in CI; long ones do not.
 FUZZTIME ?= 15s
 
-.PHONY: all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench crash-long fuzz clean
+BUF_VERSION := 1.50.0
+
+.PHONY: proto all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench crash-long fuzz clean
 
 all: build
 
@@ -70,3 +72,21 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerates the Go of proto/ (committed): buf from npm (@bufbuild/buf),
+# the gogoproto and grpc-gateway plugins from the module proxy, and the
+# imported protos copied from their Go modules.
+THIRD_PARTY := build/third_party/proto
+proto:
+	mkdir -p $(BIN) $(THIRD_PARTY)/gogoproto $(THIRD_PARTY)/google/api build/buf
+	cp "$$($(GO) list -m -f '{{.Dir}}' github.com/cosmos/gogoproto)/gogoproto/gogo.proto" $(THIRD_PARTY)/gogoproto/
+	gw="$$($(GO) list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway)/third_party/googleapis/google/api"; \
+		cp "$$gw/annotations.proto" "$$gw/http.proto" $(THIRD_PARTY)/google/api/
+	chmod -R u+w $(THIRD_PARTY)
+	GOBIN=$(BIN) $(GO) install github.com/cosmos/gogoproto/protoc-gen-gocosmos
+	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/protoc-gen-grpc-gateway@v1.16.0
+	npm install --silent --no-audit --no-fund --prefix build/buf @bufbuild/buf@$(BUF_VERSION)
+	build/buf/node_modules/.bin/buf lint proto
+	rm -rf build/gen
+	build/buf/node_modules/.bin/buf generate --template proto/buf.gen.yaml
+	cp build/gen/github.com/nomtstore/nomtstore/proto/nomtstore/v1/*.pb.go proto/nomtstore/v1/

@@ -122,11 +122,11 @@ func networkConfig(t *testing.T, numValidators int) (network.Config, *netApps) {
 			"nomtstore.pebble-cache-mb":          8,
 			server.FlagStateSyncSnapshotInterval: uint64(0),
 		}
-		app := cmd.NewApp(srvCtx.Logger, dbm.NewMemDB(), nil, appOpts).(*simapp.SimApp)
+		node := cmd.NewApp(srvCtx.Logger, dbm.NewMemDB(), nil, appOpts).(cmd.NodeApp)
 		apps.mu.Lock()
-		apps.byHome[home] = app
+		apps.byHome[home] = node.SimApp
 		apps.mu.Unlock()
-		return app
+		return node
 	}
 
 	cfg := network.DefaultConfig(func() network.TestFixture {

@@ -13,12 +13,15 @@ import (
 	"github.com/cosmos/cosmos-sdk/baseapp"
 	"github.com/cosmos/cosmos-sdk/client/flags"
 	"github.com/cosmos/cosmos-sdk/server"
+	"github.com/cosmos/cosmos-sdk/server/api"
+	"github.com/cosmos/cosmos-sdk/server/config"
 	servertypes "github.com/cosmos/cosmos-sdk/server/types"
 	"github.com/cosmos/cosmos-sdk/x/staking"
 	"github.com/cosmos/ibc-go/v10/testing/simapp"
 	"github.com/spf13/cast"
 
 	"github.com/nomtstore/nomtstore/module"
+	"github.com/nomtstore/nomtstore/multistore"
 )
 
 // NewApp builds the simapp on nomtstore: the store option first, then the
@@ -27,10 +30,29 @@ func NewApp(logger log.Logger, db dbm.DB, traceStore io.Writer, appOpts serverty
 	return newSimApp(logger, db, traceStore, true, appOpts)
 }
 
-func newSimApp(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bool, appOpts servertypes.AppOptions) *simapp.SimApp {
+// NodeApp is the simapp plus the nomtstore module, whose services the
+// simapp's fixed module manager does not know: its Query service is on the
+// app's gRPC query router, its REST routes on the API server.
+type NodeApp struct {
+	*simapp.SimApp
+	nomtstore module.AppModule
+}
+
+// RegisterAPIRoutes adds the nomtstore routes to the simapp's.
+func (a NodeApp) RegisterAPIRoutes(apiSvr *api.Server, apiConfig config.APIConfig) {
+	a.SimApp.RegisterAPIRoutes(apiSvr, apiConfig)
+	a.nomtstore.RegisterGRPCGatewayRoutes(apiSvr.ClientCtx, apiSvr.GRPCGatewayRouter)
+}
+
+func newSimApp(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bool, appOpts servertypes.AppOptions) NodeApp {
 	storeOpt, db := module.StoreOption(cast.ToString(appOpts.Get(flags.FlagHome)), appOpts, db)
 	opts := append([]func(*baseapp.BaseApp){storeOpt}, server.DefaultBaseappOptions(appOpts)...)
-	return simapp.NewSimApp(logger, db, traceStore, loadLatest, appOpts, opts...)
+	app := simapp.NewSimApp(logger, db, traceStore, loadLatest, appOpts, opts...)
+	nomt := module.NewAppModule(app.CommitMultiStore().(*multistore.Store))
+	if err := nomt.RegisterServices(app.GRPCQueryRouter()); err != nil {
+		panic(err)
+	}
+	return NodeApp{SimApp: app, nomtstore: nomt}
 }
 
 // ExportApp exports the state at height (the latest if -1) as genesis JSON.

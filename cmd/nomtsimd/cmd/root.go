@@ -135,9 +135,13 @@ func autocliOptions(app *simapp.SimApp) autocli.AppOptions {
 			modules[name] = am
 		}
 	}
+	moduleOptions := runtimeservices.ExtractAutoCLIOptions(app.ModuleManager.Modules)
+	nomt := nomtmodule.NewAppModule(nil) // commands only
+	modules[nomt.Name()] = nomt
+	moduleOptions[nomt.Name()] = nomt.AutoCLIOptions()
 	return autocli.AppOptions{
 		Modules:               modules,
-		ModuleOptions:         runtimeservices.ExtractAutoCLIOptions(app.ModuleManager.Modules),
+		ModuleOptions:         moduleOptions,
 		AddressCodec:          addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32AccountAddrPrefix()),
 		ValidatorAddressCodec: addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32ValidatorAddrPrefix()),
 		ConsensusAddressCodec: addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32ConsensusAddrPrefix()),

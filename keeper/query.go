@@ -1,0 +1,238 @@
+package keeper
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	pruningtypes "cosmossdk.io/store/pruning/types"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/multistore"
+	nomtstorev1 "github.com/nomtstore/nomtstore/proto/nomtstore/v1"
+)
+
+// QueryServer answers nomtstore.v1.Query from a store.
+type QueryServer struct {
+	store *multistore.Store
+}
+
+var _ nomtstorev1.QueryServer = QueryServer{}
+
+// NewQueryServer returns the query server over store.
+func NewQueryServer(store *multistore.Store) QueryServer { return QueryServer{store: store} }
+
+// Status reports versions, pruning, the page table, disk use and the WAL.
+func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*nomtstorev1.QueryStatusResponse, error) {
+	engine := q.store.Engine()
+	st := engine.Stats()
+	opts := q.store.GetPruning()
+	ps := q.store.PruningStats()
+	res := &nomtstorev1.QueryStatusResponse{
+		LatestVersion:   st.Version,
+		EarliestVersion: st.EarliestVersion,
+		Pruning: nomtstorev1.PruningOptions{
+			Strategy:         strategyName(opts.Strategy),
+			KeepRecent:       opts.KeepRecent,
+			Interval:         opts.Interval,
+			SnapshotInterval: q.store.SnapshotInterval(),
+		},
+		LastPruning: nomtstorev1.PruningState{
+			RequestedTo:         ps.Requested,
+			PendingVersions:     ps.Pending,
+			Runs:                ps.Runs,
+			Failures:            ps.Failures,
+			ConsecutiveFailures: ps.ConsecutiveFailures,
+			LastRunDurationMs:   uint64(ps.LastDuration.Milliseconds()),
+			PrunedVersions:      st.PrunedVersions,
+		},
+		Table: nomtstorev1.TableStatus{
+			Buckets:      st.Table.Buckets,
+			Full:         st.Table.Full,
+			Tombstones:   st.Table.Tombstones,
+			LoadFactor:   strconv.FormatFloat(st.Table.LoadFactor, 'f', 4, 64),
+			MeanProbe:    strconv.FormatFloat(st.Table.MeanProbe, 'f', 3, 64),
+			LongestProbe: uint64(st.Table.LongestProbe),
+			FileBytes:    uint64(st.Table.FileBytes),
+			Generation:   uint64(st.Table.Generation),
+		},
+		Commits:         st.Commits,
+		PagesWritten:    st.PagesWritten,
+		WalBytesWritten: st.WALBytes,
+	}
+	if !ps.LastRun.IsZero() {
+		res.LastPruning.LastRunUnixMs = ps.LastRun.UnixMilli()
+	}
+	if ps.LastError != nil {
+		res.LastPruning.LastError = ps.LastError.Error()
+	}
+	dir := q.store.Dir()
+	components := []struct{ name, path string }{
+		{"page table", filepath.Join(dir, "pages.ht")},
+		{"values and history", filepath.Join(dir, "pebble")},
+		{"wal", filepath.Join(dir, "wal")},
+	}
+	for _, c := range components {
+		usage, err := diskUsage(c.path)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "disk use of the %s: %v", c.name, err)
+		}
+		res.Disk = append(res.Disk, nomtstorev1.DiskUsage{Component: c.name, Bytes: usage.bytes})
+		if c.name == "wal" {
+			res.Wal = nomtstorev1.WALStatus{Files: usage.files, Bytes: usage.bytes}
+		}
+	}
+	return res, nil
+}
+
+func strategyName(s pruningtypes.PruningStrategy) string {
+	switch s {
+	case pruningtypes.PruningDefault:
+		return pruningtypes.PruningOptionDefault
+	case pruningtypes.PruningEverything:
+		return pruningtypes.PruningOptionEverything
+	case pruningtypes.PruningNothing:
+		return pruningtypes.PruningOptionNothing
+	case pruningtypes.PruningCustom:
+		return pruningtypes.PruningOptionCustom
+	}
+	return "undefined"
+}
+
+type usage struct{ files, bytes uint64 }
+
+// diskUsage sums the allocated bytes of a file or of a directory's files.
+// Files may come and go while it walks (WALs, Pebble compactions).
+func diskUsage(path string) (usage, error) {
+	var u usage
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		u.files++
+		if sys, ok := info.Sys().(*syscall.Stat_t); ok {
+			u.bytes += uint64(sys.Blocks) * 512
+		} else {
+			u.bytes += uint64(info.Size())
+		}
+		return nil
+	})
+	return u, err
+}
+
+// resolveHeight maps 0 to the latest version and refuses heights the store
+// does not hold, with gRPC codes a client can act on.
+func (q QueryServer) resolveHeight(height int64) (int64, error) {
+	if height < 0 {
+		return 0, status.Errorf(codes.InvalidArgument, "height %d is negative", height)
+	}
+	if height == 0 {
+		height = q.store.LatestVersion()
+		if height == 0 {
+			return 0, status.Error(codes.FailedPrecondition, "nothing is committed yet")
+		}
+	}
+	if _, err := q.store.Engine().RootsAt(uint64(height)); err != nil {
+		return 0, versionError(height, err)
+	}
+	return height, nil
+}
+
+func versionError(height int64, err error) error {
+	switch {
+	case errors.Is(err, commitment.ErrVersionPruned):
+		return status.Errorf(codes.NotFound, "height %d is pruned: %v", height, err)
+	case errors.Is(err, commitment.ErrVersionFuture):
+		return status.Errorf(codes.InvalidArgument, "height %d is not committed yet: %v", height, err)
+	}
+	return status.Errorf(codes.Internal, "height %d: %v", height, err)
+}
+
+// Roots returns each store's root at a height and the app hash they make.
+func (q QueryServer) Roots(_ context.Context, req *nomtstorev1.QueryRootsRequest) (*nomtstorev1.QueryRootsResponse, error) {
+	if req == nil {
+		return nil, status.Error(codes.InvalidArgument, "empty request")
+	}
+	height, err := q.resolveHeight(req.Height)
+	if err != nil {
+		return nil, err
+	}
+	info, err := q.store.GetCommitInfo(height)
+	if err != nil {
+		return nil, versionError(height, err)
+	}
+	res := &nomtstorev1.QueryRootsResponse{Height: height, AppHash: info.Hash()}
+	for _, si := range info.StoreInfos {
+		res.Roots = append(res.Roots, nomtstorev1.StoreRoot{Name: si.Name, Root: si.CommitId.Hash})
+	}
+	return res, nil
+}
+
+// KeyCounts counts each store's keys at a height.
+func (q QueryServer) KeyCounts(ctx context.Context, req *nomtstorev1.QueryKeyCountsRequest) (*nomtstorev1.QueryKeyCountsResponse, error) {
+	if req == nil {
+		return nil, status.Error(codes.InvalidArgument, "empty request")
+	}
+	height, err := q.resolveHeight(req.Height)
+	if err != nil {
+		return nil, err
+	}
+	info, err := q.store.GetCommitInfo(height)
+	if err != nil {
+		return nil, versionError(height, err)
+	}
+	res := &nomtstorev1.QueryKeyCountsResponse{Height: height}
+	trees := map[string]bool{}
+	for _, name := range q.store.Engine().Trees() {
+		trees[name] = true
+	}
+	for _, si := range info.StoreInfos {
+		if !trees[si.Name] {
+			continue // a DB-type store: not in the engine
+		}
+		n, err := countKeys(ctx, q.store.Engine(), si.Name, uint64(height))
+		if err != nil {
+			return nil, err
+		}
+		res.Counts = append(res.Counts, nomtstorev1.StoreKeyCount{Name: si.Name, Keys: n})
+	}
+	return res, nil
+}
+
+func countKeys(ctx context.Context, engine *commitment.DB, name string, height uint64) (uint64, error) {
+	it, err := engine.NewIteratorAt(name, nil, nil, false, height)
+	if err != nil {
+		return 0, versionError(int64(height), err)
+	}
+	defer func() { _ = it.Close() }()
+	var n uint64
+	for ; it.Valid(); it.Next() {
+		n++
+		if n%4096 == 0 && ctx.Err() != nil {
+			return 0, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, status.Errorf(codes.Internal, "counting %s: %v", name, err)
+	}
+	return n, nil
+}
