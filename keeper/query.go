@@ -60,7 +60,7 @@ func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*
 			MeanProbe:    strconv.FormatFloat(st.Table.MeanProbe, 'f', 3, 64),
 			LongestProbe: uint64(st.Table.LongestProbe),
 			FileBytes:    uint64(st.Table.FileBytes),
-			Generation:   uint64(st.Table.Generation),
+			Generation:   st.Table.Generation,
 		},
 		Commits:         st.Commits,
 		PagesWritten:    st.PagesWritten,
