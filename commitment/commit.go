@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -188,6 +189,7 @@ func (db *DB) workingLocked() (*workingSet, error) {
 	if db.working != nil {
 		return db.working, nil
 	}
+	defer db.opts.observePhase(PhaseWorkingRoots, db.opts.now())
 	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.table}
 	for _, t := range db.trees {
 		w.roots[t.store] = db.record.roots[t.store]
@@ -299,18 +301,25 @@ type CommitResult struct {
 func (db *DB) Commit() (*CommitResult, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	start := db.opts.now()
+	waitFlush := db.flush != nil
 	if err := db.waitFlushLocked(); err != nil {
 		return nil, err
+	}
+	if waitFlush {
+		db.opts.observePhase(PhaseFlushWait, start)
 	}
 	w, err := db.workingLocked()
 	if err != nil {
 		return nil, err
 	}
 	db.opts.hookAt("begin")
+	planStart := db.opts.now()
 	changes, err := db.planPages(w)
 	if err != nil {
 		return nil, err
 	}
+	db.opts.observePhase(PhasePlan, planStart)
 	db.mu.RLock()
 	prev := db.record
 	db.mu.RUnlock()
@@ -324,8 +333,13 @@ func (db *DB) Commit() (*CommitResult, error) {
 		return nil, err
 	}
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
-	if err := db.commitDurably(record, changes, batch); err != nil {
+	walBytes, err := db.commitDurably(record, changes, batch)
+	if err != nil {
 		return nil, err
+	}
+	keys := 0
+	for _, staged := range db.staged {
+		keys += len(staged)
 	}
 	clear(db.staged)
 	db.stagedRecord = nil
@@ -333,7 +347,12 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.stats.commits.Add(1)
 	db.mu.RLock()
 	roots := db.namedRoots(record.roots)
+	table := db.table
 	db.mu.RUnlock()
+	if o := db.opts.Observer; o != nil {
+		o.Committed(CommitStats{Version: record.version, Duration: time.Since(start), Keys: keys,
+			Pages: len(changes), WALBytes: walBytes, Table: table.Stats()})
+	}
 	return &CommitResult{Version: record.version, Roots: roots}, nil
 }
 
@@ -388,8 +407,9 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 // commitDurably runs steps 2 to 4 of the protocol for a prepared version:
 // the WAL of its page changes, the commit point (batch, plus the record),
 // the swap of the committed state and the background page flush. Commit and
-// rollback share it. It consumes batch. REQUIRES: writeMu, no flush running.
-func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch) error {
+// rollback share it. It consumes batch and returns the WAL's size.
+// REQUIRES: writeMu, no flush running.
+func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
@@ -397,31 +417,37 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 	table := db.table
 	db.mu.RUnlock()
 	var walPath string
+	var walBytes int
 	var err error
 	if len(changes) > 0 {
+		walStart := db.opts.now()
 		record.lastSeq++
 		record.walSeq = record.lastSeq
 		data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
 		if walPath, err = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); err != nil {
 			_ = batch.Close()
-			return fmt.Errorf("commitment: commit %d: %w", record.version, err)
+			return 0, fmt.Errorf("commitment: commit %d: %w", record.version, err)
 		}
-		db.stats.walBytes.Add(uint64(len(data)))
+		walBytes = len(data)
+		db.stats.walBytes.Add(uint64(walBytes))
+		db.opts.observePhase(PhaseWALSync, walStart)
 	}
 	db.opts.hookAt("wal-durable")
 
 	if err := batch.Set(keyCommit, record.encode(), nil); err != nil {
-		return db.abandon(batch, walPath, err)
+		return 0, db.abandon(batch, walPath, err)
 	}
 	db.opts.hookAt("before-commit-point")
+	pointStart := db.opts.now()
 	if err := batch.Commit(pebble.Sync); err != nil {
 		// The record may or may not be durable: keep the WAL, which the
 		// record names if it is, and take no commit until a reopen decides.
 		_ = batch.Close()
 		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
-		return db.failed
+		return 0, db.failed
 	}
 	_ = batch.Close()
+	db.opts.observePhase(PhaseCommitPoint, pointStart)
 	db.opts.hookAt("after-commit-point")
 
 	db.mu.Lock()
@@ -445,10 +471,10 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 	if len(changes) > 0 {
 		db.flush = db.startFlush(table, changes, walPath)
 		if db.opts.SyncFlush {
-			return db.waitFlushLocked()
+			return walBytes, db.waitFlushLocked()
 		}
 	}
-	return nil
+	return walBytes, nil
 }
 
 // abandon undoes a commit that failed before its commit point: the WAL,
@@ -553,6 +579,7 @@ func (db *DB) growTable(buckets uint64) error {
 	db.mu.RUnlock()
 	old := table.Stats()
 	db.opts.hookAt("grow")
+	defer db.opts.observePhase(PhaseTableGrow, db.opts.now())
 	var grown *bitbox.Table
 	var err error
 	for range 8 {
@@ -590,6 +617,7 @@ func (db *DB) startFlush(table *bitbox.Table, changes []bitbox.Change, walPath s
 	job := &flushJob{done: make(chan struct{})}
 	go func() {
 		defer close(job.done)
+		start := db.opts.now()
 		if err := table.Flush(changes); err != nil {
 			job.err = err
 			return
@@ -597,7 +625,9 @@ func (db *DB) startFlush(table *bitbox.Table, changes []bitbox.Change, walPath s
 		db.opts.hookAt("pages-durable")
 		if err := db.opts.FS.Remove(walPath); err != nil {
 			job.err = fmt.Errorf("commitment: removing applied WAL: %w", err)
+			return
 		}
+		db.opts.observePhase(PhasePageFlush, start)
 	}()
 	return job
 }

@@ -97,6 +97,9 @@ type Options struct {
 	SyncFlush bool
 	// Logger receives start-up, recovery and growth messages.
 	Logger *slog.Logger
+	// Observer, if set, receives each commit's phase durations and
+	// figures, for metrics.
+	Observer Observer
 
 	// hook, when set, is called at each named point of the commit
 	// protocol; crash tests kill the process there.

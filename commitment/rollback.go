@@ -112,7 +112,8 @@ func (db *DB) undoVersion(v uint64) error {
 		_ = batch.Close()
 		return err
 	}
-	return db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch)
+	_, err = db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch)
+	return err
 }
 
 // undoPage is the table change that puts a page back as it was before

@@ -1,0 +1,79 @@
+package commitment
+
+import (
+	"time"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+)
+
+// Observer receives the engine's commit figures, for metrics (the SDK
+// side sends them to its telemetry; the engine imports no metrics
+// library). The engine calls it synchronously from the committing
+// goroutine (sometimes under the DB's read lock) and from the background
+// page flush: implementations must be safe for concurrent use, fast, and
+// must not call the DB.
+type Observer interface {
+	// CommitPhase reports how long one phase of the commit protocol took
+	// (the Phase names). A phase that has nothing to do (an empty commit
+	// writes no WAL and flushes no page) is not reported. Rollback, which
+	// commits with the same protocol, reports its WAL, commit point and
+	// flush phases too.
+	CommitPhase(phase string, d time.Duration)
+	// Committed reports a commit once its version is durable (its pages
+	// may still be flushing).
+	Committed(stats CommitStats)
+}
+
+// The phases of a commit, in order (the protocol is at the top of
+// commit.go).
+const (
+	// PhaseFlushWait: waiting for the previous commit's background page
+	// flush, which a commit must not overtake.
+	PhaseFlushWait = "flush_wait"
+	// PhaseWorkingRoots: the trie update of the staged changes (new roots
+	// and pages, and the values they supersede), in WorkingRoots or, when
+	// nothing called it since the last change, in Commit.
+	PhaseWorkingRoots = "working_roots"
+	// PhasePlan: buckets for the new pages, including any table growth.
+	PhasePlan = "plan"
+	// PhaseTableGrow: a growth of the page table (part of PhasePlan).
+	PhaseTableGrow = "table_grow"
+	// PhaseWALSync: the WAL written, fsynced, and its directory fsynced.
+	PhaseWALSync = "wal_sync"
+	// PhaseCommitPoint: the synced Pebble batch that commits the version.
+	PhaseCommitPoint = "pebble_sync"
+	// PhasePageFlush: in the background, the pages and meta map written,
+	// the table fsynced and the WAL removed.
+	PhasePageFlush = "page_flush"
+)
+
+// CommitStats describe one commit.
+type CommitStats struct {
+	Version uint64
+	// Duration is the Commit call, from waiting for the previous flush to
+	// the version being durable. It includes the trie update only if
+	// WorkingRoots was not called first.
+	Duration time.Duration
+	// Keys is the number of keys the commit set or deleted, Pages the
+	// pages it wrote or cleared, WALBytes the size of its WAL (0 when it
+	// changed no page).
+	Keys, Pages, WALBytes int
+	// Table is the page table after the commit: load factor and probe
+	// lengths (the probe figures accumulate since the table was opened).
+	Table bitbox.Stats
+}
+
+func (o *Options) observePhase(phase string, start time.Time) {
+	if o.Observer != nil {
+		o.Observer.CommitPhase(phase, time.Since(start))
+	}
+}
+
+// now is time.Now when an observer is set: an unobserved commit reads no
+// clock.
+func (o *Options) now() time.Time {
+	if o.Observer == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
