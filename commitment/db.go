@@ -391,7 +391,7 @@ func (db *DB) checkRootPages() error {
 		root := db.record.roots[t.store]
 		page, _, found, err := db.table.Lookup(bitbox.PageKey{Store: t.store, ID: trie.RootPageID})
 		if err != nil {
-			return fmt.Errorf("commitment: tree %q: %w", t.name, err)
+			return fmt.Errorf("commitment: tree %q page %s: %w", t.name, trie.RootPageID, err)
 		}
 		if !found {
 			// Only an empty or single-key tree has no root page.
@@ -411,8 +411,8 @@ func (db *DB) checkRootPages() error {
 			continue
 		}
 		if root.IsEmpty() || trie.InternalHash(page.Node(0).Hash, page.Node(1).Hash) != root {
-			return fmt.Errorf("%w: tree %q: the page table does not hold committed version %d (root %s)",
-				ErrCorrupt, t.name, db.record.version, root)
+			return fmt.Errorf("%w: tree %q page %s: the page table does not hold committed version %d (root %s)",
+				ErrCorrupt, t.name, trie.RootPageID, db.record.version, root)
 		}
 	}
 	return nil

@@ -31,10 +31,14 @@ type CheckReport struct {
 // invariant: labels, leaf bits, hashes, compaction (no leaf beside an empty
 // sibling, no internal node over two empty children, nothing under a leaf or
 // an empty node), child pages present exactly under internal bottom nodes,
-// and every leaf matching exactly one key of the leaf index. It returns an
-// error only when a page or the index cannot be read; damage is reported.
+// and every leaf matching exactly one key of the leaf index. When the leaf
+// index also gives Preimages, each leaf's raw key and value are read too
+// and must hash to the leaf's path and value digest, so the root is
+// recomputed from the values themselves. It returns an error only when a
+// page or the index cannot be read; damage is reported.
 func (t *Tree) Check(root Hash) (*CheckReport, error) {
 	c := &checker{tree: t, report: &CheckReport{}}
+	c.preimages, _ = t.Leaves.(Preimages)
 	rootPage, err := c.page(RootPageID, PageID{})
 	if err != nil {
 		return nil, err
@@ -56,8 +60,9 @@ func (t *Tree) Check(root Hash) (*CheckReport, error) {
 }
 
 type checker struct {
-	tree   *Tree
-	report *CheckReport
+	tree      *Tree
+	preimages Preimages // nil: values are not checked
+	report    *CheckReport
 }
 
 func (c *checker) violation(id PageID, slot int, format string, args ...any) {
@@ -121,11 +126,14 @@ func (c *checker) checkPage(id PageID, page *Page, parent Hash) error {
 			continue
 		}
 		childID := id.Child(index)
+		before := len(c.report.Violations)
 		child, err := c.page(childID, id)
 		if err != nil {
 			return err
 		}
 		switch {
+		case child == nil && len(c.report.Violations) > before:
+			// Damaged: reported by c.page, not missing.
 		case n.IsInternal() && child == nil:
 			c.violation(id, slot, "internal bottom node has no child page %s", childID)
 		case n.IsInternal():
@@ -176,6 +184,9 @@ func (c *checker) leaf(id PageID, slot int, path KeyPath, depth int, hash Hash) 
 	if leaf.Hash() != hash {
 		c.violation(id, slot, "leaf hash %s is not that of key path %s", hash, leaf.Path)
 	}
+	if err := c.value(id, slot, leaf); err != nil {
+		return err
+	}
 	if after, more := leaf.Path.Next(); more {
 		next, ok, err := c.tree.Leaves.Ceil(after)
 		if err != nil {
@@ -184,6 +195,26 @@ func (c *checker) leaf(id PageID, slot int, path KeyPath, depth int, hash Hash) 
 		if ok && next.Path.HasPrefix(&path, depth) {
 			c.violation(id, slot, "leaf at depth %d covers two keys (%s, %s)", depth, leaf.Path, next.Path)
 		}
+	}
+	return nil
+}
+
+// value checks that the raw key and value behind a leaf hash to its path
+// and value digest.
+func (c *checker) value(id PageID, slot int, leaf Leaf) error {
+	if c.preimages == nil {
+		return nil
+	}
+	key, value, err := c.preimages.Preimage(leaf.Path)
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		c.violation(id, slot, "key path %s: %v", leaf.Path, err)
+	case err != nil:
+		return err
+	case PathOf(key) != leaf.Path:
+		c.violation(id, slot, "the leaf index gives key %x for key path %s, which it does not hash to", key, leaf.Path)
+	case ValueHash(value) != leaf.ValueHash:
+		c.violation(id, slot, "the value of key %x hashes to %s, the leaf index says %s", key, ValueHash(value), leaf.ValueHash)
 	}
 	return nil
 }
