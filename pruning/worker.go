@@ -21,6 +21,10 @@ type WorkerOptions struct {
 	// it doubles from RetryMin at each failure in a row. Defaults 1 s, 1 min.
 	RetryMin, RetryMax time.Duration
 	Logger             *slog.Logger
+	// OnRun, if set, is called after each run, from the worker's
+	// goroutine, with the height it pruned to, how long it took and its
+	// error (for metrics).
+	OnRun func(to uint64, took time.Duration, err error)
 }
 
 // Stats describe the worker: what it was asked, where it is, and how its
@@ -154,9 +158,13 @@ func (w *Worker) loop() {
 		}
 		start := time.Now()
 		err := w.target.PruneTo(to)
+		took := time.Since(start)
+		if w.opts.OnRun != nil {
+			w.opts.OnRun(to, took, err)
+		}
 		w.mu.Lock()
 		w.stats.Runs++
-		w.stats.LastRun, w.stats.LastDuration, w.stats.LastError = time.Now(), time.Since(start), err
+		w.stats.LastRun, w.stats.LastDuration, w.stats.LastError = time.Now(), took, err
 		if err != nil {
 			w.stats.Failures++
 			w.stats.ConsecutiveFailures++

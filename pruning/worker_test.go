@@ -135,3 +135,34 @@ func TestWorkerPrunesEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerOnRun: every run is reported, failed or not.
+func TestWorkerOnRun(t *testing.T) {
+	target := &flakyTarget{earliest: 1, failures: 2}
+	var mu sync.Mutex
+	var runs []error
+	w := NewWorker(target, WorkerOptions{RetryMin: time.Millisecond, RetryMax: time.Millisecond,
+		OnRun: func(to uint64, took time.Duration, err error) {
+			if to != 9 || took < 0 {
+				t.Errorf("run reported to %d, took %v", to, took)
+			}
+			mu.Lock()
+			runs = append(runs, err)
+			mu.Unlock()
+		}})
+	defer w.Close()
+	w.Request(9)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Stats().Earliest != 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pruning never recovered: %+v", w.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(runs) != 3 || runs[0] == nil || runs[1] == nil || runs[2] != nil {
+		t.Fatalf("runs reported %v, want two failures then a success", runs)
+	}
+}
