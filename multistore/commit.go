@@ -148,6 +148,9 @@ func (s *Store) Commit() types.CommitID {
 	if to := s.pruner.PruneHeight(version); to > 0 {
 		s.worker.Request(uint64(to))
 	}
+	if s.observer != nil {
+		s.observer.Versions(res.Version, s.engine.EarliestVersion(), s.worker.Stats())
+	}
 	return info.CommitID()
 }
 

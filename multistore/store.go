@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"cosmossdk.io/log"
 	"cosmossdk.io/store/cachemulti"
@@ -50,6 +51,25 @@ type Options struct {
 	AppDB dbm.DB
 	// Metrics receives the store's timings; nil means none.
 	Metrics metrics.StoreMetrics
+	// Observer, if set, receives the engine's commit figures, the pruning
+	// worker's runs and, after each Commit, the versions kept and the
+	// pruning lag (module.TelemetryObserver sends them to the SDK's
+	// telemetry). It becomes Engine.Observer unless that is set.
+	Observer Observer
+}
+
+// Observer receives the store's figures, for metrics. Calls come from the
+// committing goroutine, the engine's background page flush and the pruning
+// worker: implementations must be safe for concurrent use, fast, and must
+// not call the store.
+type Observer interface {
+	commitment.Observer
+	// PruneRun reports one run of the pruning worker: the height it pruned
+	// to, how long it took, and its error.
+	PruneRun(to uint64, took time.Duration, err error)
+	// Versions reports, after each Commit, the latest and earliest kept
+	// versions and the pruning worker's state.
+	Versions(latest, earliest uint64, pruning pruning.Stats)
 }
 
 // Store is a CommitMultiStore over the nomtstore engine. IAVL-type stores
@@ -66,7 +86,9 @@ type Store struct {
 	pruner  *pruning.Manager
 	worker  *pruning.Worker
 	metrics metrics.StoreMetrics
-	appDB   dbm.DB
+	// observer is Options.Observer, or nil.
+	observer Observer
+	appDB    dbm.DB
 	// ownDB is the LevelDB database opened for DB stores when no AppDB was
 	// given; closed with the Store.
 	ownDB dbm.DB
@@ -116,6 +138,13 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 	if engineOpts.Logger == nil {
 		engineOpts.Logger = slogFrom(logger)
 	}
+	workerOpts := pruning.WorkerOptions{Logger: engineOpts.Logger}
+	if opts.Observer != nil {
+		if engineOpts.Observer == nil {
+			engineOpts.Observer = opts.Observer
+		}
+		workerOpts.OnRun = opts.Observer.PruneRun
+	}
 	engine, err := commitment.Open(dir, nil, engineOpts)
 	if err != nil {
 		return nil, err
@@ -129,6 +158,7 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 		logger:       logger,
 		engine:       engine,
 		metrics:      m,
+		observer:     opts.Observer,
 		appDB:        opts.AppDB,
 		cacheParent:  dbm.NewMemDB(),
 		storesParams: map[types.StoreKey]storeParams{},
@@ -139,7 +169,7 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 		listeners:    map[types.StoreKey]*types.MemoryListener{},
 	}
 	s.pruner = pruning.NewManager(engine, engineOpts.Logger)
-	s.worker = pruning.NewWorker(engine, pruning.WorkerOptions{Logger: engineOpts.Logger})
+	s.worker = pruning.NewWorker(engine, workerOpts)
 	return s, nil
 }
 
