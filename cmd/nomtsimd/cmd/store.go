@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"cosmossdk.io/store/rootmulti"
@@ -97,52 +96,6 @@ func statsCmd() *cobra.Command {
 	}
 }
 
-func verifyCmd() *cobra.Command {
-	var all bool
-	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Recompute every store's root from its pages and leaves (node stopped); exit 1 on a mismatch",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openOffline(cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = db.Close() }()
-			out, errOut := &printer{w: cmd.OutOrStdout()}, &printer{w: cmd.ErrOrStderr()}
-			from := db.Version()
-			if all {
-				from = db.EarliestVersion()
-			}
-			bad := 0
-			for v := from; v <= db.Version() && v > 0; v++ {
-				violations, err := db.CheckAt(v)
-				if err != nil {
-					return fmt.Errorf("version %d: %w", v, err)
-				}
-				names := make([]string, 0, len(violations))
-				for name := range violations {
-					names = append(names, name)
-				}
-				sort.Strings(names)
-				for _, name := range names {
-					for _, violation := range violations[name] {
-						bad++
-						errOut.printf("version %d store %s: %v\n", v, name, violation)
-					}
-				}
-			}
-			if bad > 0 {
-				return fmt.Errorf("verify: %d violations", bad)
-			}
-			out.printf("verified versions %d..%d of %d stores: ok\n", from, db.Version(), len(db.Trees()))
-			return out.err
-		},
-	}
-	cmd.Flags().BoolVar(&all, "all-versions", false, "check every retained version, not only the latest")
-	return cmd
-}
-
 func pruneCmd() *cobra.Command {
 	var to uint64
 	cmd := &cobra.Command{
@@ -158,13 +111,21 @@ func pruneCmd() *cobra.Command {
 				return err
 			}
 			defer func() { _ = db.Close() }()
-			if to >= db.Version() {
-				return fmt.Errorf("--to %d: the latest version (%d) cannot be pruned", to, db.Version())
+			latest, earliest := db.Version(), db.EarliestVersion()
+			switch {
+			case to > latest:
+				return fmt.Errorf("--to %d is beyond the latest version (%d)", to, latest)
+			case to == latest:
+				return fmt.Errorf("--to %d: the latest version (%d) cannot be pruned", to, latest)
+			}
+			out := &printer{w: cmd.OutOrStdout()}
+			if to < earliest {
+				out.printf("nothing to prune: versions up to %d are already pruned (earliest %d, latest %d)\n", earliest-1, earliest, latest)
+				return out.err
 			}
 			if err := db.PruneTo(to); err != nil {
 				return err
 			}
-			out := &printer{w: cmd.OutOrStdout()}
 			out.printf("pruned: earliest version now %d, latest %d\n", db.EarliestVersion(), db.Version())
 			return out.err
 		},
