@@ -43,7 +43,8 @@ echo "app.toml:"; grep -E '^pruning|^\[nomtstore\]|^dir|^page-cache-pages' "$HOM
 
 start_node() {
 	"$B" start --home "$HOME_DIR" --rpc.laddr "$NODE" --p2p.laddr tcp://127.0.0.1:$((RPC_PORT + 1)) \
-		--grpc.address 127.0.0.1:$((RPC_PORT + 2)) --api.enable=false --grpc-web.enable=false >>"$LOG" 2>&1 &
+		--grpc.address 127.0.0.1:$((RPC_PORT + 2)) --api.enable=true --api.address tcp://127.0.0.1:$((RPC_PORT + 3)) \
+		--grpc-web.enable=false >>"$LOG" 2>&1 &
 	PID=$!
 }
 height() { curl -s "http://127.0.0.1:$RPC_PORT/status" | sed -n 's/.*"latest_block_height":"\([0-9]*\)".*/\1/p'; }
@@ -99,6 +100,10 @@ if out=$("$B" nomtstore prove --balance "$BOB:stake" --height 2 --node "$NODE" 2
 fi
 echo "  query at height 2: ${out##*: }" | cut -c1-160
 "$B" nomtstore prove --balance "$BOB:stake" --height $(($(height) - 10)) --node "$NODE" | tail -1 | sed 's/^/  recent height: /'
+
+say "the store's own view: query nomtstore status (CLI) and GET /nomtstore/v1/status (REST)"
+"$B" query nomtstore status --node "$NODE" | grep -E '^(latest_version|earliest_version)|^  (strategy|keep_recent|runs|pruned_versions|load_factor):' | sed 's/^/  /'
+curl -s "http://127.0.0.1:$((RPC_PORT + 3))/nomtstore/v1/status" | head -c 160 | sed 's/^/  REST: /'; echo ...
 
 say "stopping the node"
 FINAL=$(height)
