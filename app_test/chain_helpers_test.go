@@ -20,7 +20,6 @@ import (
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
 	sdk "github.com/cosmos/cosmos-sdk/types"
-	"github.com/cosmos/cosmos-sdk/types/address"
 	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 	stakingtypes "github.com/cosmos/cosmos-sdk/x/staking/types"
@@ -94,6 +93,13 @@ func newTestChain(t testing.TB, home string, n int, appOpts simtestutil.AppOptio
 	if c.genesis, err = json.Marshal(state); err != nil {
 		t.Fatal(err)
 	}
+	c.initChain()
+	return c
+}
+
+// initChain runs InitChain with the chain's genesis.
+func (c *testChain) initChain() {
+	c.t.Helper()
 	if _, err := c.app.InitChain(&abci.RequestInitChain{
 		ChainId:         testChainID,
 		Validators:      []abci.ValidatorUpdate{},
@@ -102,9 +108,8 @@ func newTestChain(t testing.TB, home string, n int, appOpts simtestutil.AppOptio
 		InitialHeight:   1,
 		Time:            genesisTime,
 	}); err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	return c
 }
 
 // open builds the app over the store in c.home (reopening it from disk).
@@ -218,9 +223,4 @@ func (c *testChain) nextBlock(txs [][]byte) []byte {
 	}
 	c.hashes[height] = res.AppHash
 	return res.AppHash
-}
-
-// bankBalanceKey is bank's key of an account's balance in a denom.
-func bankBalanceKey(addr sdk.AccAddress, denom string) []byte {
-	return append(append([]byte{2}, address.MustLengthPrefix(addr)...), denom...)
 }

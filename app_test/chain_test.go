@@ -10,15 +10,12 @@ import (
 
 	storetypes "cosmossdk.io/store/types"
 	abci "github.com/cometbft/cometbft/abci/types"
-	ics23 "github.com/cosmos/ics23/go"
 
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	clienttypes "github.com/cosmos/ibc-go/v10/modules/core/02-client/types"
 	commitmenttypes "github.com/cosmos/ibc-go/v10/modules/core/23-commitment/types"
 	commitmenttypesv2 "github.com/cosmos/ibc-go/v10/modules/core/23-commitment/types/v2"
 )
-
-var chainProofSpecs = []*ics23.ProofSpec{ics23.SmtSpec, ics23.TendermintSpec}
 
 // TestRestartKeepsAppHashes: a chain stopped halfway, reopened from disk
 // and fed the same blocks ends with the same app hash at every height as
@@ -79,17 +76,17 @@ func queryProof(t *testing.T, c *testChain, store string, key []byte, height int
 	root := commitmenttypes.NewMerkleRoot(c.hashes[height])
 	path := commitmenttypesv2.NewMerklePath([]byte(store), key)
 	if res.Value != nil {
-		if err := proof.VerifyMembership(chainProofSpecs, root, path, res.Value); err != nil {
+		if err := proof.VerifyMembership(proofSpecs, root, path, res.Value); err != nil {
 			t.Fatalf("membership of %s %X at %d: %v", store, key, height, err)
 		}
 		// The same proof must not prove another value or absence.
-		if proof.VerifyMembership(chainProofSpecs, root, path, append(bytes.Clone(res.Value), 'x')) == nil ||
-			proof.VerifyNonMembership(chainProofSpecs, root, path) == nil {
+		if proof.VerifyMembership(proofSpecs, root, path, append(bytes.Clone(res.Value), 'x')) == nil ||
+			proof.VerifyNonMembership(proofSpecs, root, path) == nil {
 			t.Fatalf("a membership proof of %s %X proves something else too", store, key)
 		}
 		return res.Value
 	}
-	if err := proof.VerifyNonMembership(chainProofSpecs, root, path); err != nil {
+	if err := proof.VerifyNonMembership(proofSpecs, root, path); err != nil {
 		t.Fatalf("non-membership of %s %X at %d: %v", store, key, height, err)
 	}
 	return nil
@@ -110,15 +107,15 @@ func TestStoreQueryProofs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		balances[h] = ms.GetKVStore(c.app.GetKey("bank")).Get(bankBalanceKey(acc.addr, sdk.DefaultBondDenom))
+		balances[h] = ms.GetKVStore(c.app.GetKey("bank")).Get(balanceKey(acc.addr, sdk.DefaultBondDenom))
 	}
 	stranger := sdk.AccAddress(bytes.Repeat([]byte{7}, 20))
 	for _, h := range []int64{2, 5, 7} {
-		got := queryProof(t, c, "bank", bankBalanceKey(acc.addr, sdk.DefaultBondDenom), h)
+		got := queryProof(t, c, "bank", balanceKey(acc.addr, sdk.DefaultBondDenom), h)
 		if !bytes.Equal(got, balances[h]) {
 			t.Fatalf("balance at %d: %X, state says %X", h, got, balances[h])
 		}
-		if queryProof(t, c, "bank", bankBalanceKey(stranger, sdk.DefaultBondDenom), h) != nil {
+		if queryProof(t, c, "bank", balanceKey(stranger, sdk.DefaultBondDenom), h) != nil {
 			t.Fatal("a stranger has a balance")
 		}
 		if queryProof(t, c, "ibc", []byte(clienttypes.KeyNextClientSequence), h) == nil {
@@ -154,7 +151,7 @@ func TestQueriesWhileCommitting(t *testing.T) {
 		blocks = 20
 	}
 	bankKey := c.app.GetKey("bank")
-	key := bankBalanceKey(c.accounts[0].addr, sdk.DefaultBondDenom)
+	key := balanceKey(c.accounts[0].addr, sdk.DefaultBondDenom)
 	var mu sync.Mutex
 	expected := map[int64][]byte{}
 	hashes := map[int64][]byte{}
@@ -220,7 +217,7 @@ func TestQueriesWhileCommitting(t *testing.T) {
 					}
 					proof, err := commitmenttypes.ConvertProofs(res.ProofOps)
 					if err == nil {
-						err = proof.VerifyMembership(chainProofSpecs, commitmenttypes.NewMerkleRoot(appHash), commitmenttypesv2.NewMerklePath([]byte("bank"), key), want)
+						err = proof.VerifyMembership(proofSpecs, commitmenttypes.NewMerkleRoot(appHash), commitmenttypesv2.NewMerklePath([]byte("bank"), key), want)
 					}
 					if err != nil {
 						t.Errorf("proof at %d: %v", h, err)

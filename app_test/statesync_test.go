@@ -170,16 +170,7 @@ func ssNewSource(t testing.TB, nAccounts int) *testChain {
 	c := &testChain{t: t, home: home, appOpts: ssAppOpts(home), hashes: map[int64][]byte{},
 		valSet: tmpl.valSet, accounts: tmpl.accounts, genesis: tmpl.genesis}
 	ssOpen(c, ssNewLogger(t))
-	if _, err := c.app.InitChain(&abci.RequestInitChain{
-		ChainId:         testChainID,
-		Validators:      []abci.ValidatorUpdate{},
-		ConsensusParams: simtestutil.DefaultConsensusParams,
-		AppStateBytes:   c.genesis,
-		InitialHeight:   1,
-		Time:            genesisTime,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c.initChain()
 	return c
 }
 

@@ -13,7 +13,6 @@ import (
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 
 	"github.com/cosmos/cosmos-sdk/baseapp"
-	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	"github.com/cosmos/cosmos-sdk/types/module"
 	"github.com/cosmos/ibc-go/v10/testing/simapp"
@@ -52,12 +51,7 @@ func TestStoreUpgrades(t *testing.T) {
 	c.open()
 	// newTestChain ran InitChain on an app without the extra stores and
 	// nothing is committed yet: a fresh InitChain on this app is fine.
-	if _, err := c.app.InitChain(&abci.RequestInitChain{
-		ChainId: testChainID, ConsensusParams: simtestutil.DefaultConsensusParams,
-		AppStateBytes: c.genesis, InitialHeight: 1, Time: genesisTime,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c.initChain()
 
 	const upgradeHeight = 8
 	for h := int64(1); h < upgradeHeight; h++ {
@@ -151,7 +145,7 @@ func TestStoreUpgrades(t *testing.T) {
 
 	// Heights before the upgrade still answer, with proofs.
 	for _, h := range []int64{2, upgradeHeight - 1} {
-		got := queryProof(t, c, "bank", bankBalanceKey(c.accounts[0].addr, sdk.DefaultBondDenom), h)
+		got := queryProof(t, c, "bank", balanceKey(c.accounts[0].addr, sdk.DefaultBondDenom), h)
 		if len(got) == 0 {
 			t.Fatalf("no balance at %d", h)
 		}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	pruningtypes "cosmossdk.io/store/pruning/types"
+	storetypes "cosmossdk.io/store/types"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -157,6 +158,19 @@ func (q QueryServer) resolveHeight(height int64) (int64, error) {
 	return height, nil
 }
 
+// commitInfoAt resolves a requested height and reads its commit info.
+func (q QueryServer) commitInfoAt(requested int64) (int64, *storetypes.CommitInfo, error) {
+	height, err := q.resolveHeight(requested)
+	if err != nil {
+		return 0, nil, err
+	}
+	info, err := q.store.GetCommitInfo(height)
+	if err != nil {
+		return 0, nil, versionError(height, err)
+	}
+	return height, info, nil
+}
+
 func versionError(height int64, err error) error {
 	switch {
 	case errors.Is(err, commitment.ErrVersionPruned):
@@ -172,13 +186,9 @@ func (q QueryServer) Roots(_ context.Context, req *nomtstorev1.QueryRootsRequest
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "empty request")
 	}
-	height, err := q.resolveHeight(req.Height)
+	height, info, err := q.commitInfoAt(req.Height)
 	if err != nil {
 		return nil, err
-	}
-	info, err := q.store.GetCommitInfo(height)
-	if err != nil {
-		return nil, versionError(height, err)
 	}
 	res := &nomtstorev1.QueryRootsResponse{Height: height, AppHash: info.Hash()}
 	for _, si := range info.StoreInfos {
@@ -192,13 +202,9 @@ func (q QueryServer) KeyCounts(ctx context.Context, req *nomtstorev1.QueryKeyCou
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "empty request")
 	}
-	height, err := q.resolveHeight(req.Height)
+	height, info, err := q.commitInfoAt(req.Height)
 	if err != nil {
 		return nil, err
-	}
-	info, err := q.store.GetCommitInfo(height)
-	if err != nil {
-		return nil, versionError(height, err)
 	}
 	res := &nomtstorev1.QueryKeyCountsResponse{Height: height}
 	trees := map[string]bool{}

@@ -428,10 +428,32 @@ func (s *Store) CacheWrapWithTrace(_ io.Writer, _ types.TraceContext) types.Cach
 
 // CacheMultiStore branches the working state.
 func (s *Store) CacheMultiStore() types.CacheMultiStore {
+	return s.branch(func(_ types.StoreKey, store types.CommitKVStore) types.KVStore { return store })
+}
+
+// CacheMultiStoreWithVersion branches a retained version, read-only for
+// the IAVL-type stores; it stays readable while later blocks commit. A
+// pruned or future version is an error, as in rootmulti.
+func (s *Store) CacheMultiStoreWithVersion(version int64) (types.CacheMultiStore, error) {
+	if err := s.checkReadable(version); err != nil {
+		return nil, err
+	}
+	return s.branch(func(key types.StoreKey, store types.CommitKVStore) types.KVStore {
+		if t := s.trees[key]; t != nil {
+			// A store added after version reads as empty at it.
+			return &versionStore{engine: s.engine, name: t.name, version: uint64(version)}
+		}
+		return store
+	}), nil
+}
+
+// branch is a cache multistore over each mounted store as storeOf gives
+// it (called under mu), wrapped for the listeners and the tracer.
+func (s *Store) branch(storeOf func(types.StoreKey, types.CommitKVStore) types.KVStore) types.CacheMultiStore {
 	s.mu.RLock()
 	stores := make(map[types.StoreKey]types.CacheWrapper, len(s.stores))
 	for k, v := range s.stores {
-		store := types.KVStore(v)
+		store := storeOf(k, v)
 		if l := s.listeners[k]; l != nil {
 			store = listenkv.NewStore(store, k, l)
 		}
@@ -443,34 +465,6 @@ func (s *Store) CacheMultiStore() types.CacheMultiStore {
 	w := s.traceWriter
 	s.traceMu.Unlock()
 	return cachemulti.NewStore(s.cacheParent, stores, keys, w, s.getTracingContext())
-}
-
-// CacheMultiStoreWithVersion branches a retained version, read-only for
-// the IAVL-type stores; it stays readable while later blocks commit. A
-// pruned or future version is an error, as in rootmulti.
-func (s *Store) CacheMultiStoreWithVersion(version int64) (types.CacheMultiStore, error) {
-	if err := s.checkReadable(version); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	stores := make(map[types.StoreKey]types.CacheWrapper, len(s.stores))
-	for k, v := range s.stores {
-		var store types.KVStore = v
-		if t := s.trees[k]; t != nil {
-			// A store added after version reads as empty at it.
-			store = &versionStore{engine: s.engine, name: t.name, version: uint64(version)}
-		}
-		if l := s.listeners[k]; l != nil {
-			store = listenkv.NewStore(store, k, l)
-		}
-		stores[k] = store
-	}
-	keys := maps.Clone(s.keysByName)
-	s.mu.RUnlock()
-	s.traceMu.Lock()
-	w := s.traceWriter
-	s.traceMu.Unlock()
-	return cachemulti.NewStore(s.cacheParent, stores, keys, w, s.getTracingContext()), nil
 }
 
 // checkReadable refuses versions the engine does not hold, with the
