@@ -104,6 +104,13 @@ func networkConfig(t *testing.T, numValidators int) (network.Config, *netApps) {
 	constructor := func(val network.ValidatorI) servertypes.Application {
 		srvCtx, appCfg := val.GetCtx(), val.GetAppConfig()
 		home := srvCtx.Config.RootDir
+		// CometBFT's own stores (blocks, state) in memory: with several
+		// validators, a consensus reactor goroutine can read the block
+		// store after network.Cleanup closed it (CometBFT's
+		// queryMaj23Routine), and goleveldb panics "leveldb: closed",
+		// failing the package after the test passed. The node reads this
+		// config after the app is built. The app's store is not affected.
+		srvCtx.Config.DBBackend = "memdb"
 		// What the SDK's own fixtures pass as baseapp options (pruning,
 		// min gas prices, chain id) goes in as app.toml keys: cmd.NewApp
 		// reads them through server.DefaultBaseappOptions, and the store
