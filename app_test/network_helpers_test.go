@@ -153,6 +153,9 @@ func networkConfig(t *testing.T, numValidators int) (network.Config, *netApps) {
 // validator's engine version.
 func requireOnNomtstore(t *testing.T, net *network.Network, apps *netApps) map[string]int64 {
 	t.Helper()
+	// network.New returns once validator 0 has a block; the others may
+	// not have committed it yet.
+	waitAppsAtHeight(t, net, apps, 1)
 	versions := map[string]int64{}
 	for _, val := range net.Validators {
 		s := apps.store(t, val)
