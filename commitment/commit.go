@@ -337,9 +337,12 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := 0
+	keys, hashes := 0, 0
 	for _, staged := range db.staged {
 		keys += len(staged)
+	}
+	for _, u := range w.updates {
+		hashes += u.result.NodeHashes
 	}
 	clear(db.staged)
 	db.stagedRecord = nil
@@ -351,7 +354,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.mu.RUnlock()
 	if o := db.opts.Observer; o != nil {
 		o.Committed(CommitStats{Version: record.version, Duration: time.Since(start), Keys: keys,
-			Pages: len(changes), WALBytes: walBytes, Table: table.Stats()})
+			Pages: len(changes), WALBytes: walBytes, NodeHashes: hashes, Table: table.Stats()})
 	}
 	return &CommitResult{Version: record.version, Roots: roots}, nil
 }
@@ -384,10 +387,7 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists})
 		}
 		for _, pc := range u.result.Pages {
-			if pc.Prior != nil {
-				set(oldPageKey(version, store, pc.ID), pc.Prior[:])
-			}
-			set(oldPageIndexKey(store, pc.ID, version), []byte{boolByte(pc.Prior != nil)})
+			set(oldPageIndexKey(store, pc.ID, version), supersededPage(pc))
 			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}

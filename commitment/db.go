@@ -28,8 +28,10 @@ import (
 //
 // Changelog: 1, the first (bitbox table v1, WAL v1, Pebble layout of
 // keys.go); 2, versions: born versions in current entries, superseded
-// values, leaves and pages, change lists, roots per version.
-const FormatVersion = 2
+// values, leaves and pages, change lists, roots per version; 3, superseded
+// pages as deltas with a whole copy every 16 changes (pagehistory.go), the
+// page history byte, WAL v2.
+const FormatVersion = 3
 
 const (
 	formatFile = "FORMAT"

@@ -24,8 +24,7 @@ import (
 //	'l'     'l' store u32 | key path [32]        born u64 | value hash [32] | raw key   current leaf index
 //	'w'     'w' store u32 | esc(raw key) | o u64 born u64 | value                  superseded values
 //	'x'     'x' store u32 | key path [32] | o u64 born u64 | value hash [32] | raw key   superseded leaves
-//	'h'     'h' o u64 | store u32 | page id [33] the page as it was                superseded pages
-//	'p'     'p' store u32 | page id [33] | o u64 had prior u8                      page changes by page
+//	'p'     'p' store u32 | page id [33] | o u64 the page as it was (pagehistory.go)  superseded pages
 //
 // Integers are big-endian, so keys sort by store, then raw key ('v', 'w'), key
 // path ('l', 'x') or page id ('p'), then version.
@@ -38,25 +37,23 @@ import (
 // born > u). Current values stay apart from superseded ones, so reads and
 // iteration at the latest version never step over history.
 //
-// A page at version u is, likewise, the one named by its 'p' entry with the
-// smallest o > u: the superseded copy in 'h' (had prior 1) or no page at all
-// (0: version o created it); without such an entry, the page table's.
+// A page at version u is, likewise, the one its 'p' entry with the smallest
+// o > u describes (no page at all if version o created it); without such an
+// entry, the page table's.
 //
 // Deleting versions <= X deletes exactly the entries orphaned by versions
-// <= X+1: 'h' by one range deletion, the others from the change lists 'c' of
-// those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
+// <= X+1, found in the change lists 'c' of those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
 // it sorts as k does and no escaped key is a prefix of another.
 const (
-	prefixMeta        = 'm'
-	prefixRoots       = 'r'
-	prefixAppVersion  = 'a'
-	prefixChanges     = 'c'
-	prefixValue       = 'v'
-	prefixLeaf        = 'l'
-	prefixOldValue    = 'w'
-	prefixOldLeaf     = 'x'
-	prefixOldPage     = 'h'
-	prefixOldPageByID = 'p'
+	prefixMeta       = 'm'
+	prefixRoots      = 'r'
+	prefixAppVersion = 'a'
+	prefixChanges    = 'c'
+	prefixValue      = 'v'
+	prefixLeaf       = 'l'
+	prefixOldValue   = 'w'
+	prefixOldLeaf    = 'x'
+	prefixOldPage    = 'p'
 )
 
 var (
@@ -171,17 +168,9 @@ func oldLeafKey(store trie.StoreID, path trie.KeyPath, orphan uint64) []byte {
 	return binary.BigEndian.AppendUint64(oldLeafEntity(store, path), orphan)
 }
 
-func oldPageKey(orphan uint64, store trie.StoreID, id trie.PageID) []byte {
-	k := make([]byte, 0, 1+8+4+trie.EncodedPageIDSize)
-	k = append(k, prefixOldPage)
-	k = binary.BigEndian.AppendUint64(k, orphan)
-	k = binary.BigEndian.AppendUint32(k, uint32(store))
-	return id.AppendEncoded(k)
-}
-
 // oldPageEntity is the part of a 'p' key before its version.
 func oldPageEntity(store trie.StoreID, id trie.PageID) []byte {
-	return id.AppendEncoded(storePrefix(prefixOldPageByID, store))
+	return id.AppendEncoded(storePrefix(prefixOldPage, store))
 }
 
 func oldPageIndexKey(store trie.StoreID, id trie.PageID, orphan uint64) []byte {

@@ -128,15 +128,18 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 	if found {
 		c.Prior, c.Bucket = current, bucket
 	}
-	if p.hadPrior {
-		data, ok, err := db.getMeta(oldPageKey(v, p.store, p.id), "a superseded page")
-		if err != nil {
-			return c, err
-		}
-		if !ok || len(data) != trie.PageSize {
-			return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
-		}
-		c.Page = (*trie.Page)(data)
+	entry, ok, err := db.getMeta(oldPageIndexKey(p.store, p.id, v), "a superseded page")
+	if err != nil {
+		return c, err
+	}
+	if !ok {
+		return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
+	}
+	if c.Page, err = pageBefore(entry, func() (*trie.Page, error) { return c.Prior, nil }); err != nil {
+		return c, fmt.Errorf("%w: %s as before version %d: %v", ErrCorrupt, key, v, err)
+	}
+	if (c.Page != nil) != p.hadPrior {
+		return c, fmt.Errorf("%w: %s as before version %d: the change list and the page history disagree on whether it existed", ErrCorrupt, key, v)
 	}
 	if c.Page == nil && c.Prior == nil {
 		return c, fmt.Errorf("%w: %s, created at version %d, is not in the page table", ErrCorrupt, key, v)
