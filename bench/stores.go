@@ -1,0 +1,391 @@
+package bench
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cosmossdk.io/log"
+	"cosmossdk.io/store/metrics"
+	pruningtypes "cosmossdk.io/store/pruning/types"
+	"cosmossdk.io/store/rootmulti"
+	snapshottypes "cosmossdk.io/store/snapshots/types"
+	storetypes "cosmossdk.io/store/types"
+	"github.com/cometbft/cometbft/crypto/merkle"
+	dbm "github.com/cosmos/cosmos-db"
+	ics23 "github.com/cosmos/ics23/go"
+
+	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/multistore"
+	"github.com/nomtstore/nomtstore/pruning"
+)
+
+// Store is what the workloads drive: a block's reads and writes (seeing
+// the block's own writes, as SDK transactions do), the working hash that
+// ends FinalizeBlock, Commit, and the queries an RPC node answers while
+// blocks commit. Failures inside a store panic, as the SDK's stores do;
+// the runner turns a panic into that store's error.
+type Store interface {
+	Get(tree string, key []byte) []byte
+	Set(tree string, key, value []byte)
+	Delete(tree string, key []byte)
+	// Iterate walks [start, end) in order and returns how many keys it saw.
+	Iterate(tree string, start, end []byte) int
+	WorkingHash() []byte
+	Commit() (version int64, hash []byte)
+	// Query reads key at height (0: the latest), with a proof if prove,
+	// and returns the value, the height read and a check of the proof
+	// against that height's commitment (run outside the timed part, as a
+	// client would).
+	Query(tree string, key []byte, height int64, prove bool) (value []byte, at int64, verify func() error, err error)
+	// Snapshotter is the state-sync side, or nil if the store has none.
+	Snapshotter() snapshottypes.Snapshotter
+	Close() error
+}
+
+// Store kinds, as the report names them.
+const (
+	KindNomt        = "nomt"         // the CommitMultiStore an app installs
+	KindNomtEngine  = "nomt-engine"  // the engine's own API, no SDK layer
+	KindIAVLLevelDB = "iavl-leveldb" // rootmulti + IAVL v1 on goleveldb: the SDK default
+	KindIAVLPebble  = "iavl-pebble"  // rootmulti + IAVL v1 on pebble
+)
+
+// Kinds lists every store kind, the reference (iavl-leveldb) first.
+var Kinds = []string{KindIAVLLevelDB, KindIAVLPebble, KindNomt, KindNomtEngine}
+
+// referenceKind is what ratios are taken against.
+const referenceKind = KindIAVLLevelDB
+
+// iavlCacheSize is app.toml's default iavl-cache-size (the store
+// package's own default is smaller).
+const iavlCacheSize = 781250
+
+// openStore opens a store of kind in dir (created if new) with trees
+// mounted and the given pruning, reporting nomtstore's commits to obs.
+func openStore(kind, dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	switch kind {
+	case KindNomt:
+		return openNomt(dir, trees, prune, obs)
+	case KindNomtEngine:
+		return openEngine(dir, trees, prune, obs)
+	case KindIAVLLevelDB:
+		db, err := dbm.NewGoLevelDB("application", dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		return openIAVL(db, trees, prune)
+	case KindIAVLPebble:
+		db, err := dbm.NewPebbleDB("application", dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		return openIAVL(db, trees, prune)
+	}
+	return nil, fmt.Errorf("unknown store kind %q (kinds: %v)", kind, Kinds)
+}
+
+// cmsStore drives an SDK CommitMultiStore as baseapp does: a block's
+// writes go to one cache branch, written back when FinalizeBlock computes
+// the working hash, then Commit.
+type cmsStore struct {
+	cms    storetypes.CommitMultiStore
+	keys   map[string]*storetypes.KVStoreKey
+	block  storetypes.CacheMultiStore // nil between blocks
+	close  func() error
+	proofs *merkle.ProofRuntime
+}
+
+func newCMSStore(cms storetypes.CommitMultiStore, trees []string, prune pruningtypes.PruningOptions, closeFn func() error) (*cmsStore, error) {
+	s := &cmsStore{cms: cms, keys: map[string]*storetypes.KVStoreKey{}, close: closeFn, proofs: rootmulti.DefaultProofRuntime()}
+	s.proofs.RegisterOpDecoder(storetypes.ProofOpSMTCommitment, storetypes.CommitmentOpDecoder)
+	for _, name := range trees {
+		key := storetypes.NewKVStoreKey(name)
+		s.keys[name] = key
+		cms.MountStoreWithDB(key, storetypes.StoreTypeIAVL, nil)
+	}
+	cms.SetPruning(prune)
+	if err := cms.LoadLatestVersion(); err != nil {
+		return nil, errors.Join(err, closeFn())
+	}
+	return s, nil
+}
+
+func openIAVL(db dbm.DB, trees []string, prune pruningtypes.PruningOptions) (Store, error) {
+	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
+	rs.SetIAVLCacheSize(iavlCacheSize)
+	rs.SetIAVLDisableFastNode(false)
+	// rootmulti has no Close: an SDK node closes the database under it.
+	// IAVL's async pruning goroutines outlive it, idle once the disk has
+	// settled (the runner waits for that before closing).
+	return newCMSStore(rs, trees, prune, db.Close)
+}
+
+func openNomt(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
+	ms, err := multistore.New(filepath.Join(dir, "nomtstore"), log.NewNopLogger(), multistore.Options{Observer: obs})
+	if err != nil {
+		return nil, err
+	}
+	return newCMSStore(ms, trees, prune, ms.Close)
+}
+
+func (s *cmsStore) kv(tree string) storetypes.KVStore {
+	if s.block == nil {
+		s.block = s.cms.CacheMultiStore()
+	}
+	key, ok := s.keys[tree]
+	if !ok {
+		panic(fmt.Sprintf("bench: no store %q mounted", tree))
+	}
+	return s.block.GetKVStore(key)
+}
+
+func (s *cmsStore) Get(tree string, key []byte) []byte { return s.kv(tree).Get(key) }
+func (s *cmsStore) Set(tree string, key, value []byte) { s.kv(tree).Set(key, value) }
+func (s *cmsStore) Delete(tree string, key []byte)     { s.kv(tree).Delete(key) }
+
+func (s *cmsStore) Iterate(tree string, start, end []byte) int {
+	it := s.kv(tree).Iterator(start, end)
+	defer func() { _ = it.Close() }()
+	n := 0
+	for ; it.Valid(); it.Next() {
+		_ = it.Value()
+		n++
+	}
+	// Not it.Error(): the SDK's cache iterator reports an error whenever
+	// it is past its end, and a failed read below it panics anyway.
+	return n
+}
+
+func (s *cmsStore) WorkingHash() []byte {
+	if s.block != nil {
+		s.block.Write()
+		s.block = nil
+	}
+	return s.cms.WorkingHash()
+}
+
+func (s *cmsStore) Commit() (int64, []byte) {
+	if s.block != nil {
+		s.WorkingHash()
+	}
+	id := s.cms.Commit()
+	return id.Version, id.Hash
+}
+
+// commitInfos is what both CommitMultiStores answer for a height's
+// commit info, whose hash is the app hash proofs verify against.
+type commitInfos interface {
+	GetCommitInfo(ver int64) (*storetypes.CommitInfo, error)
+}
+
+func (s *cmsStore) Query(tree string, key []byte, height int64, prove bool) ([]byte, int64, func() error, error) {
+	res, err := s.cms.(storetypes.Queryable).Query(&storetypes.RequestQuery{
+		Path: "/" + tree + "/key", Data: key, Height: height, Prove: prove,
+	})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	verify := func() error {
+		if !prove {
+			return nil
+		}
+		info, err := s.cms.(commitInfos).GetCommitInfo(res.Height)
+		if err != nil {
+			return err
+		}
+		path := merkle.KeyPath{}.AppendKey([]byte(tree), merkle.KeyEncodingURL).AppendKey(key, merkle.KeyEncodingHex).String()
+		return s.proofs.VerifyValue(res.ProofOps, info.Hash(), path, res.Value)
+	}
+	return res.Value, res.Height, verify, nil
+}
+
+func (s *cmsStore) Snapshotter() snapshottypes.Snapshotter {
+	sn, _ := s.cms.(snapshottypes.Snapshotter)
+	return sn
+}
+
+func (s *cmsStore) Close() error { return s.close() }
+
+// engineStore drives the engine directly: what the SDK layer above it
+// (cache branches, commit info, the multistore's bookkeeping) costs shows
+// as the gap to cmsStore over the same engine. Reads see the block's
+// writes through a map of them, as the SDK's branch gives; iteration
+// sees the committed state only.
+type engineStore struct {
+	db      *commitment.DB
+	pruner  *pruning.Manager
+	worker  *pruning.Worker
+	pending map[string]map[string][]byte // the block's writes; nil value: deleted
+}
+
+func openEngine(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
+	db, err := commitment.Open(filepath.Join(dir, "nomtstore"), trees, commitment.Options{Observer: obs})
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	s := &engineStore{db: db, pruner: pruning.NewManager(db, logger), worker: pruning.NewWorker(db, pruning.WorkerOptions{Logger: logger}),
+		pending: map[string]map[string][]byte{}}
+	s.pruner.SetOptions(prune)
+	return s, nil
+}
+
+func (s *engineStore) Get(tree string, key []byte) []byte {
+	if v, ok := s.pending[tree][string(key)]; ok {
+		return v
+	}
+	v, err := s.db.Get(tree, key)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func (s *engineStore) stage(tree string, key, value []byte) {
+	m := s.pending[tree]
+	if m == nil {
+		m = map[string][]byte{}
+		s.pending[tree] = m
+	}
+	m[string(key)] = value
+}
+
+func (s *engineStore) Set(tree string, key, value []byte) {
+	if err := s.db.Set(tree, key, value); err != nil {
+		panic(err)
+	}
+	s.stage(tree, key, slices.Clone(value))
+}
+
+func (s *engineStore) Delete(tree string, key []byte) {
+	if err := s.db.Delete(tree, key); err != nil {
+		panic(err)
+	}
+	s.stage(tree, key, nil)
+}
+
+func (s *engineStore) Iterate(tree string, start, end []byte) int {
+	it, err := s.db.NewIterator(tree, start, end, false)
+	if err != nil {
+		panic(err)
+	}
+	n := 0
+	for ; it.Valid(); it.Next() {
+		_ = it.Value()
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// rootsHash stands for an app hash: the engine has none of its own.
+func rootsHashOf(roots map[string]trie.Hash) []byte {
+	names := make([]string, 0, len(roots))
+	for name := range roots {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	for _, name := range names {
+		root := roots[name]
+		h.Write([]byte(name))
+		h.Write(root[:])
+	}
+	return h.Sum(nil)
+}
+
+func (s *engineStore) WorkingHash() []byte {
+	roots, err := s.db.WorkingRoots()
+	if err != nil {
+		panic(err)
+	}
+	return rootsHashOf(roots)
+}
+
+func (s *engineStore) Commit() (int64, []byte) {
+	res, err := s.db.Commit()
+	if err != nil {
+		panic(err)
+	}
+	clear(s.pending)
+	if to := s.pruner.PruneHeight(int64(res.Version)); to > 0 {
+		s.worker.Request(uint64(to))
+	}
+	return int64(res.Version), rootsHashOf(res.Roots)
+}
+
+func (s *engineStore) Query(tree string, key []byte, height int64, prove bool) ([]byte, int64, func() error, error) {
+	version := uint64(height)
+	if height == 0 {
+		version = s.db.Version()
+	}
+	value, err := s.db.GetAt(tree, key, version)
+	if err != nil || !prove {
+		return value, int64(version), func() error { return nil }, err
+	}
+	proof, exists, err := s.db.ProveAt(tree, key, version)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	verify := func() error {
+		roots, err := s.db.RootsAt(version)
+		if err != nil {
+			return err
+		}
+		root := roots[tree]
+		if !exists || !ics23.VerifyMembership(ics23.SmtSpec, root[:], proof, key, value) {
+			return fmt.Errorf("store %s: proof of %x at version %d does not verify", tree, key, version)
+		}
+		return nil
+	}
+	return value, int64(version), verify, nil
+}
+
+func (s *engineStore) Snapshotter() snapshottypes.Snapshotter { return nil }
+
+func (s *engineStore) Close() error {
+	s.worker.WaitIdle()
+	s.worker.Close()
+	return s.db.Close()
+}
+
+// observer collects nomtstore's commit figures: the node hashes each
+// commit computed (for the hashing bound) and the pruning runs.
+type observer struct {
+	hashes    atomic.Int64 // since the last take
+	pruneRuns atomic.Int64
+	mu        sync.Mutex
+	pruneErr  error
+}
+
+func (o *observer) CommitPhase(string, time.Duration) {}
+
+func (o *observer) Committed(s commitment.CommitStats) { o.hashes.Add(int64(s.NodeHashes)) }
+
+func (o *observer) PruneRun(_ uint64, _ time.Duration, err error) {
+	o.pruneRuns.Add(1)
+	if err != nil {
+		o.mu.Lock()
+		o.pruneErr = err
+		o.mu.Unlock()
+	}
+}
+
+func (o *observer) Versions(uint64, uint64, pruning.Stats) {}
+
+// takeHashes returns the node hashes since the last call.
+func (o *observer) takeHashes() int64 { return o.hashes.Swap(0) }
