@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // smokeConfig is every workload against every store at a size that runs
@@ -16,7 +17,7 @@ import (
 // delete versions and W4's past height to be below the latest.
 func smokeConfig(t *testing.T) Config {
 	return Config{Size: "smoke", N: 3_000, T: 60, Blocks: 3, W3Blocks: 24, W4Blocks: 3, QueryDepth: 5, Seed: 7,
-		PreloadChunk: 1_000, Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads), Dir: t.TempDir()}
+		PreloadChunk: 1_000, Quiet: 50 * time.Millisecond, Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads), Dir: t.TempDir()}
 }
 
 func TestRunEveryWorkloadOnEveryStore(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Workloads of BENCHMARK.md, in the order a run takes them.
@@ -38,6 +39,10 @@ type Config struct {
 	PreloadChunk int      `json:"preload_chunk"`
 	Kinds        []string `json:"kinds"`
 	Workloads    []string `json:"workloads"`
+	// Quiet is how long the process must have written nothing before a
+	// timed run starts and before its bytes are counted at its end (the
+	// stores' background compactions and flushes); SizeConfig sets 1 s.
+	Quiet time.Duration `json:"quiet_ns"`
 	// Dir holds the stores while they run (removed as runs end).
 	Dir string `json:"-"`
 	// ProfileDir, if set, receives a CPU profile of each timed run,
@@ -51,7 +56,7 @@ type Config struct {
 // SizeConfig returns the configuration of a named size: "small" (N = 1M,
 // T = 2,500) or "large" (N = 10M, T = 5,000), every store and workload.
 func SizeConfig(size string) (Config, error) {
-	c := Config{Size: size, QueryDepth: 50, Seed: 1, PreloadChunk: 100_000,
+	c := Config{Size: size, QueryDepth: 50, Seed: 1, PreloadChunk: 100_000, Quiet: time.Second,
 		Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads)}
 	switch size {
 	case "small":

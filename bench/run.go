@@ -87,13 +87,15 @@ type Result struct {
 
 // Block is one timed block.
 type Block struct {
-	Height    int64   `json:"height"`
-	ExecMs    float64 `json:"exec_ms"`
-	HashMs    float64 `json:"hash_ms"` // WorkingHash
-	CommitMs  float64 `json:"commit_ms"`
-	Writes    int     `json:"writes"`
-	Hashes    int64   `json:"hashes,omitempty"`
-	DiskBytes int64   `json:"disk_bytes,omitempty"` // W3
+	Height   int64   `json:"height"`
+	ExecMs   float64 `json:"exec_ms"`
+	HashMs   float64 `json:"hash_ms"` // WorkingHash
+	CommitMs float64 `json:"commit_ms"`
+	Writes   int     `json:"writes"`
+	Hashes   int64   `json:"hashes,omitempty"`
+	// Phases is nomtstore's commit phases (commitment.Phase*), in ms.
+	Phases    map[string]float64 `json:"phases,omitempty"`
+	DiskBytes int64              `json:"disk_bytes,omitempty"` // W3
 }
 
 // QueryStat is one kind of W4 query.
@@ -147,6 +149,10 @@ func Run(cfg Config) (*Report, error) {
 	}
 	return rep, nil
 }
+
+// settle waits for the disk to be quiet (at most 2 minutes: a store that
+// never stops writing is measured anyway).
+func (r *runner) settle() { settle(r.cfg.Quiet, 2*time.Minute) }
 
 // runner runs every workload for one store kind.
 type runner struct {
@@ -217,7 +223,7 @@ func (r *runner) accountWorkloads() error {
 	if err != nil {
 		return err
 	}
-	settle(time.Second, 2*time.Minute)
+	r.settle()
 	if c.wants(W3) {
 		for _, setting := range w3Settings {
 			if err := copyTree(template, filepath.Join(r.dir, "w3-"+setting.name)); err != nil {
@@ -311,7 +317,7 @@ func (r *runner) preload(s Store, what string, n int, next func() (tree string, 
 // untimed.
 func (r *runner) timedBlocks(workload string, s Store, obs *observer, blocks int, exec func() (blockWork, error), after func(b *Block)) (Result, error) {
 	res := Result{Workload: workload, Kind: r.kind}
-	settle(time.Second, 2*time.Minute)
+	r.settle()
 	if err := resetPeakRSS(); err != nil {
 		return res, fmt.Errorf("resetting the peak RSS: %w", err)
 	}
@@ -320,6 +326,7 @@ func (r *runner) timedBlocks(workload string, s Store, obs *observer, blocks int
 		return res, err
 	}
 	obs.takeHashes()
+	obs.takePhases()
 	stopProfile, err := r.startProfile(workload)
 	if err != nil {
 		return res, err
@@ -342,7 +349,7 @@ func (r *runner) timedBlocks(workload string, s Store, obs *observer, blocks int
 		end := time.Now()
 		r.height, r.hash = height, hash
 		b := Block{Height: height, ExecMs: ms(hashStart.Sub(start)), HashMs: ms(commitStart.Sub(hashStart)),
-			CommitMs: ms(end.Sub(commitStart)), Writes: work.writes, Hashes: obs.takeHashes()}
+			CommitMs: ms(end.Sub(commitStart)), Writes: work.writes, Hashes: obs.takeHashes(), Phases: obs.takePhases()}
 		elapsed += end.Sub(start)
 		commits = append(commits, end.Sub(hashStart))
 		blockTimes = append(blockTimes, end.Sub(start))
@@ -361,7 +368,7 @@ func (r *runner) timedBlocks(workload string, s Store, obs *observer, blocks int
 	if err := stopProfile(); err != nil {
 		return res, err
 	}
-	settle(time.Second, 2*time.Minute)
+	r.settle()
 	after1, err := sampleProc()
 	if err != nil {
 		return res, err
@@ -551,7 +558,7 @@ func (r *runner) w5(s Store, keys int) error {
 	height, hash := r.height, r.hash
 	file := filepath.Join(r.dir, "w5.snapshot")
 	defer func() { _ = os.Remove(file) }()
-	settle(time.Second, 2*time.Minute)
+	r.settle()
 	res := Result{Workload: W5, Kind: r.kind, SnapshotKeys: keys}
 
 	start := time.Now()

@@ -369,10 +369,34 @@ type observer struct {
 	hashes    atomic.Int64 // since the last take
 	pruneRuns atomic.Int64
 	mu        sync.Mutex
-	pruneErr  error
+	pruneErr  error                    // REQUIRES: mu
+	phases    map[string]time.Duration // since the last take, REQUIRES: mu
 }
 
-func (o *observer) CommitPhase(string, time.Duration) {}
+func (o *observer) CommitPhase(phase string, d time.Duration) {
+	o.mu.Lock()
+	if o.phases == nil {
+		o.phases = map[string]time.Duration{}
+	}
+	o.phases[phase] += d
+	o.mu.Unlock()
+}
+
+// takePhases returns the commit phases' durations since the last call, in
+// ms (the background page flush of a block is taken with the next one).
+func (o *observer) takePhases() map[string]float64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.phases) == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(o.phases))
+	for phase, d := range o.phases {
+		out[phase] = ms(d)
+	}
+	clear(o.phases)
+	return out
+}
 
 func (o *observer) Committed(s commitment.CommitStats) { o.hashes.Add(int64(s.NodeHashes)) }
 

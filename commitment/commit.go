@@ -253,20 +253,40 @@ func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
 // supersedes, which history keeps. REQUIRES: mu held (read).
 func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
 	buckets := map[trie.PageID]uint64{}
-	tr, _ := db.committedTree(u.tree, buckets)
-	var priorsErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		u.priors, priorsErr = db.readPriors(u)
-	}()
+	tr, leaves := db.committedTree(u.tree, buckets)
+	var err error
+	if u.priors, err = db.readPriors(u); err != nil {
+		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
+	}
+	// The priors say which keys exist and with which value: the update
+	// need not look their leaves up in the index.
+	tr.Leaves = knownLeaves{leavesAt: leaves, ops: u.ops, priors: u.priors}
 	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers})
-	<-done
-	if err = errors.Join(err, priorsErr); err != nil {
+	if err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
 	u.result, u.buckets = res, buckets
 	return nil
+}
+
+// knownLeaves is the leaf index of an update whose keys' committed values
+// are known: the leaf of a staged key comes from its prior, any other from
+// the index.
+type knownLeaves struct {
+	leavesAt
+	ops    []trie.Op // sorted by path
+	priors []prior   // parallel to ops
+}
+
+func (k knownLeaves) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
+	i, found := slices.BinarySearchFunc(k.ops, path, func(op trie.Op, p trie.KeyPath) int { return bytes.Compare(op.Path[:], p[:]) })
+	if !found {
+		return k.leavesAt.Leaf(path)
+	}
+	if p := k.priors[i]; p.exists {
+		return trie.Leaf{Path: path, ValueHash: trie.ValueHash(p.value)}, true, nil
+	}
+	return trie.Leaf{}, false, nil
 }
 
 // readPriors reads the committed value of each key a tree update touches.
@@ -274,12 +294,12 @@ func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
 func (db *DB) readPriors(u *treeUpdate) ([]prior, error) {
 	priors := make([]prior, len(u.keys))
 	for i, key := range u.keys {
-		entry, found, err := getEntry(db.snap.snap, valueKey(u.tree.store, key))
+		r, err := db.currentEntry(u.tree.store, key)
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			born, value, err := splitBorn(entry)
+		if r.found {
+			born, value, err := splitBorn(r.entry)
 			if err != nil {
 				return nil, err
 			}
@@ -460,6 +480,7 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 		}
 	}
 	db.record = record
+	db.recent.clear()
 	if db.earliest.Load() == 0 {
 		db.earliest.Store(record.version)
 	}
