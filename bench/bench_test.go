@@ -195,7 +195,7 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown workload", func(c *Config) { c.Workloads = []string{"W9"} }, `unknown workload "W9"`},
 		{"no workloads", func(c *Config) { c.Workloads = nil }, "at least one"},
 		{"no dir", func(c *Config) { c.Dir = "" }, "no work directory"},
-		{"negative depth", func(c *Config) { c.QueryDepth = -1 }, "query depth"},
+		{"negative depth", func(c *Config) { c.QueryDepth = -1 }, "cannot be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

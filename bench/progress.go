@@ -10,17 +10,18 @@ import (
 	"golang.org/x/term"
 )
 
-// progress shows a phase's progress: a bar on a terminal, otherwise one
-// line when the phase starts and one when it ends.
+// progress shows a phase's progress: a bar on a terminal, otherwise a
+// line when the phase starts, at each tenth of it, and when it ends.
 type progress struct {
-	bar   *progressbar.ProgressBar // nil: plain lines
-	w     io.Writer                // nil: silent
-	what  string
-	start time.Time
+	bar         *progressbar.ProgressBar // nil: plain lines
+	w           io.Writer                // nil: silent
+	what, unit  string
+	start       time.Time
+	done, total int64
 }
 
 func newProgress(w io.Writer, total int64, what, unit string) *progress {
-	p := &progress{w: w, what: what, start: time.Now()}
+	p := &progress{w: w, what: what, unit: unit, start: time.Now(), total: total}
 	if w == nil {
 		return p
 	}
@@ -43,6 +44,14 @@ func newProgress(w io.Writer, total int64, what, unit string) *progress {
 func (p *progress) add(n int64) {
 	if p.bar != nil {
 		_ = p.bar.Add64(n)
+		return
+	}
+	before := p.done
+	p.done += n
+	if p.w != nil && p.total > 0 && p.done < p.total && p.done*10/p.total > before*10/p.total {
+		elapsed := time.Since(p.start)
+		_, _ = fmt.Fprintf(p.w, "%s: %d of %d %s in %v (%.0f/s)\n", p.what, p.done, p.total, p.unit,
+			elapsed.Round(time.Second), float64(p.done)/elapsed.Seconds())
 	}
 }
 

@@ -136,6 +136,7 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	}
 	m[string(key)] = op
 	db.working = nil
+	db.warm.warmLater(t, key)
 	return nil
 }
 
@@ -347,13 +348,14 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if prev.version == 0 && db.initialVersion > 0 {
 		version = db.initialVersion
 	}
-	batch := db.pebble.NewBatch()
-	if err := writeVersion(batch, w, version, prev.version == 0, db.stagedRecord); err != nil {
-		_ = batch.Close()
-		return nil, err
-	}
+	// The superseded pages' entries set the new pages' history bytes,
+	// which the WAL records: they come first.
+	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
-	walBytes, err := db.commitDurably(record, changes, batch)
+	appRecord := db.stagedRecord
+	walBytes, err := db.commitDurably(record, changes, db.pebble.NewBatch(), func(batch *pebble.Batch) error {
+		return writeVersion(batch, w, pageEntries, version, prev.version == 0, appRecord)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -383,11 +385,11 @@ func (db *DB) Commit() (*CommitResult, error) {
 // and leaves, the superseded values, leaves and pages with the version that
 // orphaned them, the version's change list, its roots and the application's
 // record of it, if any.
-func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool, appRecord []byte) error {
+func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) error {
 	var changed changeList
 	var errs []error
 	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
-	for _, u := range w.updates {
+	for ui, u := range w.updates {
 		store := u.tree.store
 		for i, key := range u.keys {
 			op, was := u.ops[i], u.priors[i]
@@ -406,8 +408,8 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 			}
 			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists})
 		}
-		for _, pc := range u.result.Pages {
-			set(oldPageIndexKey(store, pc.ID, version), supersededPage(pc))
+		for pi, pc := range u.result.Pages {
+			set(oldPageIndexKey(store, pc.ID, version), pageEntries[ui][pi])
 			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}
@@ -424,12 +426,26 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 	return errors.Join(errs...)
 }
 
+// supersededPages returns each update's superseded page entries, parallel
+// to its page changes, setting the new pages' history bytes.
+func supersededPages(w *workingSet) [][][]byte {
+	entries := make([][][]byte, len(w.updates))
+	for i, u := range w.updates {
+		entries[i] = make([][]byte, len(u.result.Pages))
+		for j, pc := range u.result.Pages {
+			entries[i][j] = supersededPage(pc)
+		}
+	}
+	return entries
+}
+
 // commitDurably runs steps 2 to 4 of the protocol for a prepared version:
 // the WAL of its page changes, the commit point (batch, plus the record),
 // the swap of the committed state and the background page flush. Commit and
-// rollback share it. It consumes batch and returns the WAL's size.
-// REQUIRES: writeMu, no flush running.
-func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch) (int, error) {
+// rollback share it. fill, if set, adds to batch while the WAL is written
+// and synced (building the batch is CPU, the sync is waiting). It consumes
+// batch and returns the WAL's size. REQUIRES: writeMu, no flush running.
+func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch, fill func(*pebble.Batch) error) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
@@ -438,19 +454,33 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 	db.mu.RUnlock()
 	var walPath string
 	var walBytes int
-	var err error
+	var walErr error
+	walDone := make(chan struct{})
 	if len(changes) > 0 {
-		walStart := db.opts.now()
 		record.lastSeq++
 		record.walSeq = record.lastSeq
-		data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
-		if walPath, err = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); err != nil {
-			_ = batch.Close()
-			return 0, fmt.Errorf("commitment: commit %d: %w", record.version, err)
-		}
-		walBytes = len(data)
-		db.stats.walBytes.Add(uint64(walBytes))
-		db.opts.observePhase(PhaseWALSync, walStart)
+		go func() {
+			defer close(walDone)
+			walStart := db.opts.now()
+			data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
+			if walPath, walErr = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); walErr != nil {
+				walErr = fmt.Errorf("commitment: commit %d: %w", record.version, walErr)
+				return
+			}
+			walBytes = len(data)
+			db.stats.walBytes.Add(uint64(walBytes))
+			db.opts.observePhase(PhaseWALSync, walStart)
+		}()
+	} else {
+		close(walDone)
+	}
+	var fillErr error
+	if fill != nil {
+		fillErr = fill(batch)
+	}
+	<-walDone
+	if err := errors.Join(walErr, fillErr); err != nil {
+		return 0, db.abandon(batch, walPath, err)
 	}
 	db.opts.hookAt("wal-durable")
 

@@ -198,6 +198,8 @@ type DB struct {
 	closed  bool
 	// recent holds the latest version's entries read since it committed.
 	recent *recentReads
+	// warm reads the pages of staged keys ahead of the commit.
+	warm *warmer
 
 	stats engineStats
 	// iterators counts open iterators: Close refuses to pull Pebble from
@@ -234,6 +236,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	st := db.table.Stats()
+	db.startWarmer()
 	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "earliest", db.earliest.Load(), "trees", len(db.trees),
 		"table_buckets", st.Buckets, "table_load", fmt.Sprintf("%.3f", st.LoadFactor))
 	return db, nil
@@ -571,6 +574,11 @@ func (db *DB) Close() error {
 		return fmt.Errorf("%w: %d iterators still open", ErrIteratorsOpen, n)
 	}
 	db.closed = true
+	// The warmer reads under mu: it drains (each key now a no-op) with mu
+	// free, and nothing can queue more while writeMu is held.
+	db.mu.Unlock()
+	db.warm.stop()
+	db.mu.Lock()
 	db.snap.release()
 	err := errors.Join(flushErr, db.table.Close(), db.pebble.Close())
 	if err != nil {

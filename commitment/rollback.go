@@ -112,7 +112,7 @@ func (db *DB) undoVersion(v uint64) error {
 		_ = batch.Close()
 		return err
 	}
-	_, err = db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch)
+	_, err = db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch, nil)
 	return err
 }
 

@@ -43,6 +43,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 				"blocks": func() { cfg.Blocks = overrides.Blocks }, "w3-blocks": func() { cfg.W3Blocks = overrides.W3Blocks },
 				"w4-blocks": func() { cfg.W4Blocks = overrides.W4Blocks }, "query-depth": func() { cfg.QueryDepth = overrides.QueryDepth },
 				"seed": func() { cfg.Seed = overrides.Seed }, "preload-chunk": func() { cfg.PreloadChunk = overrides.PreloadChunk },
+				"quiet": func() { cfg.Quiet = overrides.Quiet },
 			} {
 				if flags.Changed(name) {
 					set()
@@ -89,6 +90,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.IntVar(&overrides.QueryDepth, "query-depth", 0, "how far below the latest height W4 reads")
 	f.Uint64Var(&overrides.Seed, "seed", 0, "seed of the keys and operations")
 	f.IntVar(&overrides.PreloadChunk, "preload-chunk", 0, "keys per preload commit")
+	f.DurationVar(&overrides.Quiet, "quiet", 0, "how long the disk must stay quiet before and after each timed run (default 1s)")
 	f.StringVar(&stores, "stores", strings.Join(bench.Kinds, ","), "store kinds, comma-separated")
 	f.StringVar(&workloads, "workloads", strings.Join(bench.Workloads, ","), "workloads, comma-separated")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
