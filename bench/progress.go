@@ -50,7 +50,7 @@ func (p *progress) add(n int64) {
 	p.done += n
 	if p.w != nil && p.total > 0 && p.done < p.total && p.done*10/p.total > before*10/p.total {
 		elapsed := time.Since(p.start)
-		_, _ = fmt.Fprintf(p.w, "%s: %d of %d %s in %v (%.0f/s)\n", p.what, p.done, p.total, p.unit,
+		_, _ = fmt.Fprintf(p.w, "%s: %d of %d %s in %v (%.1f/s)\n", p.what, p.done, p.total, p.unit,
 			elapsed.Round(time.Second), float64(p.done)/elapsed.Seconds())
 	}
 }

@@ -409,7 +409,11 @@ func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, ve
 			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists})
 		}
 		for pi, pc := range u.result.Pages {
-			set(oldPageIndexKey(store, pc.ID, version), pageEntries[ui][pi])
+			entry := pageEntries[ui][pi]
+			if entry[0] != pageCreated {
+				set(oldPageKey(version, store, pc.ID), entry)
+			}
+			set(oldPageIndexKey(store, pc.ID, version), entry[:1])
 			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}

@@ -45,11 +45,12 @@ func checkNoStaleHistory(t testing.TB, db *DB) {
 	t.Helper()
 	earliest, latest := db.EarliestVersion(), db.Version()
 	versionOf := map[byte]func(k []byte) uint64{
-		prefixOldValue: func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) },
-		prefixOldLeaf:  func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) },
-		prefixOldPage:  func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) },
-		prefixChanges:  func(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) },
-		prefixRoots:    func(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) },
+		prefixOldValue:    func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) },
+		prefixOldLeaf:     func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) },
+		prefixOldPageByID: func(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) },
+		prefixOldPage:     func(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) },
+		prefixChanges:     func(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) },
+		prefixRoots:       func(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) },
 	}
 	for prefix, version := range versionOf {
 		it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
@@ -59,7 +60,7 @@ func checkNoStaleHistory(t testing.TB, db *DB) {
 		for it.First(); it.Valid(); it.Next() {
 			v := version(it.Key())
 			lowest := earliest + 1 // orphaned by a version after the earliest
-			if prefix == prefixRoots || earliest == 1 && prefix != prefixOldValue && prefix != prefixOldLeaf {
+			if prefix == prefixRoots || earliest == 1 && prefix != prefixOldValue && prefix != prefixOldLeaf && prefix != prefixOldPage {
 				lowest = earliest
 			}
 			if v < lowest || v > latest {

@@ -263,12 +263,18 @@ func pebbleOptions(o Options) *pebble.Options {
 		l := &opts.Levels[i]
 		// Point lookups read a whole block on a cache miss: small blocks.
 		l.BlockSize = 4 << 10
-		l.FilterPolicy = bloom.FilterPolicy(10) // point lookups skip files without the key
-		l.FilterType = pebble.TableFilter
+		// Point lookups skip the files without their key. The last level
+		// holds most keys and a lookup there usually finds its key: its
+		// filter would take cache for little.
+		if i < len(opts.Levels)-1 {
+			l.FilterPolicy = bloom.FilterPolicy(10)
+			l.FilterType = pebble.TableFilter
+		}
+		// Files of at most 64 MiB: a table's filter is one block, which a
+		// cache miss reads whole.
+		l.TargetFileSize = 8 << 20
 		if i > 0 {
-			l.TargetFileSize = opts.Levels[i-1].TargetFileSize * 2
-		} else {
-			l.TargetFileSize = 8 << 20
+			l.TargetFileSize = min(opts.Levels[i-1].TargetFileSize*2, 64<<20)
 		}
 	}
 	return opts

@@ -24,7 +24,8 @@ import (
 //	'l'     'l' store u32 | key path [32]        born u64 | value hash [32] | raw key   current leaf index
 //	'w'     'w' store u32 | esc(raw key) | o u64 born u64 | value                  superseded values
 //	'x'     'x' store u32 | key path [32] | o u64 born u64 | value hash [32] | raw key   superseded leaves
-//	'p'     'p' store u32 | page id [33] | o u64 the page as it was (pagehistory.go)  superseded pages
+//	'h'     'h' o u64 | store u32 | page id [33] the page as it was (pagehistory.go)   superseded pages
+//	'p'     'p' store u32 | page id [33] | o u64 kind u8 (pagehistory.go)              page changes by page
 //
 // Integers are big-endian, so keys sort by store, then raw key ('v', 'w'), key
 // path ('l', 'x') or page id ('p'), then version.
@@ -38,22 +39,26 @@ import (
 // iteration at the latest version never step over history.
 //
 // A page at version u is, likewise, the one its 'p' entry with the smallest
-// o > u describes (no page at all if version o created it); without such an
-// entry, the page table's.
+// o > u names: no page at all if version o created it, otherwise what its
+// 'h' entry describes; without such an entry, the page table's. The bulk of
+// the history, 'h', is keyed by version first: each commit appends to the
+// end of it, which Pebble compacts by moving files, not rewriting them.
 //
 // Deleting versions <= X deletes exactly the entries orphaned by versions
-// <= X+1, found in the change lists 'c' of those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
+// <= X+1: 'h' by one range deletion, the others from the change lists 'c'
+// of those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
 // it sorts as k does and no escaped key is a prefix of another.
 const (
-	prefixMeta       = 'm'
-	prefixRoots      = 'r'
-	prefixAppVersion = 'a'
-	prefixChanges    = 'c'
-	prefixValue      = 'v'
-	prefixLeaf       = 'l'
-	prefixOldValue   = 'w'
-	prefixOldLeaf    = 'x'
-	prefixOldPage    = 'p'
+	prefixMeta        = 'm'
+	prefixRoots       = 'r'
+	prefixAppVersion  = 'a'
+	prefixChanges     = 'c'
+	prefixValue       = 'v'
+	prefixLeaf        = 'l'
+	prefixOldValue    = 'w'
+	prefixOldLeaf     = 'x'
+	prefixOldPage     = 'h'
+	prefixOldPageByID = 'p'
 )
 
 var (
@@ -168,9 +173,17 @@ func oldLeafKey(store trie.StoreID, path trie.KeyPath, orphan uint64) []byte {
 	return binary.BigEndian.AppendUint64(oldLeafEntity(store, path), orphan)
 }
 
+func oldPageKey(orphan uint64, store trie.StoreID, id trie.PageID) []byte {
+	k := make([]byte, 0, 1+8+4+trie.EncodedPageIDSize)
+	k = append(k, prefixOldPage)
+	k = binary.BigEndian.AppendUint64(k, orphan)
+	k = binary.BigEndian.AppendUint32(k, uint32(store))
+	return id.AppendEncoded(k)
+}
+
 // oldPageEntity is the part of a 'p' key before its version.
 func oldPageEntity(store trie.StoreID, id trie.PageID) []byte {
-	return id.AppendEncoded(storePrefix(prefixOldPage, store))
+	return id.AppendEncoded(storePrefix(prefixOldPageByID, store))
 }
 
 func oldPageIndexKey(store trie.StoreID, id trie.PageID, orphan uint64) []byte {

@@ -11,8 +11,9 @@ import (
 )
 
 // Superseded pages. When version o rewrites or clears a page, the page as it
-// was is kept in the page's 'p' entry for o (keys.go), in one of three forms
-// (the entry's first byte; these bytes are format):
+// was is kept in one of three forms (the first byte; these bytes are
+// format), the first alone in the page's 'p' entry for o, the others in
+// its 'h' entry for o (keys.go):
 //
 //	0  created: no page existed before o
 //	1  whole:   1 | the page as it was [4096] (checksum bytes zero)
@@ -155,35 +156,44 @@ func pageAt(snap *pebble.Snapshot, store trie.StoreID, id trie.PageID, version u
 	corrupt := func(orphan uint64, format string, args ...any) error {
 		return fmt.Errorf("%w: page %s of store %d as version %d found it: %s", ErrCorrupt, id, store, orphan, fmt.Sprintf(format, args...))
 	}
-	// The deltas met on the way, oldest first, and what the last leads to.
+	// The deltas met on the way, oldest first, and what the last applies to.
 	var deltas [][]byte
 	var orphans []uint64
 	base := current
 	for valid := it.First(); valid; valid = it.Next() {
-		key, entry := it.Key(), it.Value()
-		if !isEntryOf(key, entity) || len(entry) == 0 {
-			return nil, false, fmt.Errorf("%w: superseded page entry %x", ErrCorrupt, key)
+		key, kind := it.Key(), it.Value()
+		if !isEntryOf(key, entity) || len(kind) != 1 {
+			return nil, false, fmt.Errorf("%w: page change entry %x", ErrCorrupt, key)
 		}
 		orphan := binary.BigEndian.Uint64(key[len(entity):])
+		if kind[0] == pageCreated {
+			if len(deltas) > 0 {
+				return nil, false, corrupt(orphans[len(deltas)-1], "a delta from a page that did not exist")
+			}
+			return nil, true, nil
+		}
+		entry, found, err := getEntry(snap, oldPageKey(orphan, store, id))
+		if err != nil {
+			return nil, false, err
+		}
+		if !found || len(entry) == 0 || entry[0] != kind[0] {
+			return nil, false, corrupt(orphan, "the superseded page is missing or not of the kind its change says (%d)", kind[0])
+		}
 		if entry[0] == pageDelta {
 			if len(deltas) == maxDeltaChain {
 				return nil, false, corrupt(orphan, "more than %d deltas in a row", maxDeltaChain)
 			}
-			deltas, orphans = append(deltas, bytes.Clone(entry)), append(orphans, orphan)
+			deltas, orphans = append(deltas, entry), append(orphans, orphan)
 			continue
 		}
 		stored, err := pageBefore(entry, nil)
 		if err != nil {
 			return nil, false, corrupt(orphan, "%v", err)
 		}
-		if stored == nil && len(deltas) > 0 {
-			return nil, false, corrupt(orphans[len(deltas)-1], "a delta from a page that did not exist")
+		if len(deltas) == 0 {
+			return stored, true, checkLabel(stored, store, id, orphan, nil)
 		}
 		base = func() (*trie.Page, error) { return stored, nil }
-		if len(deltas) == 0 {
-			page, err := base()
-			return page, true, checkLabel(page, store, id, orphan, err)
-		}
 		break
 	}
 	if err := it.Error(); err != nil {
@@ -194,8 +204,7 @@ func pageAt(snap *pebble.Snapshot, store trie.StoreID, id trie.PageID, version u
 	}
 	page, err = base()
 	for i := len(deltas) - 1; i >= 0 && err == nil; i-- {
-		entry := deltas[i]
-		if page, err = pageBefore(entry, func() (*trie.Page, error) { return page, nil }); err != nil {
+		if page, err = pageBefore(deltas[i], func() (*trie.Page, error) { return page, nil }); err != nil {
 			err = corrupt(orphans[i], "%v", err)
 		}
 	}

@@ -226,7 +226,7 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 		}
 	}
 	// Version 3's record of the root page as version 2 left it.
-	key := oldPageIndexKey(db.trees["acc"].store, trie.RootPageID, 3)
+	key := oldPageKey(3, db.trees["acc"].store, trie.RootPageID)
 	entry, closer, err := db.pebble.Get(key)
 	if err != nil {
 		t.Fatal(err)

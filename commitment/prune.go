@@ -118,6 +118,8 @@ func (db *DB) dropVersionHistory(batch *pebble.Batch, o uint64) error {
 			del(oldLeafKey(k.store, trie.PathOf(k.key), o))
 		}
 	}
+	// The pages themselves: one range, which compaction drops whole.
+	errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, o), versionKey(prefixOldPage, o+1), nil))
 	del(versionKey(prefixChanges, o))
 	return errors.Join(errs...)
 }

@@ -128,12 +128,14 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 	if found {
 		c.Prior, c.Bucket = current, bucket
 	}
-	entry, ok, err := db.getMeta(oldPageIndexKey(p.store, p.id, v), "a superseded page")
-	if err != nil {
-		return c, err
-	}
-	if !ok {
-		return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
+	entry := []byte{pageCreated}
+	if p.hadPrior {
+		var ok bool
+		if entry, ok, err = db.getMeta(oldPageKey(v, p.store, p.id), "a superseded page"); err != nil {
+			return c, err
+		} else if !ok {
+			return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
+		}
 	}
 	if c.Page, err = pageBefore(entry, func() (*trie.Page, error) { return c.Prior, nil }); err != nil {
 		return c, fmt.Errorf("%w: %s as before version %d: %v", ErrCorrupt, key, v, err)

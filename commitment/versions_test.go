@@ -422,8 +422,8 @@ func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) 
 	got := map[string][2]int{
 		"superseded values": {countPrefix(t, db, prefixOldValue), wantKeys},
 		"superseded leaves": {countPrefix(t, db, prefixOldLeaf), wantKeys},
-		"superseded pages":  {countEntries(t, db, prefixOldPage, func(v []byte) bool { return v[0] != pageCreated }), wantPages},
-		"page changes":      {countPrefix(t, db, prefixOldPage), wantPageChanges},
+		"superseded pages":  {countPrefix(t, db, prefixOldPage), wantPages},
+		"page changes":      {countPrefix(t, db, prefixOldPageByID), wantPageChanges},
 		"change lists":      {countPrefix(t, db, prefixChanges), wantLists},
 		"roots records":     {countPrefix(t, db, prefixRoots), int(vm.latest - earliest + 1)},
 	}
