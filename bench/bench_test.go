@@ -94,6 +94,11 @@ func TestRunEveryWorkloadOnEveryStore(t *testing.T) {
 		if last(everything) <= 0 || last(nothing) <= 0 {
 			t.Errorf("%s W3: no disk sizes per block", kind)
 		}
+		// Each figure is its own store's: W1's store is the size of W3's
+		// copies of it, not of it and the copies together.
+		if w1 := rep.find(W1, kind); w1.DiskBytes > 2*last(nothing) {
+			t.Errorf("%s: W1's store takes %d bytes, W3's copy of it %d", kind, w1.DiskBytes, last(nothing))
+		}
 	}
 
 	out := t.TempDir()

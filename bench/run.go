@@ -236,7 +236,7 @@ func (r *runner) accountWorkloads() error {
 		if s, err = openStore(r.kind, template, []string{bankTree}, pruneDefault, obs); err != nil {
 			return err
 		}
-		err = r.onTemplate(s, obs, accts, height)
+		err = r.onTemplate(template, s, obs, accts, height)
 		if err = errors.Join(err, s.Close()); err != nil {
 			return err
 		}
@@ -256,11 +256,11 @@ func (r *runner) accountWorkloads() error {
 }
 
 // onTemplate runs W1, W4 and W5, in that order, on the preloaded store.
-func (r *runner) onTemplate(s Store, obs *observer, accts *accounts, preloadHeight int64) error {
+func (r *runner) onTemplate(dir string, s Store, obs *observer, accts *accounts, preloadHeight int64) error {
 	c := r.cfg
 	preloaded := len(accts.addrs)
 	if c.wants(W1) {
-		res, err := r.timedBlocks(W1, s, obs, c.Blocks, func() (blockWork, error) { return transferBlock(s, accts, c.T) }, nil)
+		res, err := r.timedBlocks(W1, dir, s, obs, c.Blocks, func() (blockWork, error) { return transferBlock(s, accts, c.T) }, nil)
 		if err != nil {
 			r.fail(W1, err)
 			return nil
@@ -269,7 +269,7 @@ func (r *runner) onTemplate(s Store, obs *observer, accts *accounts, preloadHeig
 		r.add(res)
 	}
 	if c.wants(W4) {
-		if err := guard(func() error { return r.w4(s, obs, accts, preloaded, preloadHeight) }); err != nil {
+		if err := guard(func() error { return r.w4(dir, s, obs, accts, preloaded, preloadHeight) }); err != nil {
 			r.fail(W4, err)
 			return nil
 		}
@@ -313,9 +313,9 @@ func (r *runner) preload(s Store, what string, n int, next func() (tree string, 
 }
 
 // timedBlocks runs blocks of exec, each followed by WorkingHash and
-// Commit, and measures them. after, if set, runs after each commit,
-// untimed.
-func (r *runner) timedBlocks(workload string, s Store, obs *observer, blocks int, exec func() (blockWork, error), after func(b *Block)) (Result, error) {
+// Commit, and measures them; dir is the store's directory. after, if set,
+// runs after each commit, untimed.
+func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, blocks int, exec func() (blockWork, error), after func(b *Block)) (Result, error) {
 	res := Result{Workload: workload, Kind: r.kind}
 	r.settle()
 	if err := resetPeakRSS(); err != nil {
@@ -387,7 +387,7 @@ func (r *runner) timedBlocks(workload string, s Store, obs *observer, blocks int
 	if res.PeakRSS, err = peakRSS(); err != nil {
 		return res, err
 	}
-	if res.DiskBytes, err = diskUsage(r.dir); err != nil {
+	if res.DiskBytes, err = diskUsage(dir); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -428,7 +428,7 @@ func (r *runner) w3(name string, opts pruningtypes.PruningOptions) error {
 		accts.add()
 	}
 	var diskErr error
-	res, err := r.timedBlocks(W3+"/"+name, s, obs, r.cfg.W3Blocks, func() (blockWork, error) { return transferBlock(s, accts, r.cfg.T) },
+	res, err := r.timedBlocks(W3+"/"+name, dir, s, obs, r.cfg.W3Blocks, func() (blockWork, error) { return transferBlock(s, accts, r.cfg.T) },
 		func(b *Block) {
 			var err error
 			b.DiskBytes, err = diskUsage(dir)
@@ -484,7 +484,7 @@ var w4Queries = []struct {
 
 // w4 runs W4Blocks of W1 while one reader queries preloaded accounts at
 // the latest height and QueryDepth below it, verifying every proof.
-func (r *runner) w4(s Store, obs *observer, accts *accounts, preloaded int, preloadHeight int64) error {
+func (r *runner) w4(dir string, s Store, obs *observer, accts *accounts, preloaded int, preloadHeight int64) error {
 	c := r.cfg
 	addrs := accts.addrs[:preloaded] // the writer appends; these stay put
 	var latest atomic.Int64
@@ -527,7 +527,7 @@ func (r *runner) w4(s Store, obs *observer, accts *accounts, preloaded int, prel
 			}
 		})
 	}()
-	res, err := r.timedBlocks(W4, s, obs, c.W4Blocks, func() (blockWork, error) { return transferBlock(s, accts, c.T) },
+	res, err := r.timedBlocks(W4, dir, s, obs, c.W4Blocks, func() (blockWork, error) { return transferBlock(s, accts, c.T) },
 		func(b *Block) { latest.Store(b.Height) })
 	close(stop)
 	wg.Wait()
@@ -648,7 +648,7 @@ func (r *runner) appWorkload() error {
 	if err != nil {
 		return errors.Join(err, s.Close())
 	}
-	res, err := r.timedBlocks(W2, s, obs, c.Blocks, func() (blockWork, error) { return a.block(s, c.T) }, nil)
+	res, err := r.timedBlocks(W2, dir, s, obs, c.Blocks, func() (blockWork, error) { return a.block(s, c.T) }, nil)
 	if err = errors.Join(err, s.Close()); err != nil {
 		return err
 	}
