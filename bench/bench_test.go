@@ -280,3 +280,34 @@ func TestCopyTreeKeepsHoles(t *testing.T) {
 		t.Errorf("copy occupies %d bytes: the holes were written", used)
 	}
 }
+
+// Closing an IAVL store closes its trees before the database: IAVL's
+// async pruning goroutine, still pruning, would otherwise read the closed
+// database and panic the process (a W3 run under pruning everything did).
+func TestIAVLCloseStopsPruning(t *testing.T) {
+	for _, kind := range []string{KindIAVLLevelDB, KindIAVLPebble} {
+		t.Run(kind, func(t *testing.T) {
+			s, err := openStore(kind, t.TempDir(), []string{bankTree}, w3Settings[1].opts, &observer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			accts := newAccounts(1)
+			for range 2_000 {
+				k, v := accts.add()
+				s.Set(bankTree, k, v)
+			}
+			// Past the pruning interval, with every block rewriting keys, so
+			// that pruning has versions to delete when the store closes.
+			for range 25 {
+				if _, err := transferBlock(s, accts, 200); err != nil {
+					t.Fatal(err)
+				}
+				s.Commit()
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // a live pruning goroutine would panic here
+		})
+	}
+}

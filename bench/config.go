@@ -48,6 +48,9 @@ type Config struct {
 	// ProfileDir, if set, receives a CPU profile of each timed run,
 	// <kind>-<workload>.pprof (preloads excluded).
 	ProfileDir string `json:"-"`
+	// AfterKind, if set, is called with the report so far after each store
+	// kind's runs, so that a long run that dies later keeps what it did.
+	AfterKind func(*Report) `json:"-"`
 	// Progress receives progress bars (on a terminal) or a line per phase;
 	// nil: neither.
 	Progress io.Writer `json:"-"`

@@ -146,6 +146,9 @@ func Run(cfg Config) (*Report, error) {
 		if err := os.RemoveAll(r.dir); err != nil {
 			return rep, err
 		}
+		if cfg.AfterKind != nil {
+			cfg.AfterKind(rep)
+		}
 	}
 	return rep, nil
 }

@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"cosmossdk.io/log"
+	iavlstore "cosmossdk.io/store/iavl"
 	"cosmossdk.io/store/metrics"
 	pruningtypes "cosmossdk.io/store/pruning/types"
 	"cosmossdk.io/store/rootmulti"
@@ -105,6 +108,8 @@ type cmsStore struct {
 	block  storetypes.CacheMultiStore // nil between blocks
 	close  func() error
 	proofs *merkle.ProofRuntime
+	// iavl is set for rootmulti, whose IAVL trees Close closes first.
+	iavl bool
 }
 
 func newCMSStore(cms storetypes.CommitMultiStore, trees []string, prune pruningtypes.PruningOptions, closeFn func() error) (*cmsStore, error) {
@@ -126,10 +131,35 @@ func openIAVL(db dbm.DB, trees []string, prune pruningtypes.PruningOptions) (Sto
 	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
 	rs.SetIAVLCacheSize(iavlCacheSize)
 	rs.SetIAVLDisableFastNode(false)
-	// rootmulti has no Close: an SDK node closes the database under it.
-	// IAVL's async pruning goroutines outlive it, idle once the disk has
-	// settled (the runner waits for that before closing).
-	return newCMSStore(rs, trees, prune, db.Close)
+	s, err := newCMSStore(rs, trees, prune, db.Close)
+	if err != nil {
+		return nil, err
+	}
+	s.iavl = true
+	return s, nil
+}
+
+// closeIAVLTree closes the IAVL tree under one of rootmulti's stores.
+// Neither rootmulti nor the SDK's iavl.Store has a Close: a node closes
+// the database and exits. In one process, IAVL's async pruning goroutine
+// would outlive the database and panic at its next read of it (it did, in
+// W3 under pruning everything); iavl.MutableTree.Close waits for that
+// goroutine. The tree is an unexported field, reached by reflection.
+func closeIAVLTree(store storetypes.CommitKVStore) error {
+	st, ok := store.(*iavlstore.Store)
+	if !ok {
+		return fmt.Errorf("bench: rootmulti store of type %T, not an IAVL store", store)
+	}
+	field := reflect.ValueOf(st).Elem().FieldByName("tree")
+	if !field.IsValid() {
+		return errors.New("bench: iavl.Store has no tree field in this SDK version")
+	}
+	tree := reflect.NewAt(field.Type(), unsafe.Pointer(field.UnsafeAddr())).Elem().Interface()
+	closer, ok := tree.(interface{ Close() error })
+	if !ok {
+		return fmt.Errorf("bench: IAVL tree of type %T cannot be closed", tree)
+	}
+	return closer.Close()
 }
 
 func openNomt(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
@@ -216,7 +246,15 @@ func (s *cmsStore) Snapshotter() snapshottypes.Snapshotter {
 	return sn
 }
 
-func (s *cmsStore) Close() error { return s.close() }
+func (s *cmsStore) Close() error {
+	var errs []error
+	if s.iavl {
+		for _, key := range s.keys {
+			errs = append(errs, closeIAVLTree(s.cms.GetCommitKVStore(key)))
+		}
+	}
+	return errors.Join(append(errs, s.close())...)
+}
 
 // engineStore drives the engine directly: what the SDK layer above it
 // (cache branches, commit info, the multistore's bookkeeping) costs shows

@@ -73,11 +73,18 @@ are not timed. Exit status 1 if any store failed a workload.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return failed("%v", err)
 			}
+			base := filepath.Join(out, "bench-"+cfg.Size)
+			cfg.AfterKind = func(rep *bench.Report) {
+				// What is done so far, in case a later store kills the run.
+				if err := errors.Join(rep.WriteJSON(base+".json"), writeMarkdownFile(rep, base+".md")); err != nil {
+					_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "writing the partial report: %v\n", err)
+				}
+			}
 			rep, err := bench.Run(cfg)
 			if err != nil {
 				return failed("%v", err)
 			}
-			return writeReport(cmd, rep, filepath.Join(out, "bench-"+cfg.Size))
+			return writeReport(cmd, rep, base)
 		},
 	}
 	f := cmd.Flags()
@@ -115,11 +122,7 @@ func writeReport(cmd *cobra.Command, rep *bench.Report, base string) error {
 	if err := rep.WriteMarkdown(cmd.OutOrStdout()); err != nil {
 		return failed("%v", err)
 	}
-	md, err := os.Create(base + ".md")
-	if err != nil {
-		return failed("%v", err)
-	}
-	err = errors.Join(rep.WriteMarkdown(md), md.Close(), rep.WriteJSON(base+".json"), rep.WriteChart(base+".png"))
+	err := errors.Join(writeMarkdownFile(rep, base+".md"), rep.WriteJSON(base+".json"), rep.WriteChart(base+".png"))
 	if err != nil {
 		return failed("writing the report: %v", err)
 	}
@@ -128,4 +131,12 @@ func writeReport(cmd *cobra.Command, rep *bench.Report, base string) error {
 		return failed("some stores failed a workload: see the table")
 	}
 	return nil
+}
+
+func writeMarkdownFile(rep *bench.Report, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	return errors.Join(rep.WriteMarkdown(f), f.Close())
 }
