@@ -35,7 +35,7 @@ fuzz-smoke:
 # ../shared/BENCHMARK.md through every workload and store at a small N.
 bench-smoke:
 	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./...
-	$(GO) run ./cmd/nomtstore bench --n 20000 --t 200 --blocks 5 --w3-blocks 25 --w4-blocks 5 --out $(BIN)/bench-smoke
+	$(GO) run ./cmd/nomtstore bench --n 20000 --t 200 --blocks 5 --w3-blocks 25 --w4-blocks 5 --quiet 200ms --out $(BIN)/bench-smoke
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -281,7 +281,7 @@ func TestCopyTreeKeepsHoles(t *testing.T) {
 	}
 }
 
-// Closing an IAVL store closes its trees before the database: IAVL's
+X
 // async pruning goroutine, still pruning, would otherwise read the closed
 // database and panic the process (a W3 run under pruning everything did).
 func TestIAVLCloseStopsPruning(t *testing.T) {

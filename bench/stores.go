@@ -23,6 +23,7 @@ import (
 	storetypes "cosmossdk.io/store/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
 	dbm "github.com/cosmos/cosmos-db"
+	"github.com/cosmos/iavl"
 	ics23 "github.com/cosmos/ics23/go"
 
 	"github.com/nomtstore/nomtstore/commitment"
@@ -108,7 +109,7 @@ type cmsStore struct {
 	block  storetypes.CacheMultiStore // nil between blocks
 	close  func() error
 	proofs *merkle.ProofRuntime
-	// iavl is set for rootmulti, whose IAVL trees Close closes first.
+	// iavl is set for rootmulti, whose IAVL pruning Close waits for.
 	iavl bool
 }
 
@@ -139,27 +140,51 @@ func openIAVL(db dbm.DB, trees []string, prune pruningtypes.PruningOptions) (Sto
 	return s, nil
 }
 
-// closeIAVLTree closes the IAVL tree under one of rootmulti's stores.
-// Neither rootmulti nor the SDK's iavl.Store has a Close: a node closes
-// the database and exits. In one process, IAVL's async pruning goroutine
-// would outlive the database and panic at its next read of it (it did, in
-// W3 under pruning everything); iavl.MutableTree.Close waits for that
-// goroutine. The tree is an unexported field, reached by reflection.
-func closeIAVLTree(store storetypes.CommitKVStore) error {
+// waitIAVLPruned waits until the IAVL tree under one of rootmulti's stores
+// has no pruning left to do. Neither rootmulti nor the SDK's iavl.Store
+// has a Close: a node closes the database and exits. In one process, IAVL's
+// async pruning goroutine, still deleting versions, would read the closed
+// database and panic (it did, after W3 under pruning everything); and
+// iavl.MutableTree.Close cannot stop it, as it waits for the goroutine
+// while holding the lock the goroutine takes (IAVL v1.2.2). So the harness
+// waits until the tree's pending prune height is 0, read under the tree's
+// lock, after which the goroutine only sleeps and checks that height again.
+// The fields are unexported, reached by reflection.
+func waitIAVLPruned(store storetypes.CommitKVStore, limit time.Duration) error {
 	st, ok := store.(*iavlstore.Store)
 	if !ok {
 		return fmt.Errorf("bench: rootmulti store of type %T, not an IAVL store", store)
 	}
-	field := reflect.ValueOf(st).Elem().FieldByName("tree")
-	if !field.IsValid() {
-		return errors.New("bench: iavl.Store has no tree field in this SDK version")
-	}
-	tree := reflect.NewAt(field.Type(), unsafe.Pointer(field.UnsafeAddr())).Elem().Interface()
-	closer, ok := tree.(interface{ Close() error })
+	tree, ok := unexportedField(reflect.ValueOf(st).Elem(), "tree").Interface().(*iavl.MutableTree)
 	if !ok {
-		return fmt.Errorf("bench: IAVL tree of type %T cannot be closed", tree)
+		return errors.New("bench: the IAVL store's tree is not a mutable tree")
 	}
-	return closer.Close()
+	ndb := unexportedField(reflect.ValueOf(tree).Elem(), "ndb").Elem()
+	mtx, ok := unexportedField(ndb, "mtx").Addr().Interface().(*sync.Mutex)
+	pending := unexportedField(ndb, "pruneVersion")
+	if !ok || pending.Kind() != reflect.Int64 {
+		return errors.New("bench: IAVL's node database has no mtx and pruneVersion in this version")
+	}
+	for deadline := time.Now().Add(limit); ; time.Sleep(50 * time.Millisecond) {
+		mtx.Lock()
+		to := pending.Int()
+		mtx.Unlock()
+		if to == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: IAVL still pruning to %d after %v", to, limit)
+		}
+	}
+}
+
+// unexportedField is v's field name, made readable; invalid if absent.
+func unexportedField(v reflect.Value, name string) reflect.Value {
+	f := v.FieldByName(name)
+	if !f.IsValid() {
+		return f
+	}
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
 }
 
 func openNomt(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
@@ -250,7 +275,7 @@ func (s *cmsStore) Close() error {
 	var errs []error
 	if s.iavl {
 		for _, key := range s.keys {
-			errs = append(errs, closeIAVLTree(s.cms.GetCommitKVStore(key)))
+			errs = append(errs, waitIAVLPruned(s.cms.GetCommitKVStore(key), 30*time.Minute))
 		}
 	}
 	return errors.Join(append(errs, s.close())...)
