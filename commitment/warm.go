@@ -24,7 +24,11 @@ type warmKey struct {
 	key string
 }
 
+// startWarmer starts the warmer if the options ask for one.
 func (db *DB) startWarmer() {
+	if db.opts.WarmUp != WarmUpOn {
+		return
+	}
 	w := &warmer{keys: make(chan warmKey, warmQueue), done: make(chan struct{})}
 	db.warm = w
 	go func() {
@@ -47,16 +51,23 @@ func (db *DB) warmKey(k warmKey) {
 	_ = tr.Touch(db.record.roots[k.t.store], trie.PathOf([]byte(k.key)))
 }
 
-// warmLater queues a staged key for warming, unless the queue is full.
+// warmLater queues a staged key for warming, unless the queue is full or
+// there is no warmer.
 func (w *warmer) warmLater(t *tree, key []byte) {
+	if w == nil {
+		return
+	}
 	select {
 	case w.keys <- warmKey{t: t, key: string(key)}:
 	default:
 	}
 }
 
-// stop ends the warmer once it has drained its queue.
+// stop ends the warmer, if any, once it has drained its queue.
 func (w *warmer) stop() {
+	if w == nil {
+		return
+	}
 	close(w.keys)
 	<-w.done
 }
