@@ -281,9 +281,10 @@ func TestCopyTreeKeepsHoles(t *testing.T) {
 	}
 }
 
-X
-// async pruning goroutine, still pruning, would otherwise read the closed
-// database and panic the process (a W3 run under pruning everything did).
+// Closing an IAVL store waits for its trees' pruning before closing the
+// database: IAVL's async pruning goroutine, still pruning, would otherwise
+// read the closed database and panic the process (a W3 run under pruning
+// everything did).
 func TestIAVLCloseStopsPruning(t *testing.T) {
 	for _, kind := range []string{KindIAVLLevelDB, KindIAVLPebble} {
 		t.Run(kind, func(t *testing.T) {
