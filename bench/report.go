@@ -64,10 +64,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "× is each figure against %s in this run, written so that more is better: writes/s over its writes/s, "+
 		"its commit time, bytes or disk over the store's. Commit is WorkingHash + Commit; every commit is durable.\n\n", referenceKind)
 	for _, name := range r.workloadNames() {
-		switch {
-		case name == W4:
+		switch name {
+		case W4:
 			r.queryTable(&b)
-		case name == W5:
+		case W5:
 			r.snapshotTable(&b)
 		default:
 			r.blocksTable(&b, name)

@@ -122,6 +122,8 @@ type Options struct {
 // WarmUp is Options.WarmUp.
 type WarmUp int
 
+// The warm-up settings. Auto exists because on 2 cores the warm-up competes
+// with the block for CPU and slowed blocks more than it sped commits.
 const (
 	WarmUpAuto WarmUp = iota // on with 4 or more cores
 	WarmUpOn

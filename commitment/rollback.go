@@ -138,7 +138,7 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 		}
 	}
 	if c.Page, err = pageBefore(entry, func() (*trie.Page, error) { return c.Prior, nil }); err != nil {
-		return c, fmt.Errorf("%w: %s as before version %d: %v", ErrCorrupt, key, v, err)
+		return c, fmt.Errorf("%w: %s as before version %d: %w", ErrCorrupt, key, v, err)
 	}
 	if (c.Page != nil) != p.hadPrior {
 		return c, fmt.Errorf("%w: %s as before version %d: the change list and the page history disagree on whether it existed", ErrCorrupt, key, v)
