@@ -111,6 +111,14 @@ type cmsStore struct {
 	proofs *merkle.ProofRuntime
 	// iavl is set for rootmulti, whose IAVL pruning Close waits for.
 	iavl bool
+	// abci serializes Query with a block's write-back and Commit for
+	// rootmulti: its Query reads the commit info, IAVL's version map and
+	// tree nodes that those write unguarded (the race detector reports
+	// each), so a node relies on CometBFT's local ABCI client, which holds
+	// one mutex across FinalizeBlock, Commit and Query. W4's IAVL queries
+	// wait for them as they would on such a node; nomtstore's reads are
+	// safe alongside a commit and are not serialized.
+	abci sync.Mutex
 }
 
 func newCMSStore(cms storetypes.CommitMultiStore, trees []string, prune pruningtypes.PruningOptions, closeFn func() error) (*cmsStore, error) {
@@ -224,6 +232,14 @@ func (s *cmsStore) Iterate(tree string, start, end []byte) int {
 }
 
 func (s *cmsStore) WorkingHash() []byte {
+	if s.iavl {
+		s.abci.Lock()
+		defer s.abci.Unlock()
+	}
+	return s.workingHash()
+}
+
+func (s *cmsStore) workingHash() []byte {
 	if s.block != nil {
 		s.block.Write()
 		s.block = nil
@@ -232,8 +248,12 @@ func (s *cmsStore) WorkingHash() []byte {
 }
 
 func (s *cmsStore) Commit() (int64, []byte) {
+	if s.iavl {
+		s.abci.Lock()
+		defer s.abci.Unlock()
+	}
 	if s.block != nil {
-		s.WorkingHash()
+		s.workingHash()
 	}
 	id := s.cms.Commit()
 	return id.Version, id.Hash
@@ -246,6 +266,10 @@ type commitInfos interface {
 }
 
 func (s *cmsStore) Query(tree string, key []byte, height int64, prove bool) ([]byte, int64, func() error, error) {
+	if s.iavl {
+		s.abci.Lock()
+		defer s.abci.Unlock()
+	}
 	res, err := s.cms.(storetypes.Queryable).Query(&storetypes.RequestQuery{
 		Path: "/" + tree + "/key", Data: key, Height: height, Prove: prove,
 	})

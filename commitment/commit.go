@@ -687,6 +687,18 @@ func (db *DB) startFlush(table *bitbox.Table, changes []bitbox.Change, walPath s
 	return job
 }
 
+// WaitFlushed waits until the last commit's pages are in the page table
+// and its WAL is gone, and returns the store's sticky failure, if any. A
+// commit is durable without it (recovery replays the WAL); it is for a
+// caller that needs the background work finished, such as one about to
+// change process-wide settings the flush reads (telemetry) or to copy the
+// directory's files.
+func (db *DB) WaitFlushed() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	return db.waitFlushLocked()
+}
+
 // waitFlushLocked waits for the running flush and returns the sticky
 // failure, if any. REQUIRES: writeMu.
 func (db *DB) waitFlushLocked() error {
