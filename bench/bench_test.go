@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nomtstore/nomtstore/commitment"
 )
 
 // smokeConfig is every workload against every store at a size that runs
@@ -288,7 +290,7 @@ func TestCopyTreeKeepsHoles(t *testing.T) {
 func TestIAVLCloseStopsPruning(t *testing.T) {
 	for _, kind := range []string{KindIAVLLevelDB, KindIAVLPebble} {
 		t.Run(kind, func(t *testing.T) {
-			s, err := openStore(kind, t.TempDir(), []string{bankTree}, w3Settings[1].opts, &observer{})
+			s, err := openStore(kind, t.TempDir(), []string{bankTree}, w3Settings[1].opts, &observer{}, commitment.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nomtstore/nomtstore/commitment"
 )
 
 // Workloads of BENCHMARK.md, in the order a run takes them.
@@ -43,6 +45,8 @@ type Config struct {
 	// timed run starts and before its bytes are counted at its end (the
 	// stores' background compactions and flushes); SizeConfig sets 1 s.
 	Quiet time.Duration `json:"quiet_ns"`
+	// WarmUp is the nomtstore kinds' warm-up setting (commitment.Options).
+	WarmUp commitment.WarmUp `json:"warm_up"`
 	// Dir holds the stores while they run (removed as runs end).
 	Dir string `json:"-"`
 	// ProfileDir, if set, receives a CPU profile of each timed run,

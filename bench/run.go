@@ -18,6 +18,8 @@ import (
 	pruningtypes "cosmossdk.io/store/pruning/types"
 	snapshottypes "cosmossdk.io/store/snapshots/types"
 	protoio "github.com/cosmos/gogoproto/io"
+
+	"github.com/nomtstore/nomtstore/commitment"
 )
 
 // Report is a harness run: the configuration, the machine, and one Result
@@ -211,7 +213,7 @@ func (r *runner) accountWorkloads() error {
 	c := r.cfg
 	template := filepath.Join(r.dir, "w1")
 	obs := &observer{}
-	s, err := openStore(r.kind, template, []string{bankTree}, pruneDefault, obs)
+	s, err := r.openStore(template, []string{bankTree}, pruneDefault, obs)
 	if err != nil {
 		return err
 	}
@@ -236,7 +238,7 @@ func (r *runner) accountWorkloads() error {
 	}
 
 	if c.wants(W1) || c.wants(W4) || c.wants(W5) {
-		if s, err = openStore(r.kind, template, []string{bankTree}, pruneDefault, obs); err != nil {
+		if s, err = r.openStore(template, []string{bankTree}, pruneDefault, obs); err != nil {
 			return err
 		}
 		err = r.onTemplate(template, s, obs, accts, height)
@@ -283,6 +285,10 @@ func (r *runner) onTemplate(dir string, s Store, obs *observer, accts *accounts,
 		}
 	}
 	return nil
+}
+
+func (r *runner) openStore(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
+	return openStore(r.kind, dir, trees, prune, obs, commitment.Options{WarmUp: r.cfg.WarmUp})
 }
 
 func (r *runner) add(res Result) {
@@ -422,7 +428,7 @@ func (r *runner) w3(name string, opts pruningtypes.PruningOptions) error {
 	dir := filepath.Join(r.dir, "w3-"+name)
 	defer func() { _ = os.RemoveAll(dir) }()
 	obs := &observer{}
-	s, err := openStore(r.kind, dir, []string{bankTree}, opts, obs)
+	s, err := r.openStore(dir, []string{bankTree}, opts, obs)
 	if err != nil {
 		return err
 	}
@@ -577,7 +583,7 @@ func (r *runner) w5(s Store, keys int) error {
 
 	dir := filepath.Join(r.dir, "w5-restore")
 	defer func() { _ = os.RemoveAll(dir) }()
-	dst, err := openStore(r.kind, dir, []string{bankTree}, pruneDefault, &observer{})
+	dst, err := r.openStore(dir, []string{bankTree}, pruneDefault, &observer{})
 	if err != nil {
 		return err
 	}
@@ -630,7 +636,7 @@ func (r *runner) appWorkload() error {
 	defer func() { _ = os.RemoveAll(dir) }()
 	a := newApp(c.Seed, c.N)
 	obs := &observer{}
-	s, err := openStore(r.kind, dir, a.trees(), pruneDefault, obs)
+	s, err := r.openStore(dir, a.trees(), pruneDefault, obs)
 	if err != nil {
 		return err
 	}

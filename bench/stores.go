@@ -75,15 +75,17 @@ const iavlCacheSize = 781250
 
 // openStore opens a store of kind in dir (created if new) with trees
 // mounted and the given pruning, reporting nomtstore's commits to obs.
-func openStore(kind, dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
+// openStore opens a store of a kind; engine tunes the nomtstore kinds
+// (its Observer is replaced by obs).
+func openStore(kind, dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer, engine commitment.Options) (Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	switch kind {
 	case KindNomt:
-		return openNomt(dir, trees, prune, obs)
+		return openNomt(dir, trees, prune, obs, engine)
 	case KindNomtEngine:
-		return openEngine(dir, trees, prune, obs)
+		return openEngine(dir, trees, prune, obs, engine)
 	case KindIAVLLevelDB:
 		db, err := dbm.NewGoLevelDB("application", dir, nil)
 		if err != nil {
@@ -195,8 +197,9 @@ func unexportedField(v reflect.Value, name string) reflect.Value {
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
 }
 
-func openNomt(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
-	ms, err := multistore.New(filepath.Join(dir, "nomtstore"), log.NewNopLogger(), multistore.Options{Observer: obs})
+func openNomt(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer, engine commitment.Options) (Store, error) {
+	engine.Observer = nil // the multistore sets it from Observer
+	ms, err := multistore.New(filepath.Join(dir, "nomtstore"), log.NewNopLogger(), multistore.Options{Engine: engine, Observer: obs})
 	if err != nil {
 		return nil, err
 	}
@@ -317,8 +320,9 @@ type engineStore struct {
 	pending map[string]map[string][]byte // the block's writes; nil value: deleted
 }
 
-func openEngine(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
-	db, err := commitment.Open(filepath.Join(dir, "nomtstore"), trees, commitment.Options{Observer: obs})
+func openEngine(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer, engine commitment.Options) (Store, error) {
+	engine.Observer = obs
+	db, err := commitment.Open(filepath.Join(dir, "nomtstore"), trees, engine)
 	if err != nil {
 		return nil, err
 	}
