@@ -106,21 +106,19 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.StringVar(&workloads, "workloads", strings.Join(bench.Workloads, ","), "workloads, comma-separated")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
-	f.StringVar(&warmUp, "warm-up", "auto", "nomtstore's warm-up of staged keys' pages: auto (on with 4 or more cores), on or off")
+	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")
 	f.StringVar(&out, "out", "bench-results", "directory for bench-<size>.md, .json and .png")
 	return cmd
 }
 
 func parseWarmUp(s string) (commitment.WarmUp, error) {
 	switch s {
-	case "auto":
-		return commitment.WarmUpAuto, nil
 	case "on":
 		return commitment.WarmUpOn, nil
 	case "off":
 		return commitment.WarmUpOff, nil
 	}
-	return 0, fmt.Errorf("--warm-up %q: want auto, on or off", s)
+	return 0, fmt.Errorf("--warm-up %q: want on or off", s)
 }
 
 func splitList(s string) []string {

@@ -25,6 +25,7 @@ func TestBenchBadUsageExitsTwo(t *testing.T) {
 		{"no stores", []string{"bench", "--stores", ","}, "at least one store kind"},
 		{"bad number", []string{"bench", "--n", "many"}, `invalid argument "many"`},
 		{"stray argument", []string{"bench", "W1"}, `unknown command "W1"`},
+		{"unknown warm-up", []string{"bench", "--warm-up", "auto"}, `--warm-up "auto": want on or off`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
