@@ -53,7 +53,7 @@ func (r *Report) WriteChart(file string) error {
 	if len(panels) == 0 {
 		return errors.New("bench: no blocks to chart")
 	}
-	const cols = 3
+	cols := min(3, len(panels)) // a run of one or two workloads gets no empty tiles
 	rows := (len(panels) + cols - 1) / cols
 	grid := make([][]*plot.Plot, rows)
 	for i := range grid {
