@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -150,17 +151,20 @@ func openIAVL(db dbm.DB, trees []string, prune pruningtypes.PruningOptions) (Sto
 	return s, nil
 }
 
-// waitIAVLPruned waits until the IAVL tree under one of rootmulti's stores
-// has no pruning left to do. Neither rootmulti nor the SDK's iavl.Store
-// has a Close: a node closes the database and exits. In one process, IAVL's
-// async pruning goroutine, still deleting versions, would read the closed
-// database and panic (it did, after W3 under pruning everything); and
-// iavl.MutableTree.Close cannot stop it, as it waits for the goroutine
-// while holding the lock the goroutine takes (IAVL v1.2.2). So the harness
-// waits until the tree's pending prune height is 0, read under the tree's
-// lock, after which the goroutine only sleeps and checks that height again.
-// The fields are unexported, reached by reflection.
-func waitIAVLPruned(store storetypes.CommitKVStore, limit time.Duration) error {
+// stopIAVLPruning waits until the IAVL tree under one of rootmulti's stores
+// has no pruning left to do, then stops the tree's async pruning goroutine.
+// Neither rootmulti nor the SDK's iavl.Store has a Close: a node closes the
+// database and exits. In one process, IAVL's pruning goroutine outlives the
+// store: still deleting versions, it read the closed database and panicked
+// (after W3 under pruning everything); idle, it kept the node database and
+// its caches alive (the stores of W2 alone held ~10 GB, which squeezed the
+// OS page cache of the stores measured after them). iavl.MutableTree.Close
+// cannot stop it, as it waits for the goroutine while holding the lock the
+// goroutine takes (IAVL v1.2.2). So the harness waits until the pending
+// prune height, read under that lock, is 0, then cancels the goroutine's
+// context and waits for its exit signal, without the lock. The fields are
+// unexported, reached by reflection.
+func stopIAVLPruning(store storetypes.CommitKVStore, limit time.Duration) error {
 	st, ok := store.(*iavlstore.Store)
 	if !ok {
 		return fmt.Errorf("bench: rootmulti store of type %T, not an IAVL store", store)
@@ -170,21 +174,35 @@ func waitIAVLPruned(store storetypes.CommitKVStore, limit time.Duration) error {
 		return errors.New("bench: the IAVL store's tree is not a mutable tree")
 	}
 	ndb := unexportedField(reflect.ValueOf(tree).Elem(), "ndb").Elem()
-	mtx, ok := unexportedField(ndb, "mtx").Addr().Interface().(*sync.Mutex)
+	mtx, okMtx := unexportedField(ndb, "mtx").Addr().Interface().(*sync.Mutex)
 	pending := unexportedField(ndb, "pruneVersion")
-	if !ok || pending.Kind() != reflect.Int64 {
-		return errors.New("bench: IAVL's node database has no mtx and pruneVersion in this version")
+	cancel, okCancel := unexportedField(ndb, "cancel").Interface().(context.CancelFunc)
+	done, okDone := unexportedField(ndb, "done").Interface().(chan struct{})
+	async := unexportedField(unexportedField(ndb, "opts"), "AsyncPruning")
+	if !okMtx || !okCancel || !okDone || pending.Kind() != reflect.Int64 || async.Kind() != reflect.Bool {
+		return errors.New("bench: IAVL's node database has no mtx, pruneVersion, cancel, done and opts.AsyncPruning in this version")
 	}
-	for deadline := time.Now().Add(limit); ; time.Sleep(50 * time.Millisecond) {
+	if !async.Bool() {
+		return nil // no goroutine
+	}
+	deadline := time.Now().Add(limit)
+	for ; ; time.Sleep(50 * time.Millisecond) {
 		mtx.Lock()
 		to := pending.Int()
 		mtx.Unlock()
 		if to == 0 {
-			return nil
+			break
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("bench: IAVL still pruning to %d after %v", to, limit)
 		}
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(time.Until(deadline) + time.Second):
+		return errors.New("bench: IAVL's pruning goroutine did not stop")
 	}
 }
 
@@ -302,7 +320,7 @@ func (s *cmsStore) Close() error {
 	var errs []error
 	if s.iavl {
 		for _, key := range s.keys {
-			errs = append(errs, waitIAVLPruned(s.cms.GetCommitKVStore(key), 30*time.Minute))
+			errs = append(errs, stopIAVLPruning(s.cms.GetCommitKVStore(key), 30*time.Minute))
 		}
 	}
 	return errors.Join(append(errs, s.close())...)
