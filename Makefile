@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 
 BUF_VERSION := 1.50.0
 
-.PHONY: proto all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench crash-long fuzz clean
+.PHONY: proto all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-large crash-long fuzz clean
 
 all: build
 
@@ -31,9 +31,11 @@ race:
 fuzz-smoke:
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./commitment/trie
 
-# -short shrinks the engine's W1 benchmark to a few blocks of a small store.
+# Every Go benchmark once (-short keeps them small), and the harness of
+# ../shared/BENCHMARK.md through every workload and store at a small N.
 bench-smoke:
 	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) run ./cmd/nomtstore bench --n 20000 --t 200 --blocks 5 --w3-blocks 25 --w4-blocks 5 --quiet 200ms --out $(BIN)/bench-smoke
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -56,11 +58,15 @@ lint: $(GOLANGCI_LINT)
 demo:
 	bash scripts/demo.sh
 
-# The trie benchmark (1M keys, 10k-update batches) and the engine's W1
-# `small` workload of ../shared/BENCHMARK.md on the real disk.
+# ../shared/BENCHMARK.md's workloads W1-W5 against nomtstore and IAVL v1 in
+# one process, size small (N = 1M) or large (N = 10M): a markdown table with
+# ratios, JSON and a PNG chart in bench-results/. Then the trie alone.
 bench:
+	$(GO) run ./cmd/nomtstore bench --size small --out bench-results
 	$(GO) test -run '^$$' -bench 'NodeHash|Update' -benchmem -count 3 ./commitment/trie
-	$(GO) test -run '^$$' -bench W1 -benchtime 1x -timeout 30m ./commitment
+
+bench-large:
+	$(GO) run ./cmd/nomtstore bench --size large --out bench-results
 
 # The long crash test: 10,000 SIGKILLs of a committing process.
 crash-long:

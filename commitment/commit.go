@@ -136,6 +136,7 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	}
 	m[string(key)] = op
 	db.working = nil
+	db.warm.warmLater(t, key)
 	return nil
 }
 
@@ -253,20 +254,40 @@ func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
 // supersedes, which history keeps. REQUIRES: mu held (read).
 func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
 	buckets := map[trie.PageID]uint64{}
-	tr, _ := db.committedTree(u.tree, buckets)
-	var priorsErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		u.priors, priorsErr = db.readPriors(u)
-	}()
+	tr, leaves := db.committedTree(u.tree, buckets)
+	var err error
+	if u.priors, err = db.readPriors(u); err != nil {
+		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
+	}
+	// The priors say which keys exist and with which value: the update
+	// need not look their leaves up in the index.
+	tr.Leaves = knownLeaves{leavesAt: leaves, ops: u.ops, priors: u.priors}
 	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers})
-	<-done
-	if err = errors.Join(err, priorsErr); err != nil {
+	if err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
 	u.result, u.buckets = res, buckets
 	return nil
+}
+
+// knownLeaves is the leaf index of an update whose keys' committed values
+// are known: the leaf of a staged key comes from its prior, any other from
+// the index.
+type knownLeaves struct {
+	leavesAt
+	ops    []trie.Op // sorted by path
+	priors []prior   // parallel to ops
+}
+
+func (k knownLeaves) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
+	i, found := slices.BinarySearchFunc(k.ops, path, func(op trie.Op, p trie.KeyPath) int { return bytes.Compare(op.Path[:], p[:]) })
+	if !found {
+		return k.leavesAt.Leaf(path)
+	}
+	if p := k.priors[i]; p.exists {
+		return trie.Leaf{Path: path, ValueHash: trie.ValueHash(p.value)}, true, nil
+	}
+	return trie.Leaf{}, false, nil
 }
 
 // readPriors reads the committed value of each key a tree update touches.
@@ -274,12 +295,12 @@ func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
 func (db *DB) readPriors(u *treeUpdate) ([]prior, error) {
 	priors := make([]prior, len(u.keys))
 	for i, key := range u.keys {
-		entry, found, err := getEntry(db.snap.snap, valueKey(u.tree.store, key))
+		r, err := db.currentEntry(u.tree.store, key)
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			born, value, err := splitBorn(entry)
+		if r.found {
+			born, value, err := splitBorn(r.entry)
 			if err != nil {
 				return nil, err
 			}
@@ -327,19 +348,23 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if prev.version == 0 && db.initialVersion > 0 {
 		version = db.initialVersion
 	}
-	batch := db.pebble.NewBatch()
-	if err := writeVersion(batch, w, version, prev.version == 0, db.stagedRecord); err != nil {
-		_ = batch.Close()
-		return nil, err
-	}
+	// The superseded pages' entries set the new pages' history bytes,
+	// which the WAL records: they come first.
+	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
-	walBytes, err := db.commitDurably(record, changes, batch)
+	appRecord := db.stagedRecord
+	walBytes, err := db.commitDurably(record, changes, db.pebble.NewBatch(), func(batch *pebble.Batch) error {
+		return writeVersion(batch, w, pageEntries, version, prev.version == 0, appRecord)
+	})
 	if err != nil {
 		return nil, err
 	}
-	keys := 0
+	keys, hashes := 0, 0
 	for _, staged := range db.staged {
 		keys += len(staged)
+	}
+	for _, u := range w.updates {
+		hashes += u.result.NodeHashes
 	}
 	clear(db.staged)
 	db.stagedRecord = nil
@@ -351,7 +376,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.mu.RUnlock()
 	if o := db.opts.Observer; o != nil {
 		o.Committed(CommitStats{Version: record.version, Duration: time.Since(start), Keys: keys,
-			Pages: len(changes), WALBytes: walBytes, Table: table.Stats()})
+			Pages: len(changes), WALBytes: walBytes, NodeHashes: hashes, Table: table.Stats()})
 	}
 	return &CommitResult{Version: record.version, Roots: roots}, nil
 }
@@ -360,11 +385,11 @@ func (db *DB) Commit() (*CommitResult, error) {
 // and leaves, the superseded values, leaves and pages with the version that
 // orphaned them, the version's change list, its roots and the application's
 // record of it, if any.
-func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool, appRecord []byte) error {
+func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) error {
 	var changed changeList
 	var errs []error
 	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
-	for _, u := range w.updates {
+	for ui, u := range w.updates {
 		store := u.tree.store
 		for i, key := range u.keys {
 			op, was := u.ops[i], u.priors[i]
@@ -383,11 +408,12 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 			}
 			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists})
 		}
-		for _, pc := range u.result.Pages {
-			if pc.Prior != nil {
-				set(oldPageKey(version, store, pc.ID), pc.Prior[:])
+		for pi, pc := range u.result.Pages {
+			entry := pageEntries[ui][pi]
+			if entry[0] != pageCreated {
+				set(oldPageKey(version, store, pc.ID), entry)
 			}
-			set(oldPageIndexKey(store, pc.ID, version), []byte{boolByte(pc.Prior != nil)})
+			set(oldPageIndexKey(store, pc.ID, version), entry[:1])
 			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}
@@ -404,12 +430,26 @@ func writeVersion(batch *pebble.Batch, w *workingSet, version uint64, first bool
 	return errors.Join(errs...)
 }
 
+// supersededPages returns each update's superseded page entries, parallel
+// to its page changes, setting the new pages' history bytes.
+func supersededPages(w *workingSet) [][][]byte {
+	entries := make([][][]byte, len(w.updates))
+	for i, u := range w.updates {
+		entries[i] = make([][]byte, len(u.result.Pages))
+		for j, pc := range u.result.Pages {
+			entries[i][j] = supersededPage(pc)
+		}
+	}
+	return entries
+}
+
 // commitDurably runs steps 2 to 4 of the protocol for a prepared version:
 // the WAL of its page changes, the commit point (batch, plus the record),
 // the swap of the committed state and the background page flush. Commit and
-// rollback share it. It consumes batch and returns the WAL's size.
-// REQUIRES: writeMu, no flush running.
-func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch) (int, error) {
+// rollback share it. fill, if set, adds to batch while the WAL is written
+// and synced (building the batch is CPU, the sync is waiting). It consumes
+// batch and returns the WAL's size. REQUIRES: writeMu, no flush running.
+func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch, fill func(*pebble.Batch) error) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
@@ -418,19 +458,33 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 	db.mu.RUnlock()
 	var walPath string
 	var walBytes int
-	var err error
+	var walErr error
+	walDone := make(chan struct{})
 	if len(changes) > 0 {
-		walStart := db.opts.now()
 		record.lastSeq++
 		record.walSeq = record.lastSeq
-		data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
-		if walPath, err = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); err != nil {
-			_ = batch.Close()
-			return 0, fmt.Errorf("commitment: commit %d: %w", record.version, err)
-		}
-		walBytes = len(data)
-		db.stats.walBytes.Add(uint64(walBytes))
-		db.opts.observePhase(PhaseWALSync, walStart)
+		go func() {
+			defer close(walDone)
+			walStart := db.opts.now()
+			data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
+			if walPath, walErr = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); walErr != nil {
+				walErr = fmt.Errorf("commitment: commit %d: %w", record.version, walErr)
+				return
+			}
+			walBytes = len(data)
+			db.stats.walBytes.Add(uint64(walBytes))
+			db.opts.observePhase(PhaseWALSync, walStart)
+		}()
+	} else {
+		close(walDone)
+	}
+	var fillErr error
+	if fill != nil {
+		fillErr = fill(batch)
+	}
+	<-walDone
+	if err := errors.Join(walErr, fillErr); err != nil {
+		return 0, db.abandon(batch, walPath, err)
 	}
 	db.opts.hookAt("wal-durable")
 
@@ -460,6 +514,7 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 		}
 	}
 	db.record = record
+	db.recent.clear()
 	if db.earliest.Load() == 0 {
 		db.earliest.Store(record.version)
 	}
@@ -630,6 +685,18 @@ func (db *DB) startFlush(table *bitbox.Table, changes []bitbox.Change, walPath s
 		db.opts.observePhase(PhasePageFlush, start)
 	}()
 	return job
+}
+
+// WaitFlushed waits until the last commit's pages are in the page table
+// and its WAL is gone, and returns the store's sticky failure, if any. A
+// commit is durable without it (recovery replays the WAL); it is for a
+// caller that needs the background work finished, such as one about to
+// change process-wide settings the flush reads (telemetry) or to copy the
+// directory's files.
+func (db *DB) WaitFlushed() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	return db.waitFlushLocked()
 }
 
 // waitFlushLocked waits for the running flush and returns the sticky

@@ -289,3 +289,35 @@ func TestOpenAfterKilledFirstOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWaitFlushed: after WaitFlushed the commit's WAL has been applied and
+// removed, so the directory holds no WAL.
+func TestWaitFlushed(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatalf("with no commit yet: %v", err)
+	}
+	for i := range 100 {
+		if err := db.Set("bank", fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	wals, err := os.ReadDir(filepath.Join(dir, walDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wals) != 0 {
+		t.Fatalf("WALs left after WaitFlushed: %v", wals)
+	}
+}

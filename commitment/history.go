@@ -88,32 +88,11 @@ type pagesAt struct {
 }
 
 func (p pagesAt) Page(id trie.PageID) (*trie.Page, error) {
-	store := p.latest.store
-	orphan, hadPrior, found, err := seekEntry(p.snap, oldPageEntity(store, id), p.version+1)
-	if err != nil {
-		return nil, err
+	page, found, err := pageAt(p.snap, p.latest.store, id, p.version, func() (*trie.Page, error) { return p.latest.Page(id) })
+	if err != nil || found {
+		return page, err
 	}
-	if !found {
-		return p.latest.Page(id)
-	}
-	if len(hadPrior) != 1 || hadPrior[0] > 1 {
-		return nil, fmt.Errorf("%w: page change entry of %s of store %d at %d", ErrCorrupt, id, store, orphan)
-	}
-	if hadPrior[0] == 0 {
-		return nil, nil
-	}
-	data, found, err := getEntry(p.snap, oldPageKey(orphan, store, id))
-	if err != nil {
-		return nil, err
-	}
-	if !found || len(data) != trie.PageSize {
-		return nil, fmt.Errorf("%w: superseded page %s of store %d (orphaned at %d) is missing or %d bytes", ErrCorrupt, id, store, orphan, len(data))
-	}
-	page := (*trie.Page)(data)
-	if s, pid, err := page.Label(); err != nil || s != store || pid != id {
-		return nil, fmt.Errorf("%w: superseded page %s of store %d (orphaned at %d) is labelled store %d page %s", ErrCorrupt, id, store, orphan, s, pid)
-	}
-	return page, nil
+	return p.latest.Page(id)
 }
 
 // leavesAt is the trie.LeafIndex (and trie.Preimages) of one tree at a

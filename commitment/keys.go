@@ -24,8 +24,8 @@ import (
 //	'l'     'l' store u32 | key path [32]        born u64 | value hash [32] | raw key   current leaf index
 //	'w'     'w' store u32 | esc(raw key) | o u64 born u64 | value                  superseded values
 //	'x'     'x' store u32 | key path [32] | o u64 born u64 | value hash [32] | raw key   superseded leaves
-//	'h'     'h' o u64 | store u32 | page id [33] the page as it was                superseded pages
-//	'p'     'p' store u32 | page id [33] | o u64 had prior u8                      page changes by page
+//	'h'     'h' o u64 | store u32 | page id [33] the page as it was (pagehistory.go)   superseded pages
+//	'p'     'p' store u32 | page id [33] | o u64 kind u8 (pagehistory.go)              page changes by page
 //
 // Integers are big-endian, so keys sort by store, then raw key ('v', 'w'), key
 // path ('l', 'x') or page id ('p'), then version.
@@ -38,13 +38,15 @@ import (
 // born > u). Current values stay apart from superseded ones, so reads and
 // iteration at the latest version never step over history.
 //
-// A page at version u is, likewise, the one named by its 'p' entry with the
-// smallest o > u: the superseded copy in 'h' (had prior 1) or no page at all
-// (0: version o created it); without such an entry, the page table's.
+// A page at version u is, likewise, the one its 'p' entry with the smallest
+// o > u names: no page at all if version o created it, otherwise what its
+// 'h' entry describes; without such an entry, the page table's. The bulk of
+// the history, 'h', is keyed by version first: each commit appends to the
+// end of it, which Pebble compacts by moving files, not rewriting them.
 //
 // Deleting versions <= X deletes exactly the entries orphaned by versions
-// <= X+1: 'h' by one range deletion, the others from the change lists 'c' of
-// those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
+// <= X+1: 'h' by one range deletion, the others from the change lists 'c'
+// of those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
 // it sorts as k does and no escaped key is a prefix of another.
 const (
 	prefixMeta        = 'm'

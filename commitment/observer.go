@@ -58,6 +58,9 @@ type CommitStats struct {
 	// pages it wrote or cleared, WALBytes the size of its WAL (0 when it
 	// changed no page).
 	Keys, Pages, WALBytes int
+	// NodeHashes is the leaf and internal hashes the trie update computed:
+	// with one node hash's cost, the hashing-only lower bound of the commit.
+	NodeHashes int
 	// Table is the page table after the commit: load factor and probe
 	// lengths (the probe figures accumulate since the table was opened).
 	Table bitbox.Stats

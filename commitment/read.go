@@ -1,6 +1,7 @@
 package commitment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -155,11 +156,35 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 	if err != nil {
 		return nil, err
 	}
+	if latest {
+		r, err := db.currentEntry(t.store, key)
+		if err != nil || !r.found {
+			return nil, err
+		}
+		_, value, err := splitBorn(r.entry)
+		return bytes.Clone(value), err
+	}
 	v, err := valueAt(db.snap.snap, t.store, key, version, db.record.version)
 	if err != nil {
 		return nil, fmt.Errorf("commitment: get: %w", err)
 	}
 	return v, nil
+}
+
+// currentEntry reads a key's current entry, through the reads since the
+// last commit. The entry is shared: callers must not change it.
+// REQUIRES: mu (read).
+func (db *DB) currentEntry(store trie.StoreID, key []byte) (recentRead, error) {
+	if r, ok := db.recent.get(store, key); ok {
+		return r, nil
+	}
+	entry, found, err := getEntry(db.snap.snap, valueKey(store, key))
+	if err != nil {
+		return recentRead{}, fmt.Errorf("commitment: get: %w", err)
+	}
+	r := recentRead{entry: entry, found: found}
+	db.recent.put(store, key, r)
+	return r, nil
 }
 
 // Has reports whether a key is committed.

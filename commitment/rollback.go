@@ -112,7 +112,7 @@ func (db *DB) undoVersion(v uint64) error {
 		_ = batch.Close()
 		return err
 	}
-	_, err = db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch)
+	_, err = db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch, nil)
 	return err
 }
 
@@ -128,15 +128,20 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 	if found {
 		c.Prior, c.Bucket = current, bucket
 	}
+	entry := []byte{pageCreated}
 	if p.hadPrior {
-		data, ok, err := db.getMeta(oldPageKey(v, p.store, p.id), "a superseded page")
-		if err != nil {
+		var ok bool
+		if entry, ok, err = db.getMeta(oldPageKey(v, p.store, p.id), "a superseded page"); err != nil {
 			return c, err
-		}
-		if !ok || len(data) != trie.PageSize {
+		} else if !ok {
 			return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
 		}
-		c.Page = (*trie.Page)(data)
+	}
+	if c.Page, err = pageBefore(entry, func() (*trie.Page, error) { return c.Prior, nil }); err != nil {
+		return c, fmt.Errorf("%w: %s as before version %d: %w", ErrCorrupt, key, v, err)
+	}
+	if (c.Page != nil) != p.hadPrior {
+		return c, fmt.Errorf("%w: %s as before version %d: the change list and the page history disagree on whether it existed", ErrCorrupt, key, v)
 	}
 	if c.Page == nil && c.Prior == nil {
 		return c, fmt.Errorf("%w: %s, created at version %d, is not in the page table", ErrCorrupt, key, v)

@@ -378,6 +378,11 @@ func TestVersionedModel(t *testing.T) {
 
 // countPrefix counts the Pebble keys starting with prefix.
 func countPrefix(t testing.TB, db *DB, prefix byte) int {
+	return countEntries(t, db, prefix, func([]byte) bool { return true })
+}
+
+// countEntries counts the entries under prefix whose value passes keep.
+func countEntries(t testing.TB, db *DB, prefix byte, keep func(value []byte) bool) int {
 	t.Helper()
 	it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
@@ -385,7 +390,9 @@ func countPrefix(t testing.TB, db *DB, prefix byte) int {
 	}
 	n := 0
 	for it.First(); it.Valid(); it.Next() {
-		n++
+		if keep(it.Value()) {
+			n++
+		}
 	}
 	if err := it.Close(); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ type Config struct {
 
 // DefaultConfig is what `init` writes.
 func DefaultConfig() Config {
-	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 65536, PebbleCacheMB: 64}
+	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 65536, PebbleCacheMB: 256}
 }
 
 // ConfigTemplate is the [nomtstore] section of app.toml, for a config

@@ -97,6 +97,11 @@ func TestTelemetryMetrics(t *testing.T) {
 	}
 
 	commit(1)
+	// The SDK's telemetry switch is a plain global: the commit's background
+	// page flush must be done before the test flips it.
+	if err := s.Engine().WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
 	if m := collect(sink); len(m.gauges)+len(m.counters)+len(m.samples) > 0 {
 		t.Fatalf("metrics with telemetry off: %+v", m)
 	}

@@ -120,15 +120,21 @@ func (s *Store) Commit() types.CommitID {
 		panic(fmt.Errorf("nomtstore: encoding the commit info: %w", err))
 	}
 	s.engine.SetVersionRecord(record)
+	s.mu.Unlock()
+
+	// The engine's commit (its WAL and Pebble syncs) runs without s.mu:
+	// queries and reads take s.mu to find their store, and the engine
+	// answers them alongside a commit. Only baseapp's goroutine commits
+	// or mounts, so nothing changes s.stores meanwhile.
 	res, err := s.engine.Commit()
 	if err != nil {
-		s.mu.Unlock()
 		panic(fmt.Errorf("nomtstore: commit of version %d: %w", version, err))
 	}
 	if int64(res.Version) != version {
-		s.mu.Unlock()
 		panic(fmt.Errorf("nomtstore: committed version %d, expected %d", res.Version, version))
 	}
+
+	s.mu.Lock()
 	for key, t := range s.trees {
 		root := roots[key.Name()]
 		t.committed(types.CommitID{Version: version, Hash: root[:]})

@@ -55,7 +55,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true, // run prints them once, with the exit code
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newTrieCommand())
+	root.AddCommand(newTrieCommand(), newBenchCommand())
 	requireSubcommand(root)
 	return root
 }

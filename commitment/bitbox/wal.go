@@ -32,17 +32,18 @@ import (
 //	    38  8  bucket
 //	    kind 1 only:
 //	    46  1  flags: bit 0 = new page (replay onto an empty page, not the bucket)
-//	    47 16  leaf map of the new page
-//	    63 16  changed-slot map: bit s (byte s/8, bit s%8) = slot s follows
-//	    79 32k the k changed node hashes, in slot order
+//	    47  1  the new page's history byte (trie.HistoryOffset)
+//	    48 16  leaf map of the new page
+//	    64 16  changed-slot map: bit s (byte s/8, bit s%8) = slot s follows
+//	    80 32k the k changed node hashes, in slot order
 //	     +  8  xxhash64 of the record's bytes before this field
 //	trailer, 16 bytes
 //	     0  8  magic "NOMTEND\x01"
 //	     8  8  xxhash64 of every byte before this field (header, records, magic)
 //
-// Changelog: version 1, the first.
+// Changelog: version 1, the first; version 2 adds the history byte.
 const (
-	WALFormatVersion = 1
+	WALFormatVersion = 2
 	walHeaderSize    = 40
 	walTrailerSize   = 16
 
@@ -109,7 +110,7 @@ func appendPageDiff(buf []byte, c Change) []byte {
 		base = trie.NewPage(c.Key.Store, c.Key.ID)
 		flags = flagNewPage
 	}
-	buf = append(buf, flags)
+	buf = append(buf, flags, c.Page[trie.HistoryOffset])
 	buf = append(buf, c.Page[trie.PageNodes*32:trie.PageNodes*32+leafMapSize]...)
 	var changed [leafMapSize]byte
 	for s := 0; s < trie.PageNodes; s++ {
@@ -138,6 +139,7 @@ type Record struct {
 	Bucket  uint64
 	Cleared bool
 	NewPage bool
+	History byte // the page's history byte
 	LeafMap [leafMapSize]byte
 	Nodes   map[int][32]byte // changed slots
 }
@@ -249,13 +251,14 @@ func decodeRecords(name string, data []byte, count int) ([]Record, error) {
 		case recordClear:
 			r.Cleared = true
 		case recordWrite:
-			if off+1+2*leafMapSize > len(data) {
+			if off+2+2*leafMapSize > len(data) {
 				return nil, bad("truncated")
 			}
 			r.NewPage = data[off]&flagNewPage != 0
-			copy(r.LeafMap[:], data[off+1:])
-			changed := data[off+1+leafMapSize : off+1+2*leafMapSize]
-			off += 1 + 2*leafMapSize
+			r.History = data[off+1]
+			copy(r.LeafMap[:], data[off+2:])
+			changed := data[off+2+leafMapSize : off+2+2*leafMapSize]
+			off += 2 + 2*leafMapSize
 			r.Nodes = map[int][32]byte{}
 			for s := 0; s < trie.PageNodes; s++ {
 				if changed[s/8]>>uint(s%8)&1 == 0 {
@@ -316,6 +319,7 @@ func (t *Table) Replay(w *WAL) error {
 				copy(page[:trie.PageNodes*32], raw[:trie.PageNodes*32])
 			}
 			copy(page[trie.PageNodes*32:], r.LeafMap[:])
+			page[trie.HistoryOffset] = r.History
 			for s, h := range r.Nodes {
 				copy(page[s*32:], h[:])
 			}

@@ -83,7 +83,7 @@ func (c *checker) page(id, parent PageID) (*Page, error) {
 func (c *checker) checkPage(id PageID, page *Page, parent Hash) error {
 	c.report.Pages++
 	c.internal(id, -1, parent, page.Node(0), page.Node(1))
-	for _, b := range page[pathOffset+32 : ChecksumOffset] {
+	for _, b := range page[HistoryOffset+1 : ChecksumOffset] {
 		if b != 0 {
 			c.violation(id, -1, "reserved bytes are not zero")
 			break

@@ -22,7 +22,8 @@ import (
 //	  4048    4  store id, uint32 big-endian
 //	  4052    1  page depth (0 = root page)
 //	  4053   32  page path: the first 6*depth bits of the path to the page, rest zero
-//	  4085    3  reserved, zero
+//	  4085    1  history byte, owned by whoever stores the page (the trie copies it)
+//	  4086    2  reserved, zero
 //	  4088    8  checksum, owned by whoever stores the page (zero in memory)
 //
 // An empty node is 32 zero bytes with its leaf bit clear. A page whose nodes
@@ -38,6 +39,11 @@ const (
 	storeOffset   = leafMapOffset + 16
 	depthOffset   = storeOffset + 4
 	pathOffset    = depthOffset + 1
+	// HistoryOffset is a byte a page store keeps with the page for its own
+	// bookkeeping of the page's past versions (the durable engine: how many
+	// of them it stored as differences since the last whole copy). The
+	// trie never sets it; a changed page keeps the byte of its prior.
+	HistoryOffset = pathOffset + 32
 	// ChecksumOffset is where a page store keeps the page's checksum; the
 	// trie neither reads nor writes those 8 bytes.
 	ChecksumOffset = PageSize - 8

@@ -62,3 +62,11 @@ func (t *Tree) Get(root Hash, path KeyPath) (Leaf, bool, error) {
 	}
 	return leaf, true, err
 }
+
+// Touch reads the pages on the way from the root toward path, for a page
+// source that caches what it reads: an update of path that follows finds
+// them in memory.
+func (t *Tree) Touch(root Hash, path KeyPath) error {
+	_, _, err := t.descend(root, &path)
+	return err
+}

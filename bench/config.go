@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nomtstore/nomtstore/commitment"
+)
+
+// Workloads of BENCHMARK.md, in the order a run takes them.
+const (
+	W1 = "W1" // transfers on one big store
+	W2 = "W2" // ten module stores, prefix iterations
+	W3 = "W3" // W1 under pruning nothing, everything, custom: latency and disk
+	W4 = "W4" // reads and proofs at latest and latest-50 while blocks commit
+	W5 = "W5" // state-sync snapshot and restore
+)
+
+// Workloads lists them all.
+var Workloads = []string{W1, W2, W3, W4, W5}
+
+// Config is one harness run. SizeConfig gives BENCHMARK.md's sizes.
+type Config struct {
+	Size string `json:"size"`
+	// N is the accounts W1 (and W3, W4, W5) preload and the keys W2
+	// spreads over its ten stores; T the transactions per block.
+	N int `json:"n"`
+	T int `json:"t"`
+	// Blocks is the timed blocks of W1 and of W2, W3Blocks of each W3
+	// pruning setting, W4Blocks of W4.
+	Blocks   int `json:"blocks"`
+	W3Blocks int `json:"w3_blocks"`
+	W4Blocks int `json:"w4_blocks"`
+	// QueryDepth is how far below the latest height W4 reads (50).
+	QueryDepth int    `json:"query_depth"`
+	Seed       uint64 `json:"seed"`
+	// PreloadChunk is the keys per preload commit.
+	PreloadChunk int      `json:"preload_chunk"`
+	Kinds        []string `json:"kinds"`
+	Workloads    []string `json:"workloads"`
+	// Quiet is how long the process must have written nothing before a
+	// timed run starts and before its bytes are counted at its end (the
+	// stores' background compactions and flushes); SizeConfig sets 1 s.
+	Quiet time.Duration `json:"quiet_ns"`
+	// WarmUp is the nomtstore kinds' warm-up setting (commitment.Options).
+	WarmUp commitment.WarmUp `json:"warm_up"`
+	// Dir holds the stores while they run (removed as runs end).
+	Dir string `json:"-"`
+	// ProfileDir, if set, receives a CPU profile of each timed run,
+	// <kind>-<workload>.pprof (preloads excluded).
+	ProfileDir string `json:"-"`
+	// AfterKind, if set, is called with the report so far after each store
+	// kind's runs, so that a long run that dies later keeps what it did.
+	AfterKind func(*Report) `json:"-"`
+	// Progress receives progress bars (on a terminal) or a line per phase;
+	// nil: neither.
+	Progress io.Writer `json:"-"`
+}
+
+// SizeConfig returns the configuration of a named size: "small" (N = 1M,
+// T = 2,500) or "large" (N = 10M, T = 5,000), every store and workload.
+func SizeConfig(size string) (Config, error) {
+	c := Config{Size: size, QueryDepth: 50, Seed: 1, PreloadChunk: 100_000, Quiet: time.Second,
+		Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads)}
+	switch size {
+	case "small":
+		c.N, c.T, c.Blocks, c.W3Blocks, c.W4Blocks = 1_000_000, 2_500, 50, 120, 20
+	case "large":
+		c.N, c.T, c.Blocks, c.W3Blocks, c.W4Blocks = 10_000_000, 5_000, 100, 200, 30
+		// IAVL rewrites its upper nodes at every commit: ten commits of a
+		// million keys preload it in a fraction of a hundred commits' time.
+		c.PreloadChunk = 1_000_000
+	default:
+		return c, fmt.Errorf("unknown size %q (small or large)", size)
+	}
+	return c, nil
+}
+
+// Validate reports a configuration the harness cannot run.
+func (c *Config) Validate() error {
+	var problems []string
+	if c.N < 2*groupSize {
+		problems = append(problems, fmt.Sprintf("N must be at least %d (got %d)", 2*groupSize, c.N))
+	}
+	if c.T < 1 || c.Blocks < 1 || c.W3Blocks < 1 || c.W4Blocks < 1 {
+		problems = append(problems, fmt.Sprintf("T and the block counts must be at least 1 (T %d, blocks %d, W3 %d, W4 %d)", c.T, c.Blocks, c.W3Blocks, c.W4Blocks))
+	}
+	if c.QueryDepth < 0 || c.Quiet < 0 {
+		problems = append(problems, "the query depth and the quiet wait cannot be negative")
+	}
+	if c.PreloadChunk < 1 {
+		problems = append(problems, "the preload chunk must be at least 1 key")
+	}
+	if len(c.Kinds) == 0 || len(c.Workloads) == 0 {
+		problems = append(problems, "at least one store kind and one workload")
+	}
+	for _, k := range c.Kinds {
+		if !slices.Contains(Kinds, k) {
+			problems = append(problems, fmt.Sprintf("unknown store kind %q (kinds: %s)", k, strings.Join(Kinds, ", ")))
+		}
+	}
+	for _, w := range c.Workloads {
+		if !slices.Contains(Workloads, w) {
+			problems = append(problems, fmt.Sprintf("unknown workload %q (workloads: %s)", w, strings.Join(Workloads, ", ")))
+		}
+	}
+	if c.Dir == "" {
+		problems = append(problems, "no work directory")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("bench: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (c *Config) wants(workload string) bool { return slices.Contains(c.Workloads, workload) }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nomtstore/nomtstore/bench"
+)
+
+func TestBenchBadUsageExitsTwo(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown size", []string{"bench", "--size", "medium"}, `unknown size "medium"`},
+		{"unknown store", []string{"bench", "--stores", "iavl-rocksdb"}, `unknown store kind "iavl-rocksdb"`},
+		{"unknown workload", []string{"bench", "--workloads", "W1,W7"}, `unknown workload "W7"`},
+		{"tiny N", []string{"bench", "--n", "5"}, "N must be at least"},
+		{"no blocks", []string{"bench", "--blocks", "0"}, "block counts must be at least 1"},
+		{"no stores", []string{"bench", "--stores", ","}, "at least one store kind"},
+		{"bad number", []string{"bench", "--n", "many"}, `invalid argument "many"`},
+		{"stray argument", []string{"bench", "W1"}, `unknown command "W1"`},
+		{"unknown warm-up", []string{"bench", "--warm-up", "auto"}, `--warm-up "auto": want on or off`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runTool(t, "", tc.args...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, errOut, tc.want)
+			}
+			if out != "" {
+				t.Fatalf("printed %q on stdout despite the error", out)
+			}
+		})
+	}
+}
+
+// A tiny run of two stores through two workloads prints the table and
+// writes it with the JSON and the chart.
+func TestBenchWritesReport(t *testing.T) {
+	out, work := t.TempDir(), t.TempDir()
+	code, stdout, stderr := runTool(t, "", "bench", "--n", "1000", "--t", "20", "--blocks", "2", "--w4-blocks", "2",
+		"--preload-chunk", "400", "--quiet", "50ms", "--stores", "iavl-leveldb,nomt", "--workloads", "W1,W4", "--dir", work, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	for _, want := range []string{"size custom (N = 1000, T = 20", "## W1 transfers", "## W4 queries", "| iavl-leveldb | ", "| nomt | ", "1.0×"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout has no %q:\n%s", want, stdout)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "bench-custom.md"))
+	if err != nil || string(md) != stdout {
+		t.Errorf("bench-custom.md differs from stdout (%v)", err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "bench-custom.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(data, &rep); err != nil || len(rep.Results) != 4 || rep.Config.N != 1000 {
+		t.Fatalf("JSON: %v, %d results, config %+v", err, len(rep.Results), rep.Config)
+	}
+	f, err := os.Open(filepath.Join(out, "bench-custom.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatalf("chart: %v", err)
+	}
+	// The stores' directories are removed as the runs end.
+	if entries, err := os.ReadDir(filepath.Join(work, "stores")); err != nil || len(entries) != 0 {
+		t.Errorf("work directory left with %d entries (%v)", len(entries), err)
+	}
+}

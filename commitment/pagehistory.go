@@ -1,0 +1,223 @@
+package commitment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// Superseded pages. When version o rewrites or clears a page, the page as it
+// was is kept in one of three forms (the first byte; these bytes are
+// format), the first alone in the page's 'p' entry for o, the others in
+// its 'h' entry for o (keys.go):
+//
+//	0  created: no page existed before o
+//	1  whole:   1 | the page as it was [4096] (checksum bytes zero)
+//	2  delta:   2 | history byte | leaf map [16] | changed-slot map [16] | changed nodes [32 each, slot order]
+//	            the page as it was, as what differs from the page o wrote
+//
+// A delta is about 1/20 of a page (a block changes a few nodes per page),
+// but reading it needs the page as o left it, which is the next entry's
+// page or, after the last entry, the page table's: reading a page at a
+// version walks forward from the first entry after it to a whole copy (or
+// the table) and applies the deltas back. The page's history byte
+// (trie.HistoryOffset) bounds that walk: it counts the deltas stored since
+// the page's last whole copy or creation, and the change that would make it
+// maxDeltaChain stores a whole copy instead. A cleared page is always kept
+// whole (there is no page to take a delta from). Pruning deletes the oldest
+// entries, never one that a retained version's walk passes through: those
+// are all newer than the version read.
+const (
+	pageCreated = 0
+	pageWhole   = 1
+	pageDelta   = 2
+
+	// maxDeltaChain bounds the deltas a past read applies (and, with the
+	// whole copy every maxDeltaChain changes, sets the history's size: a
+	// 4 KiB copy plus 15 deltas of ~200 bytes per 16 changes of a page).
+	maxDeltaChain = 16
+
+	slotMapSize = 16 // bits for the 126 slots
+)
+
+// supersededPage returns the 'p' entry of a page change and sets the new
+// page's history byte to match. Calling it again for the same change gives
+// the same entry (a commit retried after a failure before its commit point
+// encodes its working set again).
+func supersededPage(pc trie.PageChange) []byte {
+	switch {
+	case pc.Prior == nil:
+		if pc.Page != nil {
+			pc.Page[trie.HistoryOffset] = 0
+		}
+		return []byte{pageCreated}
+	case pc.Page == nil || pc.Prior[trie.HistoryOffset]+1 >= maxDeltaChain:
+		if pc.Page != nil {
+			pc.Page[trie.HistoryOffset] = 0
+		}
+		return append([]byte{pageWhole}, pc.Prior[:]...)
+	}
+	pc.Page[trie.HistoryOffset] = pc.Prior[trie.HistoryOffset] + 1
+	return appendPageDelta([]byte{pageDelta}, pc.Prior, pc.Page)
+}
+
+// appendPageDelta appends what prior differs in from page: its history
+// byte, its leaf map and the node hashes that differ.
+func appendPageDelta(dst []byte, prior, page *trie.Page) []byte {
+	dst = append(dst, prior[trie.HistoryOffset])
+	dst = append(dst, prior[trie.PageNodes*32:trie.PageNodes*32+slotMapSize]...)
+	mapAt := len(dst)
+	dst = append(dst, make([]byte, slotMapSize)...)
+	for s := range trie.PageNodes {
+		if !bytes.Equal(prior[s*32:s*32+32], page[s*32:s*32+32]) {
+			dst[mapAt+s/8] |= 1 << uint(s%8)
+			dst = append(dst, prior[s*32:s*32+32]...)
+		}
+	}
+	return dst
+}
+
+// applyPageDelta returns the page a delta entry describes, given the page
+// its version wrote.
+func applyPageDelta(entry []byte, page *trie.Page) (*trie.Page, error) {
+	const fixed = 1 + 1 + slotMapSize + slotMapSize
+	if len(entry) < fixed || entry[0] != pageDelta {
+		return nil, fmt.Errorf("delta of %d bytes", len(entry))
+	}
+	out := page.Clone()
+	out[trie.HistoryOffset] = entry[1]
+	copy(out[trie.PageNodes*32:trie.PageNodes*32+slotMapSize], entry[2:2+slotMapSize])
+	slots, nodes := entry[2+slotMapSize:fixed], entry[fixed:]
+	for s := range trie.PageNodes {
+		if slots[s/8]>>uint(s%8)&1 == 0 {
+			continue
+		}
+		if len(nodes) < 32 {
+			return nil, fmt.Errorf("delta is %d bytes short of its slot map", 32-len(nodes))
+		}
+		copy(out[s*32:s*32+32], nodes[:32])
+		nodes = nodes[32:]
+	}
+	if len(nodes) != 0 {
+		return nil, fmt.Errorf("%d bytes after the delta's nodes", len(nodes))
+	}
+	return out, nil
+}
+
+// pageBefore is the page as it was before version o, given o's entry and,
+// for a delta, what supplies the page o wrote. Rollback puts pages back
+// with it; pageAt walks chains with it.
+func pageBefore(entry []byte, after func() (*trie.Page, error)) (*trie.Page, error) {
+	if len(entry) == 0 {
+		return nil, fmt.Errorf("empty entry")
+	}
+	switch entry[0] {
+	case pageCreated:
+		if len(entry) != 1 {
+			return nil, fmt.Errorf("created entry of %d bytes", len(entry))
+		}
+		return nil, nil
+	case pageWhole:
+		if len(entry) != 1+trie.PageSize {
+			return nil, fmt.Errorf("whole page of %d bytes", len(entry)-1)
+		}
+		page := new(trie.Page)
+		copy(page[:], entry[1:])
+		return page, nil
+	case pageDelta:
+		page, err := after()
+		if err != nil {
+			return nil, err
+		}
+		if page == nil {
+			return nil, fmt.Errorf("a delta from a page that does not exist")
+		}
+		return applyPageDelta(entry, page)
+	}
+	return nil, fmt.Errorf("unknown kind %d", entry[0])
+}
+
+// pageAt reads a page at a past version: the first change after the
+// version found it as its entry says, walking forward through deltas to a
+// whole copy or, past the last change, to the page table's page
+// (current). ok is false when no change after version touched the page.
+func pageAt(snap *pebble.Snapshot, store trie.StoreID, id trie.PageID, version uint64, current func() (*trie.Page, error)) (page *trie.Page, ok bool, err error) {
+	entity := oldPageEntity(store, id)
+	lower := binary.BigEndian.AppendUint64(bytes.Clone(entity), version+1)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: afterEntity(entity)})
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = it.Close() }()
+	corrupt := func(orphan uint64, format string, args ...any) error {
+		return fmt.Errorf("%w: page %s of store %d as version %d found it: %s", ErrCorrupt, id, store, orphan, fmt.Sprintf(format, args...))
+	}
+	// The deltas met on the way, oldest first, and what the last applies to.
+	var deltas [][]byte
+	var orphans []uint64
+	base := current
+	for valid := it.First(); valid; valid = it.Next() {
+		key, kind := it.Key(), it.Value()
+		if !isEntryOf(key, entity) || len(kind) != 1 {
+			return nil, false, fmt.Errorf("%w: page change entry %x", ErrCorrupt, key)
+		}
+		orphan := binary.BigEndian.Uint64(key[len(entity):])
+		if kind[0] == pageCreated {
+			if len(deltas) > 0 {
+				return nil, false, corrupt(orphans[len(deltas)-1], "a delta from a page that did not exist")
+			}
+			return nil, true, nil
+		}
+		entry, found, err := getEntry(snap, oldPageKey(orphan, store, id))
+		if err != nil {
+			return nil, false, err
+		}
+		if !found || len(entry) == 0 || entry[0] != kind[0] {
+			return nil, false, corrupt(orphan, "the superseded page is missing or not of the kind its change says (%d)", kind[0])
+		}
+		if entry[0] == pageDelta {
+			if len(deltas) == maxDeltaChain {
+				return nil, false, corrupt(orphan, "more than %d deltas in a row", maxDeltaChain)
+			}
+			deltas, orphans = append(deltas, entry), append(orphans, orphan)
+			continue
+		}
+		stored, err := pageBefore(entry, nil)
+		if err != nil {
+			return nil, false, corrupt(orphan, "%v", err)
+		}
+		if len(deltas) == 0 {
+			return stored, true, checkLabel(stored, store, id, orphan, nil)
+		}
+		base = func() (*trie.Page, error) { return stored, nil }
+		break
+	}
+	if err := it.Error(); err != nil {
+		return nil, false, err
+	}
+	if len(deltas) == 0 {
+		return nil, false, nil
+	}
+	page, err = base()
+	for i := len(deltas) - 1; i >= 0 && err == nil; i-- {
+		if page, err = pageBefore(deltas[i], func() (*trie.Page, error) { return page, nil }); err != nil {
+			err = corrupt(orphans[i], "%v", err)
+		}
+	}
+	return page, true, checkLabel(page, store, id, orphans[0], err)
+}
+
+// checkLabel refuses a reconstructed page that is not the page asked for.
+func checkLabel(page *trie.Page, store trie.StoreID, id trie.PageID, orphan uint64, err error) error {
+	if err != nil || page == nil {
+		return err
+	}
+	if s, pid, lerr := page.Label(); lerr != nil || s != store || pid != id {
+		return fmt.Errorf("%w: superseded page %s of store %d (orphaned at %d) is labelled store %d page %s", ErrCorrupt, id, store, orphan, s, pid)
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package commitment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// randomPage is a page with some random nodes, as the trie would leave it.
+func randomPage(rng *rand.Rand, id trie.PageID) *trie.Page {
+	p := trie.NewPage(7, id)
+	for range 1 + rng.IntN(20) {
+		var n trie.Node
+		for i := range n.Hash {
+			n.Hash[i] = byte(rng.Uint32())
+		}
+		n.Leaf = rng.IntN(2) == 0
+		p.SetNode(rng.IntN(trie.PageNodes), n)
+	}
+	return p
+}
+
+// changePage rewrites a few nodes of p, as one commit does.
+func changePage(rng *rand.Rand, p *trie.Page) *trie.Page {
+	c := p.Clone()
+	for range 1 + rng.IntN(6) {
+		var n trie.Node
+		n.Hash[0], n.Hash[31] = byte(rng.Uint32()), 1
+		c.SetNode(rng.IntN(trie.PageNodes), n)
+	}
+	return c
+}
+
+func TestSupersededPageForms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	id := trie.RootPageID
+	page := randomPage(rng, id)
+	if e := supersededPage(trie.PageChange{ID: id, Page: page}); !bytes.Equal(e, []byte{pageCreated}) || page[trie.HistoryOffset] != 0 {
+		t.Fatalf("a created page: entry %x, history byte %d", e, page[trie.HistoryOffset])
+	}
+	// Each change stores a delta until the chain would reach its bound,
+	// then a whole copy; the page before is always what the entry gives.
+	for i := 1; i <= 3*maxDeltaChain; i++ {
+		next := changePage(rng, page)
+		entry := supersededPage(trie.PageChange{ID: id, Page: next, Prior: page})
+		again := supersededPage(trie.PageChange{ID: id, Page: next, Prior: page})
+		if !bytes.Equal(entry, again) {
+			t.Fatalf("change %d: the entry differs when encoded twice", i)
+		}
+		wantWhole := i%maxDeltaChain == 0
+		if (entry[0] == pageWhole) != wantWhole || !wantWhole && entry[0] != pageDelta {
+			t.Fatalf("change %d: entry kind %d (history byte of the prior %d)", i, entry[0], page[trie.HistoryOffset])
+		}
+		if want := byte(i % maxDeltaChain); next[trie.HistoryOffset] != want {
+			t.Fatalf("change %d: history byte %d, want %d", i, next[trie.HistoryOffset], want)
+		}
+		if entry[0] == pageDelta && len(entry) > trie.PageSize/8 {
+			t.Fatalf("change %d: a delta of %d bytes for a few nodes", i, len(entry))
+		}
+		before, err := pageBefore(entry, func() (*trie.Page, error) { return next, nil })
+		if err != nil || *before != *page {
+			t.Fatalf("change %d: page before differs (%v)", i, err)
+		}
+		page = next
+	}
+	// A cleared page is kept whole: no page is left to take a delta from.
+	if e := supersededPage(trie.PageChange{ID: id, Prior: page}); e[0] != pageWhole || !bytes.Equal(e[1:], page[:]) {
+		t.Fatalf("a cleared page: entry kind %d", e[0])
+	}
+}
+
+func TestPageBeforeRefusesDamage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	prior := randomPage(rng, trie.RootPageID)
+	page := changePage(rng, prior)
+	delta := supersededPage(trie.PageChange{ID: trie.RootPageID, Page: page, Prior: prior})
+	current := func() (*trie.Page, error) { return page, nil }
+	tests := map[string]struct {
+		entry []byte
+		after func() (*trie.Page, error)
+	}{
+		"empty":             {nil, current},
+		"unknown kind":      {[]byte{9}, current},
+		"long created":      {[]byte{pageCreated, 0}, current},
+		"short whole":       {append([]byte{pageWhole}, prior[:100]...), current},
+		"truncated delta":   {delta[:len(delta)-1], current},
+		"delta with extra":  {append(bytes.Clone(delta), 0), current},
+		"delta header only": {delta[:10], current},
+		"delta from nothing": {delta, func() (*trie.Page, error) {
+			return nil, nil
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if p, err := pageBefore(tc.entry, tc.after); err == nil {
+				t.Fatalf("accepted, gave a page: %v", p != nil)
+			}
+		})
+	}
+}
+
+// TestPagesAtEveryVersion changes one small tree's pages in every commit,
+// far past the delta chain's bound, and reads each page back at every
+// version, before and after pruning, against copies taken as each version
+// committed.
+func TestPagesAtEveryVersion(t *testing.T) {
+	db, err := Open(t.TempDir(), []string{"acc"}, Options{InitialBuckets: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(5, 6))
+	const versions = 3*maxDeltaChain + 5
+	type snapshot map[trie.PageID]trie.Page
+	at := map[uint64]snapshot{}
+	keys := 0
+	for v := uint64(1); v <= versions; v++ {
+		// Some keys change, one or two arrive, and now and then one goes.
+		for range 5 {
+			if err := db.Set("acc", fmt.Appendf(nil, "k%03d", rng.IntN(keys+2)), fmt.Appendf(nil, "v%d", rng.Uint32())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys += 2
+		if v%7 == 0 {
+			if err := db.Delete("acc", fmt.Appendf(nil, "k%03d", rng.IntN(keys))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		at[v] = currentPages(t, db)
+	}
+	check := func(from uint64) {
+		t.Helper()
+		for v := from; v <= versions; v++ {
+			for id := range at[versions] {
+				got := pageAtVersion(t, db, id, v)
+				if w, existed := at[v][id]; existed != (got != nil) || existed && *got != w {
+					t.Fatalf("page %s at version %d: got a page %v, want one %v (or it differs)", id, v, got != nil, existed)
+				}
+			}
+			if violations, err := db.CheckAt(v); err != nil || len(violations["acc"]) > 0 {
+				t.Fatalf("version %d: %v %v", v, err, violations)
+			}
+		}
+	}
+	check(1)
+	// The history holds about one whole page per maxDeltaChain changes.
+	var whole, deltas int
+	countEntries(t, db, prefixOldPage, func(v []byte) bool {
+		switch v[0] {
+		case pageWhole:
+			whole++
+		case pageDelta:
+			deltas++
+		}
+		return true
+	})
+	if deltas < 4*whole {
+		t.Errorf("%d whole pages and %d deltas in the history: deltas should be most of it", whole, deltas)
+	}
+	if err := db.PruneTo(versions / 2); err != nil {
+		t.Fatal(err)
+	}
+	check(versions/2 + 1)
+}
+
+// currentPages copies every page of the tree at the latest version.
+func currentPages(t *testing.T, db *DB) map[trie.PageID]trie.Page {
+	t.Helper()
+	pages := map[trie.PageID]trie.Page{}
+	var walk func(id trie.PageID)
+	walk = func(id trie.PageID) {
+		p := pageAtVersion(t, db, id, db.Version())
+		if p == nil {
+			return
+		}
+		pages[id] = *p
+		for i := range trie.PageFanout {
+			walk(id.Child(i))
+		}
+	}
+	walk(trie.RootPageID)
+	return pages
+}
+
+func pageAtVersion(t *testing.T, db *DB, id trie.PageID, v uint64) *trie.Page {
+	t.Helper()
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	tr, _ := db.treeAt(db.trees["acc"], v, nil)
+	p, err := tr.Pages.Page(id)
+	if err != nil {
+		t.Fatalf("page %s at version %d: %v", id, v, err)
+	}
+	if p == nil {
+		return nil
+	}
+	c := *p
+	clear(c[trie.ChecksumOffset:]) // the table's checksum bytes are not the page's
+	return &c
+}
+
+// A damaged delta makes reads of the versions that need it fail with
+// ErrCorrupt, and leaves the others readable.
+func TestDamagedPageHistoryIsCorruption(t *testing.T) {
+	db, err := Open(t.TempDir(), []string{"acc"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for v := range 4 {
+		if err := db.Set("acc", fmt.Appendf(nil, "k%d", v), []byte("value")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Version 3's record of the root page as version 2 left it.
+	key := oldPageKey(3, db.trees["acc"].store, trie.RootPageID)
+	entry, closer, err := db.pebble.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := append(bytes.Clone(entry), 0xff)
+	_ = closer.Close()
+	if damaged[0] != pageDelta {
+		t.Fatalf("version 3 stored the root page as kind %d, want a delta", damaged[0])
+	}
+	if err := db.pebble.Set(key, damaged, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.Lock()
+	db.snap.release()
+	db.snap = newSnapshot(db.pebble)
+	db.mu.Unlock()
+	// (Version 1 holds one key: its root is that key's leaf, in no page.)
+	for _, v := range []uint64{2} {
+		if _, _, err := db.ProveAt("acc", []byte("k0"), v); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("proof at version %d through the damaged delta: %v", v, err)
+		}
+	}
+	for _, v := range []uint64{3, 4} {
+		if _, _, err := db.ProveAt("acc", []byte("k0"), v); err != nil {
+			t.Errorf("proof at version %d, which needs no damaged entry: %v", v, err)
+		}
+	}
+}
