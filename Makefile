@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 
 BUF_VERSION := 1.50.0
 
-.PHONY: proto all build test unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-large crash-long fuzz clean
+.PHONY: proto all build test docs-check unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-large crash-long fuzz clean
 
 all: build
 
@@ -18,7 +18,12 @@ build:
 	$(GO) build -o $(BIN)/nomtsimd ./cmd/nomtsimd
 
 # Everything CI runs (.ci/run calls exactly this).
-test: fmt-check vet lint unit race fuzz-smoke bench-smoke
+test: fmt-check vet lint docs-check unit race fuzz-smoke bench-smoke
+
+# The docs stay true to the repository: relative links resolve, and
+# operators.md documents every app.toml key and metric (docs/docs_test.go).
+docs-check:
+	$(GO) test -count=1 ./docs
 
 unit:
 	$(GO) test -count=1 ./...
@@ -32,7 +37,7 @@ fuzz-smoke:
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./commitment/trie
 
 # Every Go benchmark once (-short keeps them small), and the harness of
-# ../shared/BENCHMARK.md through every workload and store at a small N.
+# docs/benchmarks.md through every workload and store at a small N.
 bench-smoke:
 	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./...
 	$(GO) run ./cmd/nomtstore bench --n 20000 --t 200 --blocks 5 --w3-blocks 25 --w4-blocks 5 --quiet 200ms --out $(BIN)/bench-smoke
@@ -58,7 +63,7 @@ lint: $(GOLANGCI_LINT)
 demo:
 	bash scripts/demo.sh
 
-# ../shared/BENCHMARK.md's workloads W1-W5 against nomtstore and IAVL v1 in
+# docs/benchmarks.md's workloads W1-W5 against nomtstore and IAVL v1 in
 # one process, size small (N = 1M) or large (N = 10M): a markdown table with
 # ratios, JSON and a PNG chart in bench-results/. Then the trie alone.
 bench:

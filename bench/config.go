@@ -10,7 +10,7 @@ import (
 	"github.com/nomtstore/nomtstore/commitment"
 )
 
-// Workloads of BENCHMARK.md, in the order a run takes them.
+// Workloads of docs/benchmarks.md, in the order a run takes them.
 const (
 	W1 = "W1" // transfers on one big store
 	W2 = "W2" // ten module stores, prefix iterations
@@ -22,7 +22,7 @@ const (
 // Workloads lists them all.
 var Workloads = []string{W1, W2, W3, W4, W5}
 
-// Config is one harness run. SizeConfig gives BENCHMARK.md's sizes.
+// Config is one harness run. SizeConfig gives docs/benchmarks.md's sizes.
 type Config struct {
 	Size string `json:"size"`
 	// N is the accounts W1 (and W3, W4, W5) preload and the keys W2

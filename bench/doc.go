@@ -1,4 +1,4 @@
-// Package bench is the benchmark harness of ../shared/BENCHMARK.md: the
+// Package bench is the benchmark harness of docs/benchmarks.md: the
 // same deterministic workloads (W1 transfers, W2 app-shaped stores, W3
 // pruning, W4 queries while committing, W5 state sync) run one store after
 // another in one process, against nomtstore through its CommitMultiStore

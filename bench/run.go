@@ -119,7 +119,7 @@ func (r *Report) Failed() bool {
 	return false
 }
 
-// w3Settings are W3's pruning settings (BENCHMARK.md).
+// w3Settings are W3's pruning settings (docs/benchmarks.md).
 var w3Settings = []struct {
 	name string
 	opts pruningtypes.PruningOptions

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 )
 
-// The W1 shape (BENCHMARK.md): bank balance keys, a 1-byte prefix, a
+// The W1 shape (docs/benchmarks.md): bank balance keys, a 1-byte prefix, a
 // 20-byte address and the denom, with values about the size of an encoded
 // balance.
 const (

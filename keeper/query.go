@@ -3,6 +3,7 @@ package keeper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -73,22 +74,11 @@ func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*
 	if ps.LastError != nil {
 		res.LastPruning.LastError = ps.LastError.Error()
 	}
-	dir := q.store.Dir()
-	components := []struct{ name, path string }{
-		{"page table", filepath.Join(dir, "pages.ht")},
-		{"values and history", filepath.Join(dir, "pebble")},
-		{"wal", filepath.Join(dir, "wal")},
+	disk, wal, err := DiskUsage(q.store.Dir())
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
 	}
-	for _, c := range components {
-		usage, err := diskUsage(c.path)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "disk use of the %s: %v", c.name, err)
-		}
-		res.Disk = append(res.Disk, nomtstorev1.DiskUsage{Component: c.name, Bytes: usage.bytes})
-		if c.name == "wal" {
-			res.Wal = nomtstorev1.WALStatus{Files: usage.files, Bytes: usage.bytes}
-		}
-	}
+	res.Disk, res.Wal = disk, wal
 	return res, nil
 }
 
@@ -104,6 +94,31 @@ func strategyName(s pruningtypes.PruningStrategy) string {
 		return pruningtypes.PruningOptionCustom
 	}
 	return "undefined"
+}
+
+// DiskUsage is the allocated size of each part of the store in dir (the
+// page table, Pebble's values and history, the WAL) and the WAL's files:
+// what Status reports of a running node and `nomtstore stats` of a stopped
+// one.
+func DiskUsage(dir string) ([]nomtstorev1.DiskUsage, nomtstorev1.WALStatus, error) {
+	var disk []nomtstorev1.DiskUsage
+	var wal nomtstorev1.WALStatus
+	components := []struct{ name, path string }{
+		{"page table", filepath.Join(dir, "pages.ht")},
+		{"values and history", filepath.Join(dir, "pebble")},
+		{"wal", filepath.Join(dir, "wal")},
+	}
+	for _, c := range components {
+		usage, err := diskUsage(c.path)
+		if err != nil {
+			return nil, wal, fmt.Errorf("disk use of the %s: %w", c.name, err)
+		}
+		disk = append(disk, nomtstorev1.DiskUsage{Component: c.name, Bytes: usage.bytes})
+		if c.name == "wal" {
+			wal = nomtstorev1.WALStatus{Files: usage.files, Bytes: usage.bytes}
+		}
+	}
+	return disk, wal, nil
 }
 
 type usage struct{ files, bytes uint64 }

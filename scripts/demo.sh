@@ -2,7 +2,12 @@
 # make demo: a one-validator simapp chain on nomtstore, end to end.
 # Builds nomtsimd, creates a localnet in a temp home, starts it, sends bank
 # transfers, proves a balance at the latest and an older height against the
-# block app hash, restarts the node, shows pruning at work, stops cleanly.
+# block app hash, restarts the node, shows pruning at work and the store's
+# metrics, stops cleanly.
+#
+# DEMO_HOLD_SECONDS=N keeps the node running N more seconds at the end,
+# sending a transfer every few seconds, so that a Prometheus can scrape its
+# metrics (scripts/dashboard-screenshot.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +44,9 @@ echo "bob   $BOB"
 # Fast blocks, and pruning that shows within a minute: keep 20, every 10.
 sed -i 's/^timeout_commit = .*/timeout_commit = "300ms"/' "$HOME_DIR/config/config.toml"
 sed -i 's/^pruning = .*/pruning = "custom"/; s/^pruning-keep-recent = .*/pruning-keep-recent = "20"/; s/^pruning-interval = .*/pruning-interval = "10"/' "$HOME_DIR/config/app.toml"
-echo "app.toml:"; grep -E '^pruning|^\[nomtstore\]|^dir|^page-cache-pages' "$HOME_DIR/config/app.toml" | sed 's/^/  /'
+# Telemetry on: the API server then serves Prometheus metrics.
+sed -i '/^\[telemetry\]/,/^\[/ s/^enabled = .*/enabled = true/; s/^prometheus-retention-time = .*/prometheus-retention-time = 600/' "$HOME_DIR/config/app.toml"
+echo "app.toml:"; grep -E '^pruning|^\[nomtstore\]|^dir|^page-cache-pages|^prometheus-retention-time' "$HOME_DIR/config/app.toml" | sed 's/^/  /'
 
 start_node() {
 	"$B" start --home "$HOME_DIR" --rpc.laddr "$NODE" --p2p.laddr tcp://127.0.0.1:$((RPC_PORT + 1)) \
@@ -99,16 +106,29 @@ if out=$("$B" nomtstore prove --balance "$BOB:stake" --height 2 --node "$NODE" 2
 	echo "height 2 is still readable: pruning did not run"; exit 1
 fi
 echo "  query at height 2: ${out##*: }" | cut -c1-160
-"$B" nomtstore prove --balance "$BOB:stake" --height $(($(height) - 10)) --node "$NODE" | tail -1 | sed 's/^/  recent height: /'
+"$B" nomtstore prove --balance "$BOB:stake" --height $(($(height) - 10)) --node "$NODE" | grep '^verified' | sed 's/^verified */  a recent height: verified, /'
 
 say "the store's own view: query nomtstore status (CLI) and GET /nomtstore/v1/status (REST)"
 "$B" query nomtstore status --node "$NODE" | grep -E '^(latest_version|earliest_version)|^  (strategy|keep_recent|runs|pruned_versions|load_factor):' | sed 's/^/  /'
-curl -s "http://127.0.0.1:$((RPC_PORT + 3))/nomtstore/v1/status" | head -c 160 | sed 's/^/  REST: /'; echo ...
+curl -s "http://127.0.0.1:$((RPC_PORT + 3))/nomtstore/v1/status" | cut -c1-160 | sed 's/^/  REST: /'; echo ...
+
+API="http://127.0.0.1:$((RPC_PORT + 3))"
+say "the store's metrics: GET $API/metrics?format=prometheus (app.toml [telemetry])"
+curl -s "$API/metrics?format=prometheus" | grep -E '^nomtstore_(commits|versions_retained|pruning_lag|pruning_runs|table_load_factor|commit_total_ms\{quantile="0.5"\}) ' | sed 's/^/  /'
+
+if [[ "${DEMO_HOLD_SECONDS:-0}" -gt 0 ]]; then
+	say "holding the node for $DEMO_HOLD_SECONDS s (a transfer every 5 s); metrics at $API/metrics?format=prometheus"
+	end=$((SECONDS + DEMO_HOLD_SECONDS))
+	while ((SECONDS < end)); do
+		"$B" tx bank send alice "$BOB" 1stake --chain-id "$CHAIN" "${KR[@]}" --node "$NODE" -y -o json >/dev/null 2>&1 || true
+		sleep 5
+	done
+fi
 
 say "stopping the node"
 FINAL=$(height)
 kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
 PID=""
-"$B" nomtstore stats --home "$HOME_DIR" | head -2 | sed 's/^/  /'
+"$B" nomtstore stats --home "$HOME_DIR" | sed -n 1,3p | sed 's/^/  /'
 "$B" nomtstore verify --home "$HOME_DIR" | sed 's/^/  /'
 say "demo done: $FINAL blocks on nomtstore"

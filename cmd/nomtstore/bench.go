@@ -21,7 +21,7 @@ func newBenchCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Run the benchmark workloads against nomtstore and IAVL v1 in one process",
-		Long: `Run workloads W1-W5 of BENCHMARK.md (transfers, app-shaped stores, pruning,
+		Long: `Run workloads W1-W5 of docs/benchmarks.md (transfers, app-shaped stores, pruning,
 queries while committing, state sync) against nomtstore, through its
 CommitMultiStore and through the engine's API, and against IAVL v1 through
 the SDK's rootmulti store on goleveldb and on pebble, one store after

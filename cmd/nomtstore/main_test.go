@@ -125,3 +125,41 @@ func TestBadInputExitsTwo(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputJSON: each trie command's --output json is one document, and
+// text stays the default.
+func TestOutputJSON(t *testing.T) {
+	input, m := sample(t, 100)
+	root := m.Root().String()
+
+	code, out, errOut := runTool(t, input, "trie", "root", "--output", "json")
+	var r rootJSON
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Root != root || r.Keys != 100 {
+		t.Fatalf("root -o json: exit %d, %q, %q", code, out, errOut)
+	}
+
+	key := hex.EncodeToString([]byte("bank/balances/7"))
+	value := hex.EncodeToString([]byte("92stake"))
+	code, out, _ = runTool(t, input, "trie", "prove", "--key", key, "-o", "json")
+	var p proofJSON
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Root != root || !p.Exists || p.Exist == nil {
+		t.Fatalf("prove -o json: exit %d, %q", code, out)
+	}
+	_, proof, _ := runTool(t, input, "trie", "prove", "--key", key)
+
+	code, out, _ = runTool(t, proof, "trie", "verify", "--root", root, "--key", key, "--value", value, "-o", "json")
+	var v verifyJSON
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || !v.OK || !v.Exists || v.Value != value {
+		t.Fatalf("verify -o json: exit %d, %q", code, out)
+	}
+	// A proof that does not verify: ok false on stdout, exit 1.
+	code, out, _ = runTool(t, proof, "trie", "verify", "--root", root, "--key", key, "--value", "00", "-o", "json")
+	v = verifyJSON{}
+	if code != 1 || json.Unmarshal([]byte(out), &v) != nil || v.OK {
+		t.Fatalf("verify -o json of a wrong value: exit %d, %q", code, out)
+	}
+
+	if code, _, errOut := runTool(t, input, "trie", "root", "-o", "yaml"); code != 2 || !strings.Contains(errOut, `--output "yaml": want text or json`) {
+		t.Fatalf("-o yaml: exit %d, %q", code, errOut)
+	}
+}

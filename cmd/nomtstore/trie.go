@@ -31,20 +31,35 @@ func newTrieCommand() *cobra.Command {
 }
 
 func newTrieRootCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "root",
 		Short: "Print the root hash of the key/value pairs on stdin",
 		Long:  "Print, as hex, the root of the store holding the key/value pairs on stdin.\n\n" + pairsHelp,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := jsonOutput(cmd)
+			if err != nil {
+				return err
+			}
 			store, err := loadStore(cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rootJSON{Root: store.Root().String(), Keys: store.Len()})
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), store.Root())
 			return err
 		},
 	}
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// rootJSON is `trie root --output json`.
+type rootJSON struct {
+	Root string `json:"root"`
+	Keys int    `json:"keys"`
 }
 
 func newTrieProveCommand() *cobra.Command {
@@ -56,11 +71,16 @@ func newTrieProveCommand() *cobra.Command {
 		Long: `Print the ICS23 CommitmentProof (SmtSpec) for --key in the store holding the
 key/value pairs on stdin: an existence proof when the key is present, a
 non-existence proof otherwise. The output is the hex of the protobuf
-encoding, or with --json a readable form with every byte string in hex.
+encoding, or with --output json a readable form with every byte string in hex.
 
 ` + pairsHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			outJSON, err := jsonOutput(cmd)
+			if err != nil {
+				return err
+			}
+			asJSON = asJSON || outJSON
 			key, err := decodeHex("--key", keyHex)
 			if err != nil {
 				return err
@@ -91,7 +111,10 @@ encoding, or with --json a readable form with every byte string in hex.
 		},
 	}
 	cmd.Flags().StringVar(&keyHex, "key", "", "the key to prove, in hex")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the proof as readable JSON")
+	// --json came before --output; scripts that use it keep working.
+	cmd.Flags().BoolVar(&asJSON, "json", false, "the same as --output json")
+	_ = cmd.Flags().MarkHidden("json")
+	addOutputFlag(cmd)
 	return cmd
 }
 
@@ -103,9 +126,14 @@ func newTrieVerifyCommand() *cobra.Command {
 		Long: `Verify a hex-encoded ICS23 CommitmentProof (from --proof, or stdin) against
 --root with ics23.SmtSpec, exactly as a light client would: membership of
 --key with --value when --value is given, non-membership of --key otherwise.
-Exits 0 when the proof verifies and 1 when it does not.`,
+Exits 0 when the proof verifies and 1 when it does not; with --output json,
+stdout has {"ok": ...} either way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := jsonOutput(cmd)
+			if err != nil {
+				return err
+			}
 			root, err := decodeHex("--root", rootHex)
 			if err != nil {
 				return err
@@ -142,16 +170,33 @@ Exits 0 when the proof verifies and 1 when it does not.`,
 			if proof.Proof == nil {
 				return errors.New("proof is not a protobuf ics23.CommitmentProof: it holds no proof")
 			}
-			out := cmd.OutOrStdout()
-			if cmd.Flags().Changed("value") {
-				if !verifySafely(func() bool { return ics23.VerifyMembership(ics23.SmtSpec, root, &proof, key, value) }) {
-					return failed("membership proof of key %x with value %x does not verify against root %x", key, value, root)
+			res := verifyJSON{Root: hex.EncodeToString(root), Key: hex.EncodeToString(key), Exists: cmd.Flags().Changed("value")}
+			var failure error
+			if res.Exists {
+				res.Value = hex.EncodeToString(value)
+				res.OK = verifySafely(func() bool { return ics23.VerifyMembership(ics23.SmtSpec, root, &proof, key, value) })
+				if !res.OK {
+					failure = failed("membership proof of key %x with value %x does not verify against root %x", key, value, root)
 				}
+			} else {
+				res.OK = verifySafely(func() bool { return ics23.VerifyNonMembership(ics23.SmtSpec, root, &proof, key) })
+				if !res.OK {
+					failure = failed("non-membership proof of key %x does not verify against root %x", key, root)
+				}
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if err := writeJSON(out, res); err != nil {
+					return err
+				}
+				return failure
+			}
+			if failure != nil {
+				return failure
+			}
+			if res.Exists {
 				_, err = fmt.Fprintf(out, "ok: key %x has value %x under root %x\n", key, value, root)
 				return err
-			}
-			if !verifySafely(func() bool { return ics23.VerifyNonMembership(ics23.SmtSpec, root, &proof, key) }) {
-				return failed("non-membership proof of key %x does not verify against root %x", key, root)
 			}
 			_, err = fmt.Fprintf(out, "ok: key %x is absent under root %x\n", key, root)
 			return err
@@ -161,6 +206,7 @@ Exits 0 when the proof verifies and 1 when it does not.`,
 	cmd.Flags().StringVar(&keyHex, "key", "", "the key, in hex")
 	cmd.Flags().StringVar(&valueHex, "value", "", "the value, in hex (omit to check absence)")
 	cmd.Flags().StringVar(&proofHex, "proof", "", "the proof, in hex (default: read from stdin)")
+	addOutputFlag(cmd)
 	return cmd
 }
 
@@ -232,6 +278,46 @@ func loadStore(r io.Reader) (*trie.MemStore, error) {
 	return store, nil
 }
 
+// verifyJSON is `trie verify --output json`.
+type verifyJSON struct {
+	OK     bool   `json:"ok"`
+	Root   string `json:"root"`
+	Key    string `json:"key"`
+	Exists bool   `json:"exists"` // membership was checked (--value given)
+	Value  string `json:"value,omitempty"`
+}
+
+// Each command prints text for a person or, with --output json, one JSON
+// document for scripts, as the SDK's commands do.
+func addOutputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringP("output", "o", "text", "output format (text|json)")
+}
+
+func jsonOutput(cmd *cobra.Command) (bool, error) {
+	format, err := cmd.Flags().GetString("output")
+	if err != nil {
+		return false, err
+	}
+	switch format {
+	case "text":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, fmt.Errorf("--output %q: want text or json", format)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return failed("encoding JSON: %v", err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
 // The JSON form of a proof: the protobuf fields, byte strings in hex.
 type (
 	proofJSON struct {
@@ -296,12 +382,5 @@ func writeProofJSON(w io.Writer, root trie.Hash, key []byte, exists bool, proof 
 	if ne := proof.GetNonexist(); ne != nil {
 		out.Nonexist = &nonexistJSON{Key: hex.EncodeToString(ne.Key), Left: toExistJSON(ne.Left), Right: toExistJSON(ne.Right)}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return failed("encoding JSON: %v", err)
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return writeJSON(w, out)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // nodeHashBoundNs is the cost of one 65-byte SHA-256 node hash on one core
-// of the reference machines (../shared/BENCHMARK.md); BenchmarkNodeHash
+// of the reference machines (docs/benchmarks.md); BenchmarkNodeHash
 // measures it here.
 const nodeHashBoundNs = 136
 

@@ -61,14 +61,15 @@ func TestStoreCommands(t *testing.T) {
 		want    string // in the output
 		wantErr string
 	}{
-		{"stats", home, []string{"nomtstore", "stats"}, "latest version:   5", ""},
-		{"verify", home, []string{"nomtstore", "verify", "--all-versions"}, "verified versions 1..5 of 2 stores: ok", ""},
+		{"stats", home, []string{"nomtstore", "stats"}, "1..5, 5 retained", ""},
+		{"verify", home, []string{"nomtstore", "verify", "--all-versions"}, "result    ok", ""},
 		{"module hash", home, []string{"nomtstore", "module-hash", "3"}, "app hash", ""},
+		{"unknown output", home, []string{"nomtstore", "stats", "--output", "yaml"}, "", `--output "yaml": want text or json`},
 		{"module hash of a future height", home, []string{"nomtstore", "module-hash", "9"}, "", "the latest is 5"},
 		{"module hash needs a number", home, []string{"nomtstore", "module-hash", "three"}, "", `height "three"`},
 		{"prune needs --to", home, []string{"nomtstore", "prune"}, "", "--to HEIGHT is required"},
 		{"prune the latest", home, []string{"nomtstore", "prune", "--to", "5"}, "", "cannot be pruned"},
-		{"prune", home, []string{"nomtstore", "prune", "--to", "2"}, "earliest version now 3", ""},
+		{"prune", home, []string{"nomtstore", "prune", "--to", "2"}, "retained  versions 3..5", ""},
 		{"not a home", empty, []string{"nomtstore", "stats"}, "", "is not a nomtstore home"},
 		{"verify not a home", empty, []string{"nomtstore", "verify"}, "", "is not a nomtstore home"},
 		{"prove without a key", home, []string{"nomtstore", "prove"}, "", "give --store and --key, or --balance"},

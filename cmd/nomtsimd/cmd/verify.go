@@ -11,6 +11,25 @@ import (
 	"golang.org/x/term"
 )
 
+// verifyJSON is `nomtstore verify --output json`. Problems are in it too
+// (and not on stderr), so a script reads one document either way; the
+// command still exits 1 when there is any.
+type verifyJSON struct {
+	FromVersion uint64          `json:"from_version"`
+	ToVersion   uint64          `json:"to_version"`
+	Stores      int             `json:"stores"`
+	Checks      int64           `json:"checks"`
+	TookMs      int64           `json:"took_ms"`
+	OK          bool            `json:"ok"`
+	Problems    []verifyProblem `json:"problems"`
+}
+
+type verifyProblem struct {
+	Version uint64 `json:"version"`
+	Store   string `json:"store"`
+	Problem string `json:"problem"`
+}
+
 func verifyCmd() *cobra.Command {
 	var latest bool
 	cmd := &cobra.Command{
@@ -18,59 +37,86 @@ func verifyCmd() *cobra.Command {
 		Short: "Recompute every retained root of every store from its pages and values (node stopped); exit 1 on a mismatch",
 		Long: `Recompute every retained version's root of every store from the page table, the
 leaf index and the values, and check every page's invariants. Each problem is printed
-to stderr as "version V store S: page P[ slot N]: what is wrong", and the command
-exits 1 if there is any. Progress goes to stderr: a bar on a terminal, a line every
-10 seconds otherwise. Checking every retained version walks each store once per
-version; --latest checks the latest version only.`,
+to stderr as "version V store S: page P[ slot N]: what is wrong" (with --output json,
+in the document's problems instead), and the command exits 1 if there is any.
+Progress goes to stderr: a bar on a terminal, a line every 10 seconds otherwise.
+Checking every retained version walks each store once per version; --latest checks
+the latest version only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openOffline(cmd)
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			db, _, err := openOffline(cmd)
 			if err != nil {
 				return err
 			}
 			defer func() { _ = db.Close() }()
-			out := &printer{w: cmd.OutOrStdout()}
 			to, from := db.Version(), db.EarliestVersion()
 			if latest {
 				from = to
 			}
-			if to == 0 {
-				out.printf("no version committed: nothing to verify\n")
-				return out.err
-			}
 			names := db.Trees()
-			progress := newProgress(cmd.ErrOrStderr(), int64(to-from+1)*int64(len(names)))
-			var problems int
-			var first string
-			report := func(line string) {
-				problems++
-				if first == "" {
-					first = line
+			res := verifyJSON{FromVersion: from, ToVersion: to, Stores: len(names), Problems: []verifyProblem{}}
+			if to == 0 {
+				res.FromVersion, res.OK = 0, true
+				if format == outputJSON {
+					return writeJSON(cmd.OutOrStdout(), res)
 				}
-				progress.println(line)
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "no version committed: nothing to verify")
+				return err
+			}
+			start := time.Now()
+			progress := newProgress(cmd.ErrOrStderr(), int64(to-from+1)*int64(len(names)))
+			report := func(v uint64, name string, problem any) {
+				p := verifyProblem{Version: v, Store: name, Problem: fmt.Sprint(problem)}
+				res.Problems = append(res.Problems, p)
+				if format == outputText {
+					progress.println(fmt.Sprintf("version %d store %s: %s", v, name, p.Problem))
+				}
 			}
 			for v := from; v <= to; v++ {
 				for _, name := range names {
 					violations, err := db.CheckTreeAt(name, v)
 					if err != nil {
-						report(fmt.Sprintf("version %d store %s: %v", v, name, err))
+						report(v, name, err)
 					}
 					for _, violation := range violations {
-						report(fmt.Sprintf("version %d store %s: %v", v, name, violation))
+						report(v, name, violation)
 					}
 					progress.step(v)
 				}
 			}
 			progress.finish()
-			if problems > 0 {
-				noun := "problems"
-				if problems == 1 {
-					noun = "problem"
+			res.Checks, res.TookMs = progress.done, time.Since(start).Milliseconds()
+			res.OK = len(res.Problems) == 0
+			if format == outputJSON {
+				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
 				}
-				return fmt.Errorf("verify: %d %s in versions %d..%d (each printed above); the first: %s", problems, noun, from, to, first)
+			} else {
+				t := newTable(cmd.OutOrStdout())
+				t.row("versions", "%d..%d", res.FromVersion, res.ToVersion)
+				t.row("stores", "%d", res.Stores)
+				t.row("checks", "%s store checks in %s", count(uint64(res.Checks)), time.Duration(res.TookMs)*time.Millisecond)
+				if res.OK {
+					t.row("result", "ok")
+				} else {
+					n := uint64(len(res.Problems))
+					t.row("result", "%s %s (each printed above)", count(n), plural(n, "problem", "problems"))
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
 			}
-			out.printf("verified versions %d..%d of %d stores: ok\n", from, to, len(names))
-			return out.err
+			if !res.OK {
+				n := uint64(len(res.Problems))
+				first := res.Problems[0]
+				return fmt.Errorf("verify: %d %s in versions %d..%d; the first: version %d store %s: %s",
+					n, plural(n, "problem", "problems"), from, to, first.Version, first.Store, first.Problem)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&latest, "latest", false, "check the latest version only")
@@ -79,6 +125,7 @@ version; --latest checks the latest version only.`,
 	cmd.Flags().Bool("all-versions", true, "check every retained version (the default)")
 	_ = cmd.Flags().MarkHidden("all-versions")
 	cmd.MarkFlagsMutuallyExclusive("latest", "all-versions")
+	addOutputFlag(cmd)
 	return cmd
 }
 

@@ -205,10 +205,10 @@ func TestVerifyFindsADamagedPage(t *testing.T) {
 	}
 
 	// The damage was to the copies only.
-	if out, err := run(t, home, "nomtstore", "verify"); err != nil || !strings.Contains(out, "verified versions 1..5 of 2 stores: ok") {
+	if out, err := run(t, home, "nomtstore", "verify"); err != nil || !strings.Contains(out, "versions  1..5\nstores    2\n") || !strings.Contains(out, "result    ok") {
 		t.Fatalf("verify of the original: %q, %v", out, err)
 	}
-	if out, err := run(t, home, "nomtstore", "verify", "--latest"); err != nil || !strings.Contains(out, "verified versions 5..5 of 2 stores: ok") {
+	if out, err := run(t, home, "nomtstore", "verify", "--latest"); err != nil || !strings.Contains(out, "versions  5..5\n") || !strings.Contains(out, "result    ok") {
 		t.Fatalf("verify --latest of the original: %q, %v", out, err)
 	}
 }
@@ -263,9 +263,9 @@ func TestStoreCommandErrors(t *testing.T) {
 		{"module hash not a home", notAHome, []string{"nomtstore", "module-hash", "2"}, "", "is not a nomtstore home"},
 		{"verify --latest and --all-versions", home, []string{"nomtstore", "verify", "--latest", "--all-versions"}, "", "none of the others can be"},
 		{"verify a store with no version", fresh, []string{"nomtstore", "verify"}, "nothing to verify", ""},
-		{"prune", home, []string{"nomtstore", "prune", "--to", "3"}, "earliest version now 4", ""},
-		{"prune again", home, []string{"nomtstore", "prune", "--to", "2"}, "nothing to prune: versions up to 3 are already pruned", ""},
-		{"verify after pruning", home, []string{"nomtstore", "verify"}, "verified versions 4..5 of 2 stores: ok", ""},
+		{"prune", home, []string{"nomtstore", "prune", "--to", "3"}, "retained  versions 4..5", ""},
+		{"prune again", home, []string{"nomtstore", "prune", "--to", "2"}, "pruned    nothing: versions up to 3 are already pruned", ""},
+		{"verify after pruning", home, []string{"nomtstore", "verify"}, "versions  4..5", ""},
 		{"module hash of a pruned height", home, []string{"nomtstore", "module-hash", "2"}, "", "pruned"},
 	}
 	for _, tc := range tests {
