@@ -17,6 +17,7 @@ import (
 
 	pruningtypes "cosmossdk.io/store/pruning/types"
 	snapshottypes "cosmossdk.io/store/snapshots/types"
+	storetypes "cosmossdk.io/store/types"
 	protoio "github.com/cosmos/gogoproto/io"
 
 	"github.com/nomtstore/nomtstore/commitment"
@@ -590,7 +591,7 @@ func (r *runner) w5(s Store, keys int) error {
 	start = time.Now()
 	err = readSnapshot(dst.Snapshotter(), uint64(height), file)
 	took := time.Since(start)
-	restored := dst.(*cmsStore).cms.LastCommitID()
+	restored := dst.(interface{ LastCommitID() storetypes.CommitID }).LastCommitID()
 	if err = errors.Join(err, dst.Close()); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
