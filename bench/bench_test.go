@@ -19,7 +19,7 @@ import (
 // in seconds: big enough for several preload commits, W3's pruning to
 // delete versions and W4's past height to be below the latest.
 func smokeConfig(t *testing.T) Config {
-	return Config{Size: "smoke", N: 3_000, T: 60, Blocks: 3, W3Blocks: 24, W4Blocks: 3, QueryDepth: 5, Seed: 7,
+	return Config{Size: "smoke", N: 3_000, T: 60, Blocks: 3, W3Blocks: 24, W4Blocks: 3, QueryDepths: []int{5, 20}, HistoryT: 5, Seed: 7,
 		PreloadChunk: 1_000, Quiet: 50 * time.Millisecond, Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads), Dir: t.TempDir()}
 }
 
@@ -203,7 +203,11 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown workload", func(c *Config) { c.Workloads = []string{"W9"} }, `unknown workload "W9"`},
 		{"no workloads", func(c *Config) { c.Workloads = nil }, "at least one"},
 		{"no dir", func(c *Config) { c.Dir = "" }, "no work directory"},
-		{"negative depth", func(c *Config) { c.QueryDepth = -1 }, "cannot be negative"},
+		{"negative depth", func(c *Config) { c.QueryDepths = []int{50, -1} }, "each at least 1"},
+		{"no depth", func(c *Config) { c.QueryDepths = nil }, "at least one query depth"},
+		{"depth twice", func(c *Config) { c.QueryDepths = []int{50, 50} }, "each once"},
+		{"no history T", func(c *Config) { c.HistoryT = 0 }, "history T"},
+		{"negative quiet", func(c *Config) { c.Quiet = -1 }, "cannot be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,6 +224,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := SizeConfig("medium"); err == nil {
 		t.Error("size medium accepted")
+	}
+	// make bench's profile: W1 and W4 against every store kind.
+	quick, err := SizeConfig("quick")
+	if err != nil || !slices.Equal(quick.Workloads, []string{W1, W4}) || !slices.Equal(quick.Kinds, Kinds) || !slices.Contains(quick.QueryDepths, 1000) {
+		t.Errorf("quick: %+v, %v", quick, err)
 	}
 	large, err := SizeConfig("large")
 	if err != nil || large.N != 10_000_000 || large.T < 5_000 {
