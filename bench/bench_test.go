@@ -330,3 +330,89 @@ func TestIAVLCloseStopsPruning(t *testing.T) {
 		})
 	}
 }
+
+// memiavl's queries see committed state only: its latest tree holds the
+// block's writes from the working hash on, under the last commit's height,
+// so a query waits for Commit. Past heights load the DB at that height,
+// and every proof verifies against the app hash committed there.
+func TestMemIAVLQueries(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openStore(KindMemIAVL, dir, []string{bankTree}, pruneDefault, &observer{}, commitment.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts := newAccounts(1)
+	for range 500 {
+		k, v := accts.add()
+		s.Set(bankTree, k, v)
+	}
+	first, _ := s.Commit()
+	key := accts.key(0)
+	old := s.Get(bankTree, key)
+	changed := append([]byte{0xff}, old[1:]...)
+	s.Set(bankTree, key, changed)
+	s.WorkingHash()
+	got := make(chan []byte)
+	go func() {
+		v, at, verify, err := s.Query(bankTree, key, 0, true)
+		if err == nil {
+			err = verify()
+		}
+		if err != nil || at != first+1 {
+			t.Errorf("query at the latest height: height %d, %v", at, err)
+		}
+		got <- v
+	}()
+	time.Sleep(50 * time.Millisecond) // the query waits for Commit
+	s.Commit()
+	if v := <-got; !bytes.Equal(v, changed) {
+		t.Errorf("query during the commit read %x, want the committed %x", v, changed)
+	}
+	v, at, verify, err := s.Query(bankTree, key, first, true)
+	if err == nil {
+		err = verify()
+	}
+	if err != nil || at != first || !bytes.Equal(v, old) {
+		t.Errorf("query at height %d: %x at %d (%v), want %x", first, v, at, err, old)
+	}
+	// Past memiavl's first snapshot interval: once the background rewrite
+	// is switched in, Commit starts pruning the old snapshots in a goroutine
+	// that Close must wait for (it truncates the WAL Close releases).
+	hashes := map[int64][]byte{}
+	for h := first + 1; ; h++ {
+		if _, err := transferBlock(s, accts, 5); err != nil {
+			t.Fatal(err)
+		}
+		s.WorkingHash()
+		height, hash := s.Commit()
+		hashes[height] = hash
+		if link, _ := os.Readlink(filepath.Join(dir, "current")); link == "snapshot-00000000000000001000" {
+			break
+		}
+		if h > 1000+5000 {
+			t.Fatal("memiavl never switched to its snapshot at height 1000")
+		}
+	}
+	latest, hash := s.Commit()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a pruning goroutine left running would panic here
+	s, err = openStore(KindMemIAVL, dir, []string{bankTree}, pruneDefault, &observer{}, commitment.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	if id := s.(*memiavlStore).LastCommitID(); id.Version != latest || !bytes.Equal(id.Hash, hash) {
+		t.Errorf("reopened at %d %X, want %d %X", id.Version, id.Hash, latest, hash)
+	}
+	// The client's headers: the reopened store knows its latest app hash only.
+	s.(*memiavlStore).appHashes[latest-1000] = hashes[latest-1000]
+	_, at, verify, err = s.Query(bankTree, key, latest-1000, true)
+	if err == nil {
+		err = verify()
+	}
+	if err != nil || at != latest-1000 {
+		t.Errorf("query at latest-1000 after reopening: height %d, %v", at, err)
+	}
+}

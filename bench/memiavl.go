@@ -196,6 +196,21 @@ func (s *memiavlStore) Commit() (int64, []byte) {
 	return v, hash
 }
 
+// endPreload writes a snapshot of the preloaded state and reopens the
+// trees on it, untimed. Without it the preload would stay in the WAL until
+// height 1,000, and every query at a past height would replay it from the
+// empty snapshot at genesis; a node that has run past its first snapshot
+// interval, or was state-synced, holds its bulk state in a snapshot and
+// replays at most an interval of blocks.
+func (s *memiavlStore) endPreload() error {
+	s.abci.Lock()
+	defer s.abci.Unlock()
+	if err := s.db.RewriteSnapshot(); err != nil {
+		return err
+	}
+	return s.db.Reload()
+}
+
 // Query answers as Cronos's rootmulti does: the latest height from the
 // live DB, any other by loading a read-only DB at that height (the
 // snapshot at or below it, then its WAL replayed up to it) and closing

@@ -59,7 +59,7 @@ const memiavlNote = "memiavl (github.com/crypto-org-chain/cronos/memiavl v0.1.0)
 	"app.toml defaults: snapshot-interval 1000, snapshot-keep-recent 1, async-commit-buffer 0 (the WAL written by a goroutine " +
 	"behind the commit), zero-copy off, cache-size 1000. Its WAL is opened with NoSync: no commit is fsynced, so a commit " +
 	"survives the process crashing but not the machine until the OS has written the WAL back. It has no pruning options, so W3's settings do not " +
-	"apply to it. A query at a past height loads a read-only DB at that height (the snapshot at or below it, then the WAL " +
+	"apply to it. Its preload ends with a snapshot (untimed), as a node past its first 1,000 blocks holds its state in one. A query at a past height loads a read-only DB at that height (the snapshot at or below it, then the WAL " +
 	"replayed up to it), as Cronos's rootmulti does; its proofs are IAVL proofs.\n\n"
 
 // WriteMarkdown prints the report as tables, one per workload, with each

@@ -320,8 +320,17 @@ func (r *runner) preload(s Store, what string, n int, next func() (tree string, 
 		done += chunk
 		bar.add(int64(chunk))
 	}
+	if e, ok := s.(preloadEnder); ok {
+		if err := e.endPreload(); err != nil {
+			return height, fmt.Errorf("ending the preload: %w", err)
+		}
+	}
 	return height, nil
 }
+
+// preloadEnder is a store with work to do once a preload is committed
+// (memiavl's snapshot), untimed like the preload.
+type preloadEnder interface{ endPreload() error }
 
 // timedBlocks runs blocks of exec, each followed by WorkingHash and
 // Commit, and measures them; dir is the store's directory. after, if set,
