@@ -19,7 +19,7 @@ import (
 // in seconds: big enough for several preload commits, W3's pruning to
 // delete versions and W4's past height to be below the latest.
 func smokeConfig(t *testing.T) Config {
-	return Config{Size: "smoke", N: 3_000, T: 60, Blocks: 3, W3Blocks: 24, W4Blocks: 3, QueryDepth: 5, Seed: 7,
+	return Config{Size: "smoke", N: 3_000, T: 60, Blocks: 3, W3Blocks: 24, W4Blocks: 3, QueryDepths: []int{5, 20}, HistoryT: 5, Seed: 7,
 		PreloadChunk: 1_000, Quiet: 50 * time.Millisecond, Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads), Dir: t.TempDir()}
 }
 
@@ -203,7 +203,11 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown workload", func(c *Config) { c.Workloads = []string{"W9"} }, `unknown workload "W9"`},
 		{"no workloads", func(c *Config) { c.Workloads = nil }, "at least one"},
 		{"no dir", func(c *Config) { c.Dir = "" }, "no work directory"},
-		{"negative depth", func(c *Config) { c.QueryDepth = -1 }, "cannot be negative"},
+		{"negative depth", func(c *Config) { c.QueryDepths = []int{50, -1} }, "each at least 1"},
+		{"no depth", func(c *Config) { c.QueryDepths = nil }, "at least one query depth"},
+		{"depth twice", func(c *Config) { c.QueryDepths = []int{50, 50} }, "each once"},
+		{"no history T", func(c *Config) { c.HistoryT = 0 }, "history T"},
+		{"negative quiet", func(c *Config) { c.Quiet = -1 }, "cannot be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,6 +224,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := SizeConfig("medium"); err == nil {
 		t.Error("size medium accepted")
+	}
+	// make bench's profile: W1 and W4 against every store kind.
+	quick, err := SizeConfig("quick")
+	if err != nil || !slices.Equal(quick.Workloads, []string{W1, W4}) || !slices.Equal(quick.Kinds, Kinds) || !slices.Contains(quick.QueryDepths, 1000) {
+		t.Errorf("quick: %+v, %v", quick, err)
 	}
 	large, err := SizeConfig("large")
 	if err != nil || large.N != 10_000_000 || large.T < 5_000 {
@@ -319,5 +328,91 @@ func TestIAVLCloseStopsPruning(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// memiavl's queries see committed state only: its latest tree holds the
+// block's writes from the working hash on, under the last commit's height,
+// so a query waits for Commit. Past heights load the DB at that height,
+// and every proof verifies against the app hash committed there.
+func TestMemIAVLQueries(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openStore(KindMemIAVL, dir, []string{bankTree}, pruneDefault, &observer{}, commitment.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts := newAccounts(1)
+	for range 500 {
+		k, v := accts.add()
+		s.Set(bankTree, k, v)
+	}
+	first, _ := s.Commit()
+	key := accts.key(0)
+	old := s.Get(bankTree, key)
+	changed := append([]byte{0xff}, old[1:]...)
+	s.Set(bankTree, key, changed)
+	s.WorkingHash()
+	got := make(chan []byte)
+	go func() {
+		v, at, verify, err := s.Query(bankTree, key, 0, true)
+		if err == nil {
+			err = verify()
+		}
+		if err != nil || at != first+1 {
+			t.Errorf("query at the latest height: height %d, %v", at, err)
+		}
+		got <- v
+	}()
+	time.Sleep(50 * time.Millisecond) // the query waits for Commit
+	s.Commit()
+	if v := <-got; !bytes.Equal(v, changed) {
+		t.Errorf("query during the commit read %x, want the committed %x", v, changed)
+	}
+	v, at, verify, err := s.Query(bankTree, key, first, true)
+	if err == nil {
+		err = verify()
+	}
+	if err != nil || at != first || !bytes.Equal(v, old) {
+		t.Errorf("query at height %d: %x at %d (%v), want %x", first, v, at, err, old)
+	}
+	// Past memiavl's first snapshot interval: once the background rewrite
+	// is switched in, Commit starts pruning the old snapshots in a goroutine
+	// that Close must wait for (it truncates the WAL Close releases).
+	hashes := map[int64][]byte{}
+	for h := first + 1; ; h++ {
+		if _, err := transferBlock(s, accts, 5); err != nil {
+			t.Fatal(err)
+		}
+		s.WorkingHash()
+		height, hash := s.Commit()
+		hashes[height] = hash
+		if link, _ := os.Readlink(filepath.Join(dir, "current")); link == "snapshot-00000000000000001000" {
+			break
+		}
+		if h > 1000+5000 {
+			t.Fatal("memiavl never switched to its snapshot at height 1000")
+		}
+	}
+	latest, hash := s.Commit()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a pruning goroutine left running would panic here
+	s, err = openStore(KindMemIAVL, dir, []string{bankTree}, pruneDefault, &observer{}, commitment.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	if id := s.(*memiavlStore).LastCommitID(); id.Version != latest || !bytes.Equal(id.Hash, hash) {
+		t.Errorf("reopened at %d %X, want %d %X", id.Version, id.Hash, latest, hash)
+	}
+	// The client's headers: the reopened store knows its latest app hash only.
+	s.(*memiavlStore).appHashes[latest-1000] = hashes[latest-1000]
+	_, at, verify, err = s.Query(bankTree, key, latest-1000, true)
+	if err == nil {
+		err = verify()
+	}
+	if err != nil || at != latest-1000 {
+		t.Errorf("query at latest-1000 after reopening: height %d, %v", at, err)
 	}
 }

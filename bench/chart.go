@@ -20,6 +20,7 @@ var kindColors = map[string]color.RGBA{
 	KindIAVLPebble:  {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	KindNomt:        {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
 	KindNomtEngine:  {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	KindMemIAVL:     {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
 // WriteChart draws commit latency per block for each store, one panel per

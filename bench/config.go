@@ -15,7 +15,7 @@ const (
 	W1 = "W1" // transfers on one big store
 	W2 = "W2" // ten module stores, prefix iterations
 	W3 = "W3" // W1 under pruning nothing, everything, custom: latency and disk
-	W4 = "W4" // reads and proofs at latest and latest-50 while blocks commit
+	W4 = "W4" // reads and proofs at latest, latest-50 and latest-1000 while blocks commit
 	W5 = "W5" // state-sync snapshot and restore
 )
 
@@ -34,9 +34,14 @@ type Config struct {
 	Blocks   int `json:"blocks"`
 	W3Blocks int `json:"w3_blocks"`
 	W4Blocks int `json:"w4_blocks"`
-	// QueryDepth is how far below the latest height W4 reads (50).
-	QueryDepth int    `json:"query_depth"`
-	Seed       uint64 `json:"seed"`
+	// QueryDepths are how far below the latest height W4 reads (50 and
+	// 1000), to show whether history slows old reads.
+	QueryDepths []int `json:"query_depths"`
+	// HistoryT is the transfers in each of the untimed blocks W4 commits
+	// first, until the store holds the deepest QueryDepth versions after
+	// its preload: small, so that IAVL's share of them stays short.
+	HistoryT int    `json:"history_t"`
+	Seed     uint64 `json:"seed"`
 	// PreloadChunk is the keys per preload commit.
 	PreloadChunk int      `json:"preload_chunk"`
 	Kinds        []string `json:"kinds"`
@@ -60,12 +65,18 @@ type Config struct {
 	Progress io.Writer `json:"-"`
 }
 
-// SizeConfig returns the configuration of a named size: "small" (N = 1M,
-// T = 2,500) or "large" (N = 10M, T = 5,000), every store and workload.
+// SizeConfig returns the configuration of a named size: "quick" (N =
+// 100k, T = 500, W1 and W4 only: what make bench runs in a few minutes),
+// "small" (N = 1M, T = 2,500) or "large" (N = 10M, T = 5,000), the last two
+// with every workload; every store kind in each.
 func SizeConfig(size string) (Config, error) {
-	c := Config{Size: size, QueryDepth: 50, Seed: 1, PreloadChunk: 100_000, Quiet: time.Second,
+	c := Config{Size: size, QueryDepths: []int{50, 1000}, HistoryT: 10, Seed: 1, PreloadChunk: 100_000, Quiet: time.Second,
 		Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads)}
 	switch size {
+	case "quick":
+		c.N, c.T, c.Blocks, c.W3Blocks, c.W4Blocks = 100_000, 500, 20, 20, 10
+		c.Workloads = []string{W1, W4}
+		c.Quiet = 500 * time.Millisecond
 	case "small":
 		c.N, c.T, c.Blocks, c.W3Blocks, c.W4Blocks = 1_000_000, 2_500, 50, 120, 20
 	case "large":
@@ -74,7 +85,7 @@ func SizeConfig(size string) (Config, error) {
 		// million keys preload it in a fraction of a hundred commits' time.
 		c.PreloadChunk = 1_000_000
 	default:
-		return c, fmt.Errorf("unknown size %q (small or large)", size)
+		return c, fmt.Errorf("unknown size %q (quick, small or large)", size)
 	}
 	return c, nil
 }
@@ -85,11 +96,15 @@ func (c *Config) Validate() error {
 	if c.N < 2*groupSize {
 		problems = append(problems, fmt.Sprintf("N must be at least %d (got %d)", 2*groupSize, c.N))
 	}
-	if c.T < 1 || c.Blocks < 1 || c.W3Blocks < 1 || c.W4Blocks < 1 {
-		problems = append(problems, fmt.Sprintf("T and the block counts must be at least 1 (T %d, blocks %d, W3 %d, W4 %d)", c.T, c.Blocks, c.W3Blocks, c.W4Blocks))
+	if c.T < 1 || c.HistoryT < 1 || c.Blocks < 1 || c.W3Blocks < 1 || c.W4Blocks < 1 {
+		problems = append(problems, fmt.Sprintf("T, the history T and the block counts must be at least 1 (T %d, history T %d, blocks %d, W3 %d, W4 %d)",
+			c.T, c.HistoryT, c.Blocks, c.W3Blocks, c.W4Blocks))
 	}
-	if c.QueryDepth < 0 || c.Quiet < 0 {
-		problems = append(problems, "the query depth and the quiet wait cannot be negative")
+	if len(c.QueryDepths) == 0 || slices.Min(c.QueryDepths) < 1 || len(slices.Compact(slices.Sorted(slices.Values(c.QueryDepths)))) != len(c.QueryDepths) {
+		problems = append(problems, fmt.Sprintf("at least one query depth, each at least 1 and each once (got %v)", c.QueryDepths))
+	}
+	if c.Quiet < 0 {
+		problems = append(problems, "the quiet wait cannot be negative")
 	}
 	if c.PreloadChunk < 1 {
 		problems = append(problems, "the preload chunk must be at least 1 key")

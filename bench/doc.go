@@ -2,8 +2,9 @@
 // same deterministic workloads (W1 transfers, W2 app-shaped stores, W3
 // pruning, W4 queries while committing, W5 state sync) run one store after
 // another in one process, against nomtstore through its CommitMultiStore
-// and through the engine's own API, and against IAVL v1 through the SDK's
-// rootmulti store on goleveldb and on pebble. Only ratios measured side by
+// and through the engine's own API, against IAVL v1 through the SDK's
+// rootmulti store on goleveldb and on pebble, and against Cronos's memiavl
+// with Cronos's defaults (the peer to beat). Only ratios measured side by
 // side in one run are meant to be compared; the report prints them against
 // IAVL v1 on goleveldb, what SDK chains run by default.
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -53,6 +54,14 @@ func ratio(a, b float64) string {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
+// memiavlNote is how memiavl runs, which its figures depend on.
+const memiavlNote = "memiavl (github.com/crypto-org-chain/cronos/memiavl v0.1.0) runs its DB as Cronos's store/rootmulti does, with Cronos's " +
+	"app.toml defaults: snapshot-interval 1000, snapshot-keep-recent 1, async-commit-buffer 0 (the WAL written by a goroutine " +
+	"behind the commit), zero-copy off, cache-size 1000. Its WAL is opened with NoSync: no commit is fsynced, so a commit " +
+	"survives the process crashing but not the machine until the OS has written the WAL back. It has no pruning options, so W3's settings do not " +
+	"apply to it. Its preload ends with a snapshot (untimed), as a node past its first 1,000 blocks holds its state in one. A query at a past height loads a read-only DB at that height (the snapshot at or below it, then the WAL " +
+	"replayed up to it), as Cronos's rootmulti does; its proofs are IAVL proofs.\n\n"
+
 // WriteMarkdown prints the report as tables, one per workload, with each
 // figure's ratio to IAVL v1 on goleveldb measured in the same run.
 func (r *Report) WriteMarkdown(w io.Writer) error {
@@ -62,7 +71,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "%s; %d CPUs (%s), %.1f GiB RAM, %s. One node hash (SHA-256 of 65 bytes): %.0f ns.\n\n",
 		m.Date, m.CPUs, m.CPUModel, m.MemoryGiB, m.Go, m.NodeHashNs)
 	fmt.Fprintf(&b, "× is each figure against %s in this run, written so that more is better: writes/s over its writes/s, "+
-		"its commit time, bytes or disk over the store's. Commit is WorkingHash + Commit; every commit is durable.\n\n", referenceKind)
+		"its commit time, bytes or disk over the store's. Commit is WorkingHash + Commit; every commit is durable (fsynced) but memiavl's.\n\n", referenceKind)
+	if slices.Contains(c.Kinds, KindMemIAVL) {
+		b.WriteString(memiavlNote)
+	}
 	for _, name := range r.workloadNames() {
 		switch name {
 		case W4:
@@ -153,7 +165,8 @@ func (r *Report) queryTable(b *strings.Builder) {
 	for _, n := range names {
 		cols = append(cols, n+" p50 / p99 ms", "per s", "×")
 	}
-	r.header(b, fmt.Sprintf("W4 queries while committing (%d blocks of W1, one reader, every proof verified)", c.W4Blocks), cols...)
+	r.header(b, fmt.Sprintf("W4 queries while committing (%d blocks of W1, one reader, every proof verified; "+
+		"untimed blocks of T = %d first, so that every store holds %d versions above its preload)", c.W4Blocks, c.HistoryT, slices.Max(c.QueryDepths)), cols...)
 	for _, kind := range c.Kinds {
 		res := r.find(W4, kind)
 		if res == nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	pruningtypes "cosmossdk.io/store/pruning/types"
 	snapshottypes "cosmossdk.io/store/snapshots/types"
+	storetypes "cosmossdk.io/store/types"
 	protoio "github.com/cosmos/gogoproto/io"
 
 	"github.com/nomtstore/nomtstore/commitment"
@@ -318,8 +320,17 @@ func (r *runner) preload(s Store, what string, n int, next func() (tree string, 
 		done += chunk
 		bar.add(int64(chunk))
 	}
+	if e, ok := s.(preloadEnder); ok {
+		if err := e.endPreload(); err != nil {
+			return height, fmt.Errorf("ending the preload: %w", err)
+		}
+	}
 	return height, nil
 }
+
+// preloadEnder is a store with work to do once a preload is committed
+// (memiavl's snapshot), untimed like the preload.
+type preloadEnder interface{ endPreload() error }
 
 // timedBlocks runs blocks of exec, each followed by WorkingHash and
 // Commit, and measures them; dir is the store's directory. after, if set,
@@ -479,27 +490,61 @@ func diskGrowth(blocks []Block) float64 {
 	return median(blocks[2*n/3:]) / middle
 }
 
-// The W4 queries, cycled in this order by the reader.
-var w4Queries = []struct {
+// w4Query is one kind of W4 query: at the latest height or depth below
+// it, with a proof or not.
+type w4Query struct {
 	name  string
-	past  bool
+	depth int // 0: latest
 	prove bool
-}{
-	{"get latest", false, false},
-	{"proof latest", false, true},
-	{"get latest-D", true, false},
-	{"proof latest-D", true, true},
+}
+
+// w4Queries are the queries the reader cycles through, in this order: a
+// get and a proof at the latest height, then at each depth.
+func (c *Config) w4Queries() []w4Query {
+	qs := []w4Query{{"get latest", 0, false}, {"proof latest", 0, true}}
+	for _, d := range c.QueryDepths {
+		qs = append(qs, w4Query{fmt.Sprintf("get latest-D (D=%d)", d), d, false}, w4Query{fmt.Sprintf("proof latest-D (D=%d)", d), d, true})
+	}
+	return qs
+}
+
+// history commits the untimed blocks W4 needs before it: until the store
+// holds the deepest query depth's versions above its preload, blocks of
+// HistoryT transfers (drawn from the accounts' generator like every other
+// block, so the same for every store).
+func (r *runner) history(s Store, accts *accounts, preloadHeight int64) error {
+	c := r.cfg
+	blocks := int64(slices.Max(c.QueryDepths)) - (r.height - preloadHeight)
+	if blocks <= 0 {
+		return nil
+	}
+	bar := newProgress(c.Progress, blocks, fmt.Sprintf("%s W4 history", r.kind), "blocks")
+	defer bar.finish()
+	for range blocks {
+		if _, err := transferBlock(s, accts, c.HistoryT); err != nil {
+			return err
+		}
+		s.WorkingHash()
+		r.height, r.hash = s.Commit()
+		bar.add(1)
+	}
+	return nil
 }
 
 // w4 runs W4Blocks of W1 while one reader queries preloaded accounts at
-// the latest height and QueryDepth below it, verifying every proof.
+// the latest height and at each QueryDepth below it, verifying every
+// proof. Untimed history blocks first give the store those depths.
 func (r *runner) w4(dir string, s Store, obs *observer, accts *accounts, preloaded int, preloadHeight int64) error {
 	c := r.cfg
+	if err := r.history(s, accts, preloadHeight); err != nil {
+		return fmt.Errorf("history blocks: %w", err)
+	}
+	queries := c.w4Queries()
 	addrs := accts.addrs[:preloaded] // the writer appends; these stay put
 	var latest atomic.Int64
 	latest.Store(r.height)
 	stop := make(chan struct{})
-	lat := make([][]time.Duration, len(w4Queries))
+	lat := make([][]time.Duration, len(queries))
 	var readerErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -514,11 +559,9 @@ func (r *runner) w4(dir string, s Store, obs *observer, accts *accounts, preload
 					return nil
 				default:
 				}
-				q := w4Queries[i%len(w4Queries)]
+				q := queries[i%len(queries)]
 				h := latest.Load()
-				if q.past {
-					h -= int64(min(c.QueryDepth, int(h-preloadHeight)))
-				}
+				h -= int64(min(q.depth, int(h-preloadHeight)))
 				key = append(append(append(key[:0], 0x02), addrs[rng.IntN(len(addrs))][:]...), denom...)
 				start := time.Now()
 				value, at, verify, err := s.Query(bankTree, key, h, q.prove)
@@ -532,7 +575,7 @@ func (r *runner) w4(dir string, s Store, obs *observer, accts *accounts, preload
 				if err := verify(); err != nil {
 					return fmt.Errorf("%s of %x at height %d: %w", q.name, key, h, err)
 				}
-				lat[i%len(w4Queries)] = append(lat[i%len(w4Queries)], took)
+				lat[i%len(queries)] = append(lat[i%len(queries)], took)
 			}
 		})
 	}()
@@ -544,12 +587,8 @@ func (r *runner) w4(dir string, s Store, obs *observer, accts *accounts, preload
 		return err
 	}
 	res.Pruning = "default"
-	for i, q := range w4Queries {
-		name := q.name
-		if q.past {
-			name = fmt.Sprintf("%s (D=%d)", q.name, c.QueryDepth)
-		}
-		res.Queries = append(res.Queries, QueryStat{Name: name, Count: len(lat[i]),
+	for i, q := range queries {
+		res.Queries = append(res.Queries, QueryStat{Name: q.name, Count: len(lat[i]),
 			PerSec: float64(len(lat[i])) / res.Seconds, P50Ms: ms(percentile(lat[i], 50)), P99Ms: ms(percentile(lat[i], 99))})
 	}
 	r.add(res)
@@ -590,7 +629,7 @@ func (r *runner) w5(s Store, keys int) error {
 	start = time.Now()
 	err = readSnapshot(dst.Snapshotter(), uint64(height), file)
 	took := time.Since(start)
-	restored := dst.(*cmsStore).cms.LastCommitID()
+	restored := dst.(interface{ LastCommitID() storetypes.CommitID }).LastCommitID()
 	if err = errors.Join(err, dst.Close()); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -62,10 +62,11 @@ const (
 	KindNomtEngine  = "nomt-engine"  // the engine's own API, no SDK layer
 	KindIAVLLevelDB = "iavl-leveldb" // rootmulti + IAVL v1 on goleveldb: the SDK default
 	KindIAVLPebble  = "iavl-pebble"  // rootmulti + IAVL v1 on pebble
+	KindMemIAVL     = "memiavl"      // Cronos's memiavl DB with Cronos's defaults
 )
 
 // Kinds lists every store kind, the reference (iavl-leveldb) first.
-var Kinds = []string{KindIAVLLevelDB, KindIAVLPebble, KindNomt, KindNomtEngine}
+var Kinds = []string{KindIAVLLevelDB, KindIAVLPebble, KindMemIAVL, KindNomt, KindNomtEngine}
 
 // referenceKind is what ratios are taken against.
 const referenceKind = KindIAVLLevelDB
@@ -99,6 +100,10 @@ func openStore(kind, dir string, trees []string, prune pruningtypes.PruningOptio
 			return nil, err
 		}
 		return openIAVL(db, trees, prune)
+	case KindMemIAVL:
+		// memiavl has no pruning options: it keeps the versions of its
+		// retained snapshots and their WAL (snapshot-keep-recent).
+		return openMemIAVL(dir, trees)
 	}
 	return nil, fmt.Errorf("unknown store kind %q (kinds: %v)", kind, Kinds)
 }
@@ -310,6 +315,9 @@ func (s *cmsStore) Query(tree string, key []byte, height int64, prove bool) ([]b
 	}
 	return res.Value, res.Height, verify, nil
 }
+
+// LastCommitID is the latest height and app hash (W5 checks a restore).
+func (s *cmsStore) LastCommitID() storetypes.CommitID { return s.cms.LastCommitID() }
 
 func (s *cmsStore) Snapshotter() snapshottypes.Snapshotter {
 	sn, _ := s.cms.(snapshottypes.Snapshotter)

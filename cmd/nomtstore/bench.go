@@ -20,17 +20,20 @@ func newBenchCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Run the benchmark workloads against nomtstore and IAVL v1 in one process",
+		Short: "Run the benchmark workloads against nomtstore, IAVL v1 and memiavl in one process",
 		Long: `Run workloads W1-W5 of docs/benchmarks.md (transfers, app-shaped stores, pruning,
 queries while committing, state sync) against nomtstore, through its
-CommitMultiStore and through the engine's API, and against IAVL v1 through
-the SDK's rootmulti store on goleveldb and on pebble, one store after
-another with the same keys and operations. Prints a markdown table with
-every figure's ratio to IAVL v1 on goleveldb, and writes it with a JSON
-file of every block and a PNG chart of commit latency per block to --out.
+CommitMultiStore and through the engine's API, against IAVL v1 through
+the SDK's rootmulti store on goleveldb and on pebble, and against Cronos's
+memiavl with Cronos's defaults, one store after another with the same keys
+and operations. Prints a markdown table with every figure's ratio to IAVL
+v1 on goleveldb, and writes it with a JSON file of every block and a PNG
+chart of commit latency per block to --out.
 
-Sizes: small (N = 1M accounts, T = 2,500 transfers per block) and large
-(N = 10M, T = 5,000). The flags below override a size's figures. Preloads
+Sizes: quick (N = 100k accounts, T = 500 transfers per block, W1 and W4
+only: a few minutes), small (N = 1M, T = 2,500) and large (N = 10M,
+T = 5,000). The flags below override a size's figures. Preloads, and the
+small blocks W4 commits first so that every store holds 1,000 versions,
 are not timed. Exit status 1 if any store failed a workload.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,9 +45,9 @@ are not timed. Exit status 1 if any store failed a workload.`,
 			for name, set := range map[string]func(){
 				"n": func() { cfg.N = overrides.N }, "t": func() { cfg.T = overrides.T },
 				"blocks": func() { cfg.Blocks = overrides.Blocks }, "w3-blocks": func() { cfg.W3Blocks = overrides.W3Blocks },
-				"w4-blocks": func() { cfg.W4Blocks = overrides.W4Blocks }, "query-depth": func() { cfg.QueryDepth = overrides.QueryDepth },
-				"seed": func() { cfg.Seed = overrides.Seed }, "preload-chunk": func() { cfg.PreloadChunk = overrides.PreloadChunk },
-				"quiet": func() { cfg.Quiet = overrides.Quiet },
+				"w4-blocks": func() { cfg.W4Blocks = overrides.W4Blocks }, "query-depths": func() { cfg.QueryDepths = overrides.QueryDepths },
+				"history-t": func() { cfg.HistoryT = overrides.HistoryT }, "seed": func() { cfg.Seed = overrides.Seed },
+				"preload-chunk": func() { cfg.PreloadChunk = overrides.PreloadChunk }, "quiet": func() { cfg.Quiet = overrides.Quiet },
 			} {
 				if flags.Changed(name) {
 					set()
@@ -53,7 +56,13 @@ are not timed. Exit status 1 if any store failed a workload.`,
 			if flags.Changed("n") || flags.Changed("t") {
 				cfg.Size = "custom"
 			}
-			cfg.Kinds, cfg.Workloads = splitList(stores), splitList(workloads)
+			// A size's own lists (quick runs W1 and W4 only) unless named.
+			if flags.Changed("stores") {
+				cfg.Kinds = splitList(stores)
+			}
+			if flags.Changed("workloads") {
+				cfg.Workloads = splitList(workloads)
+			}
 			if cfg.WarmUp, err = parseWarmUp(warmUp); err != nil {
 				return err
 			}
@@ -92,18 +101,19 @@ are not timed. Exit status 1 if any store failed a workload.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&size, "size", "small", "workload size: small or large")
+	f.StringVar(&size, "size", "small", "workload size: quick, small or large")
 	f.IntVar(&overrides.N, "n", 0, "accounts preloaded (W2: keys over its ten stores)")
 	f.IntVar(&overrides.T, "t", 0, "transactions per block")
 	f.IntVar(&overrides.Blocks, "blocks", 0, "timed blocks of W1 and W2")
 	f.IntVar(&overrides.W3Blocks, "w3-blocks", 0, "timed blocks of each W3 pruning setting")
 	f.IntVar(&overrides.W4Blocks, "w4-blocks", 0, "timed blocks of W4")
-	f.IntVar(&overrides.QueryDepth, "query-depth", 0, "how far below the latest height W4 reads")
+	f.IntSliceVar(&overrides.QueryDepths, "query-depths", nil, "how far below the latest height W4 reads, comma-separated (default 50,1000)")
+	f.IntVar(&overrides.HistoryT, "history-t", 0, "transfers in each untimed block that W4 commits first to reach the deepest query depth (default 10)")
 	f.Uint64Var(&overrides.Seed, "seed", 0, "seed of the keys and operations")
 	f.IntVar(&overrides.PreloadChunk, "preload-chunk", 0, "keys per preload commit")
 	f.DurationVar(&overrides.Quiet, "quiet", 0, "how long the disk must stay quiet before and after each timed run (default 1s)")
 	f.StringVar(&stores, "stores", strings.Join(bench.Kinds, ","), "store kinds, comma-separated")
-	f.StringVar(&workloads, "workloads", strings.Join(bench.Workloads, ","), "workloads, comma-separated")
+	f.StringVar(&workloads, "workloads", strings.Join(bench.Workloads, ","), "workloads, comma-separated (default for size quick: W1,W4)")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")

@@ -26,6 +26,7 @@ func TestBenchBadUsageExitsTwo(t *testing.T) {
 		{"bad number", []string{"bench", "--n", "many"}, `invalid argument "many"`},
 		{"stray argument", []string{"bench", "W1"}, `unknown command "W1"`},
 		{"unknown warm-up", []string{"bench", "--warm-up", "auto"}, `--warm-up "auto": want on or off`},
+		{"zero depth", []string{"bench", "--query-depths", "50,0"}, "each at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,7 +46,8 @@ func TestBenchBadUsageExitsTwo(t *testing.T) {
 func TestBenchWritesReport(t *testing.T) {
 	out, work := t.TempDir(), t.TempDir()
 	code, stdout, stderr := runTool(t, "", "bench", "--n", "1000", "--t", "20", "--blocks", "2", "--w4-blocks", "2",
-		"--preload-chunk", "400", "--quiet", "50ms", "--stores", "iavl-leveldb,nomt", "--workloads", "W1,W4", "--dir", work, "--out", out)
+		"--preload-chunk", "400", "--quiet", "50ms", "--stores", "iavl-leveldb,nomt", "--workloads", "W1,W4", "--query-depths", "3,10",
+		"--dir", work, "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
