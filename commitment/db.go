@@ -79,8 +79,10 @@ const (
 
 // Options configure a DB. The zero value gives sane defaults.
 type Options struct {
-	// FS is where the page table and WALs are written (Pebble keeps its
-	// own files). Tests use a vfs.FaultFS.
+	// FS is where the page table and WALs are written. Pebble's files go
+	// to vfs.PebbleFS(FS): the same in-memory FS for a vfs.CrashFS, whose
+	// power cuts must hit the whole store, the disk otherwise. Tests use a
+	// vfs.FaultFS or a vfs.CrashFS.
 	FS vfs.FS
 	// InitialBuckets sizes a new page table; it grows by itself.
 	InitialBuckets uint64
@@ -264,6 +266,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 // point lookups (values, leaves) dominate reads.
 func pebbleOptions(o Options) *pebble.Options {
 	opts := &pebble.Options{
+		FS:     vfs.PebbleFS(o.FS),
 		Cache:  pebble.NewCache(o.PebbleCacheBytes),
 		Logger: quietPebbleLogger{o.Logger},
 		// Bigger memtables absorb many blocks before a flush, and fewer,
