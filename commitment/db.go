@@ -305,15 +305,16 @@ func pebbleOptions(o Options) *pebble.Options {
 func prepareDir(fs vfs.FS, dir string) error {
 	// Nothing is created inside dir before its format is known: a
 	// directory that is not ours, or of another format, is left as it is.
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("commitment: creating %s: %w", dir, err)
+	if err := mkdirDurably(fs, dir); err != nil {
+		return err
 	}
-	mkWALDir := func() error {
-		if err := fs.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
-			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, walDir), err)
+	mkdir := func(name string) error {
+		if err := fs.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, name), err)
 		}
 		return nil
 	}
+	mkWALDir := func() error { return mkdir(walDir) }
 	path := filepath.Join(dir, formatFile)
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -322,14 +323,16 @@ func prepareDir(fs vfs.FS, dir string) error {
 			return fmt.Errorf("commitment: reading %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			// wal/ and FORMAT.tmp are what a first Open killed before
-			// writing FORMAT leaves; writeFormatFile starts over.
-			if e.Name() != walDir && e.Name() != formatFile+".tmp" {
+			// wal/, pebble/ (empty) and FORMAT.tmp are what a first Open
+			// cut before writing FORMAT leaves; writeFormatFile starts over.
+			if e.Name() != walDir && e.Name() != pebbleDir && e.Name() != formatFile+".tmp" {
 				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
 			}
 		}
-		// Before the format file, whose directory sync makes wal/ durable.
-		if err := mkWALDir(); err != nil {
+		// Before the format file, whose directory sync makes their entries
+		// durable: Pebble syncs the directories inside its own, never its
+		// own entry in dir.
+		if err := errors.Join(mkWALDir(), mkdir(pebbleDir)); err != nil {
 			return err
 		}
 		return writeFormatFile(fs, dir)
@@ -348,6 +351,34 @@ func prepareDir(fs vfs.FS, dir string) error {
 		return fmt.Errorf("%w: %s is format %d, this build reads format %d", ErrFormatVersion, dir, version, FormatVersion)
 	}
 	return mkWALDir()
+}
+
+// mkdirDurably creates dir and its missing parents, and makes each one's
+// entry in its parent durable: otherwise a power cut could take the whole
+// store, commits and all, with the entry. dir's own entry is synced even
+// when dir exists, since an earlier Open may have stopped before syncing it.
+func mkdirDurably(fs vfs.FS, dir string) error {
+	dir = filepath.Clean(dir)
+	toSync := []string{filepath.Dir(dir)}
+	for d := dir; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("commitment: %s: %w", d, err)
+		}
+		if d != dir {
+			toSync = append(toSync, filepath.Dir(d))
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("commitment: creating %s: %w", dir, err)
+	}
+	for _, d := range toSync {
+		if err := fs.SyncDir(d); err != nil {
+			return fmt.Errorf("commitment: syncing %s, which holds the store directory %s: %w", d, dir, err)
+		}
+	}
+	return nil
 }
 
 func writeFormatFile(fs vfs.FS, dir string) error {
