@@ -325,7 +325,7 @@ func (c *CrashFS) usedLocked() int64 {
 
 // allocateLocked allocates the blocks of [off, end) that n lacks, or fails
 // with ENOSPC without allocating any. REQUIRES: mu.
-func (c *CrashFS) allocateLocked(n *node, off, end int64, name string) error {
+func (c *CrashFS) allocateLocked(op string, n *node, off, end int64, name string) error {
 	var missing []int64
 	for b := off / crashBlockSize; b*crashBlockSize < end; b++ {
 		if _, ok := n.blocks[b]; !ok {
@@ -336,7 +336,7 @@ func (c *CrashFS) allocateLocked(n *node, off, end int64, name string) error {
 		return nil
 	}
 	if c.capacity > 0 && c.usedLocked()+int64(len(missing))*crashBlockSize > c.capacity {
-		return &os.PathError{Op: "write", Path: name, Err: syscall.ENOSPC}
+		return &os.PathError{Op: op, Path: name, Err: syscall.ENOSPC}
 	}
 	for _, b := range missing {
 		n.blocks[b] = struct{}{}
@@ -705,7 +705,7 @@ func (f *crashFile) writeAtLocked(p []byte, off int64) (int, error) {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EINVAL}
 	}
 	end := off + int64(len(p))
-	if err := f.fs.allocateLocked(f.n, off, end, f.name); err != nil {
+	if err := f.fs.allocateLocked("write", f.n, off, end, f.name); err != nil {
 		return 0, err
 	}
 	f.fs.tickLocked(OpWrite, f.name)
@@ -779,7 +779,7 @@ func (f *crashFile) Allocate(size int64) error {
 	if err := f.usable("allocate", true); err != nil {
 		return err
 	}
-	if err := f.fs.allocateLocked(f.n, 0, size, f.name); err != nil {
+	if err := f.fs.allocateLocked("fallocate", f.n, 0, size, f.name); err != nil {
 		return err
 	}
 	f.fs.tickLocked(OpAllocate, f.name)
