@@ -1,9 +1,11 @@
 package commitment_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nomtstore/nomtstore/commitment"
@@ -64,5 +66,59 @@ func TestSetRacingClose(t *testing.T) {
 				t.Fatalf("round %d: a write racing Close failed with %v, want ErrClosed", round, err)
 			}
 		}
+	}
+}
+
+// stopAfter is a context that is done once Err has been asked n times: a
+// deterministic "stop" in the middle of a pruning run.
+type stopAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (s *stopAfter) Err() error {
+	if s.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestPruneToContextStopsBetweenVersions: a pruning run asked to stop
+// stops after the version it is deleting, keeps what it deleted, is not
+// counted as a failure, and a later run resumes.
+func TestPruneToContextStopsBetweenVersions(t *testing.T) {
+	db, err := commitment.Open("/store", modelTrees, commitment.Options{FS: vfs.NewCrashFS(1), InitialBuckets: 64, PebbleCacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for v := range 30 {
+		if err := db.Set("bank", []byte("k"), []byte(fmt.Sprint(v))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := &stopAfter{Context: context.Background()}
+	ctx.n.Store(3)
+	err = db.PruneToContext(ctx, 20)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("a stopped run returned %v, want context.Canceled", err)
+	}
+	if e := db.EarliestVersion(); e != 4 {
+		t.Fatalf("stopped after 3 versions, the earliest is %d, want 4", e)
+	}
+	if st := db.Stats(); st.PruneFailures != 0 || st.LastPruneError != nil || st.PrunedVersions != 3 {
+		t.Fatalf("a stop counted as a failure: %+v", st)
+	}
+	if _, err := db.GetAt("bank", []byte("k"), 3); !errors.Is(err, commitment.ErrVersionPruned) {
+		t.Fatalf("read of a version the stopped run deleted: %v", err)
+	}
+	if v, err := db.GetAt("bank", []byte("k"), 4); err != nil || string(v) != "3" {
+		t.Fatalf("read of the earliest version: %q, %v", v, err)
+	}
+	if err := db.PruneTo(20); err != nil || db.EarliestVersion() != 21 {
+		t.Fatalf("resumed run: %v, earliest %d", err, db.EarliestVersion())
 	}
 }
