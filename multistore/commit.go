@@ -85,6 +85,13 @@ func (s *Store) Commit() types.CommitID {
 
 	s.mu.Lock()
 	prev := s.lastCommitInfo.GetVersion()
+	// Checked before anything commits (the engine, or a transient store
+	// emptied): after the engine's commit the version is durable, with a
+	// commit info naming the wrong height.
+	if latest := s.engine.Version(); uint64(prev) != latest {
+		s.mu.Unlock()
+		panic(fmt.Errorf("nomtstore: commit: the store is loaded at version %d but its latest version is %d (a LoadVersion below the latest?); nothing was committed", prev, latest))
+	}
 	version := prev + 1
 	if prev == 0 && s.initialVersion > 1 {
 		version = s.initialVersion
