@@ -141,16 +141,22 @@ func checkVersion(rng *rand.Rand, db *commitment.DB, u uint64, want *version, pr
 		for i, key := range probe {
 			value, present := want.st[name][key]
 			got, err := db.GetAt(name, []byte(key), u)
-			if err != nil || (got != nil) != present || !bytes.Equal(got, []byte(value)) {
-				return fmt.Errorf("get %s/%s at %d: %q, %v; the model has %q (present %v)", name, key, u, got, err, value, present)
+			if err != nil {
+				return fmt.Errorf("get %s/%s at %d: %w", name, key, u, err)
+			}
+			if (got != nil) != present || !bytes.Equal(got, []byte(value)) {
+				return fmt.Errorf("get %s/%s at %d: %q; the model has %q (present %v)", name, key, u, got, value, present)
 			}
 			if i > proofs || len(keys) == 0 {
 				// ICS23 has no proof against an empty tree.
 				continue
 			}
 			proof, exists, err := db.ProveAt(name, []byte(key), u)
-			if err != nil || exists != present {
-				return fmt.Errorf("prove %s/%s at %d: exists %v, %v; the model has present %v", name, key, u, exists, err, present)
+			if err != nil {
+				return fmt.Errorf("prove %s/%s at %d: %w", name, key, u, err)
+			}
+			if exists != present {
+				return fmt.Errorf("prove %s/%s at %d: exists %v; the model has present %v", name, key, u, exists, present)
 			}
 			root := want.roots[name]
 			proven := []byte(value)
