@@ -17,7 +17,7 @@ import (
 )
 
 var (
-	powerCuts = flag.Int("power-cuts", 0, "TestPowerCut: power cuts to simulate (0: 300, 40 with -short)")
+	powerCuts = flag.Int("power-cuts", 0, "TestPowerCut: power cuts to simulate (0: 300, 16 with -short)")
 	powerSeed = flag.Uint64("power-seed", 0, "TestPowerCut: seed (0: from the clock; the log names it)")
 )
 
@@ -63,7 +63,8 @@ var powerPhases = []string{phaseCommit, phaseGrowth, phasePruning, phaseRollback
 func TestPowerCut(t *testing.T) {
 	cuts := 300
 	if testing.Short() {
-		cuts = 40
+		// make test's race run: the race detector slows the store ~15x.
+		cuts = 16
 	}
 	if *powerCuts > 0 {
 		cuts = *powerCuts
@@ -84,7 +85,8 @@ func TestPowerCut(t *testing.T) {
 		r.cuts, took.Round(time.Millisecond), r.stores, r.lives, r.committed, r.landed, r.verdicts)
 	t.Logf("0 committed versions lost, 0 model mismatches (either fails the test at once)")
 	for _, phase := range powerPhases {
-		if r.landed[phase] == 0 {
+		// A few cuts (-short) may all miss one phase.
+		if r.landed[phase] == 0 && cuts >= 100 {
 			t.Errorf("no power cut landed in %s: %v", phase, r.landed)
 		}
 	}
@@ -171,6 +173,9 @@ func (r *powerRun) newStore() {
 	r.models = map[uint64]*version{0: newVersion(r.t, newState())}
 	r.acked, r.lo, r.hi, r.minEarliest, r.maxEarliest = 0, 0, 0, 0, 0
 	r.keySpace, r.nextKey = 200+r.rng.IntN(400), 0
+	if testing.Short() {
+		r.keySpace = 100 + r.rng.IntN(100)
+	}
 }
 
 // life is one boot of the machine: open (recover), check everything
@@ -281,10 +286,16 @@ func (r *powerRun) verify() {
 		}
 	}
 	// Check at the latest version every time, at a past one (a walk over
-	// superseded pages, the slowest check) every fourth.
+	// superseded pages, the slowest check) every fourth; under -short
+	// (make test's race run, ~15x slower) only the latest, every fourth.
 	past := v
 	if r.rng.IntN(4) == 0 {
 		past = e + r.rng.Uint64N(v-e+1)
+	} else if testing.Short() {
+		return
+	}
+	if testing.Short() {
+		past = v
 	}
 	if err := checkClean(db, past); err != nil {
 		t.Fatalf("after %s: %v", r.lastCut, err)
