@@ -211,14 +211,21 @@ func checkRange(db *commitment.DB, tree string, u uint64, kv map[string]string, 
 
 // checkClean runs Check at the latest version and CheckAt at u.
 func checkClean(db *commitment.DB, u uint64) error {
-	if violations, err := db.Check(); err != nil || len(violations) > 0 {
-		return fmt.Errorf("check: %v %v", err, violations)
+	violations, err := db.Check()
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if len(violations) > 0 {
+		return fmt.Errorf("check: %v", violations)
 	}
 	if u == 0 || u == db.Version() {
 		return nil
 	}
-	if violations, err := db.CheckAt(u); err != nil || len(violations) > 0 {
-		return fmt.Errorf("check at %d: %v %v", u, err, violations)
+	if violations, err = db.CheckAt(u); err != nil {
+		return fmt.Errorf("check at %d: %w", u, err)
+	}
+	if len(violations) > 0 {
+		return fmt.Errorf("check at %d: %v", u, violations)
 	}
 	return nil
 }

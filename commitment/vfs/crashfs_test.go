@@ -128,10 +128,10 @@ func TestCrashFSFileData(t *testing.T) {
 				kinds += string(sector[0])
 			}
 		}
-		switch {
-		case kinds == "oo":
+		switch kinds {
+		case "oo":
 			outcomes["lost"]++
-		case kinds == "nnaa":
+		case "nnaa":
 			outcomes["kept"]++
 		default:
 			outcomes["torn"]++
