@@ -44,10 +44,12 @@ func (s state) sortedKeys(tree string) []string {
 	return slices.Sorted(maps.Keys(s[tree]))
 }
 
-// version is a committed version of the model: its state and roots.
+// version is a committed version of the model: its state, roots and the
+// application's record of it (SetVersionRecord; "" for none).
 type version struct {
-	st    state
-	roots map[string]trie.Hash
+	st     state
+	roots  map[string]trie.Hash
+	record string
 }
 
 func newVersion(t testing.TB, st state) *version {
@@ -118,6 +120,13 @@ func checkVersion(rng *rand.Rand, db *commitment.DB, u uint64, want *version, pr
 	}
 	if !maps.Equal(roots, want.roots) {
 		return fmt.Errorf("roots at %d are %v, the model's %v", u, roots, want.roots)
+	}
+	record, err := db.VersionRecord(u)
+	if err != nil {
+		return fmt.Errorf("record of %d: %w", u, err)
+	}
+	if string(record) != want.record {
+		return fmt.Errorf("record of %d is %q, the model's %q", u, record, want.record)
 	}
 	for _, name := range modelTrees {
 		keys := want.st.sortedKeys(name)

@@ -395,6 +395,13 @@ func (r *powerRun) call(kind string) bool {
 		gen := table.Generation
 		next := r.models[r.acked].st.clone()
 		stageRandom(r.t, r.rng, db, next, size, r.keySpace, fresh, &r.nextKey)
+		// The application's record of the version (a multistore's commit
+		// info) commits in the same batch.
+		record := ""
+		if r.rng.IntN(4) != 0 {
+			record = fmt.Sprintf("record of %d: %x", r.acked+1, r.rng.Uint32())
+			db.SetVersionRecord([]byte(record))
+		}
 		if r.rng.IntN(4) == 0 {
 			if _, err := db.WorkingRoots(); err != nil {
 				r.t.Fatal(err)
@@ -405,6 +412,7 @@ func (r *powerRun) call(kind string) bool {
 			r.t.Fatalf("commit of version %d: %v", r.acked+1, err)
 		}
 		m := newVersion(r.t, next)
+		m.record = record
 		if res.Version != r.acked+1 || !maps.Equal(res.Roots, m.roots) {
 			r.t.Fatalf("commit made version %d with roots %v; the model is at %d with %v", res.Version, res.Roots, r.acked+1, m.roots)
 		}
