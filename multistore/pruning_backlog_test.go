@@ -21,7 +21,7 @@ import (
 func TestPruningBacklogHoldsUpNeitherCloseNorRollback(t *testing.T) {
 	versions := 1500
 	if testing.Short() {
-		versions = 800
+		versions = 400
 	}
 	key := types.NewKVStoreKey("bank")
 	tests := []struct {
