@@ -64,7 +64,7 @@ func (db *DB) pruneTo(ctx context.Context, to uint64) error {
 	}
 	for e := db.earliest.Load(); e <= to; e = db.earliest.Load() {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("commitment: pruning stopped at version %d of %d: %w", e, to, err)
+			return fmt.Errorf("commitment: pruning stopped before version %d (asked to prune to %d): %w", e, to, err)
 		}
 		db.gate.waitIdle()
 		if err := db.pruneVersion(e); err != nil {
