@@ -1,7 +1,9 @@
 // Package vfs is the engine's file-system seam: every file the engine writes
 // itself (the page table, WALs, the format file) goes through an FS, so tests
-// can inject failed or short writes, failed fsyncs and a full disk, and check
-// that a commit fails cleanly and recovery loses nothing.
+// can inject failed or short writes, failed fsyncs and a full disk (FaultFS),
+// and check that a commit fails cleanly and recovery loses nothing; and cut
+// the power under the whole store (CrashFS, whose PebbleFS view holds
+// Pebble's files too), losing or tearing whatever was not made durable.
 //
 // It owns no policy: callers decide what to sync and when.
 package vfs
