@@ -380,6 +380,8 @@ func (r *powerRun) pick(target string, armed bool) string {
 func (r *powerRun) call(kind string) bool {
 	db := r.db
 	before := r.fs.Ops()
+	// end is the operation count when the call returned.
+	var end int64
 	var cutPhase string
 	switch kind {
 	case phaseCommit, phaseGrowth, "fill":
@@ -408,6 +410,7 @@ func (r *powerRun) call(kind string) bool {
 			}
 		}
 		res, err := db.Commit()
+		end = r.fs.Ops()
 		if err != nil {
 			r.t.Fatalf("commit of version %d: %v", r.acked+1, err)
 		}
@@ -424,9 +427,10 @@ func (r *powerRun) call(kind string) bool {
 			kind = phaseCommit
 		}
 		cutPhase = phaseCommit
-		if r.fs.Cut() != nil {
+		if r.cutBy(end) {
 			r.lo, r.hi = r.acked, res.Version
 		} else {
+			// Returned before any cut: acknowledged, it must survive.
 			r.acked, r.lo, r.hi = res.Version, res.Version, res.Version
 			r.minEarliest = db.EarliestVersion()
 		}
@@ -438,17 +442,20 @@ func (r *powerRun) call(kind string) bool {
 		r.maxEarliest = max(r.maxEarliest, to+1)
 		cutPhase = phasePruning
 		r.settle()
+		end = r.fs.Ops()
 	case phaseRollback:
 		from := r.acked
 		to := from - 1 - r.rng.Uint64N(min(3, from-db.EarliestVersion()))
-		if err := db.Rollback(to); err != nil {
+		err := db.Rollback(to)
+		end = r.fs.Ops()
+		if err != nil {
 			r.t.Fatalf("rollback from %d to %d: %v", from, to, err)
 		}
 		if roots := db.Roots(); !maps.Equal(roots, r.models[to].roots) {
 			r.t.Fatalf("rollback to %d gives roots %v; the model %v", to, roots, r.models[to].roots)
 		}
 		cutPhase = phaseRollback
-		if r.fs.Cut() != nil {
+		if r.cutBy(end) {
 			r.lo, r.hi = to, from
 		} else {
 			r.acked, r.lo, r.hi = to, to, to
@@ -465,8 +472,19 @@ func (r *powerRun) call(kind string) bool {
 		r.est[kind] = max(1, r.fs.Ops()-before)
 		return false
 	}
+	if c.N > end {
+		// After the call returned: its page flush, Pebble's own work.
+		cutPhase = phaseBackground
+	}
 	r.land(cutPhase, c)
 	return true
+}
+
+// cutBy reports whether the power was cut at or before operation end: for
+// end read as a call returns, during the call (or before it).
+func (r *powerRun) cutBy(end int64) bool {
+	c := r.fs.Cut()
+	return c != nil && c.N <= end
 }
 
 // settle waits for Pebble to write what was committed without a sync:
