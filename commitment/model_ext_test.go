@@ -57,17 +57,57 @@ func newVersion(t testing.TB, st state) *version {
 	roots := map[string]trie.Hash{}
 	for name, kv := range st {
 		ms := trie.NewMemStore(0)
-		changes := make([]trie.Change, 0, len(kv))
-		for k, v := range kv {
-			value := []byte(v)
-			if len(value) == 0 {
-				// The engine commits an empty value as the stand-in.
-				value = trie.EmptyValueStandIn
-			}
-			changes = append(changes, trie.Change{Key: []byte(k), Value: value})
-		}
-		if _, err := ms.Apply(changes); err != nil {
+		if _, err := ms.Apply(changesOf(kv, slices.Collect(maps.Keys(kv)))); err != nil {
 			t.Fatal(err)
+		}
+		roots[name] = ms.Root()
+	}
+	return &version{st: st, roots: roots}
+}
+
+// changesOf turns keys of a tree's state into trie changes: a set of the
+// key's value, or its deletion when kv lacks it.
+func changesOf(kv map[string]string, keys []string) []trie.Change {
+	changes := make([]trie.Change, 0, len(keys))
+	for _, k := range keys {
+		v, ok := kv[k]
+		if !ok {
+			changes = append(changes, trie.Change{Key: []byte(k), Delete: true})
+			continue
+		}
+		value := []byte(v)
+		if len(value) == 0 {
+			// The engine commits an empty value as the stand-in.
+			value = trie.EmptyValueStandIn
+		}
+		changes = append(changes, trie.Change{Key: []byte(k), Value: value})
+	}
+	return changes
+}
+
+// incrementalModel keeps one in-memory trie per tree, for a model whose
+// versions only move forward (no rollback): each version's roots cost its
+// changes, not the whole state.
+type incrementalModel map[string]*trie.MemStore
+
+func newIncrementalModel() incrementalModel {
+	m := incrementalModel{}
+	for _, name := range modelTrees {
+		m[name] = trie.NewMemStore(0)
+	}
+	return m
+}
+
+// next returns the version of st, whose changes from the last one are the
+// keys in touched.
+func (m incrementalModel) next(t testing.TB, st state, touched map[string]map[string]bool) *version {
+	t.Helper()
+	roots := map[string]trie.Hash{}
+	for name, ms := range m {
+		if keys := touched[name]; len(keys) > 0 {
+			if _, err := ms.Apply(changesOf(st[name], slices.Collect(maps.Keys(keys)))); err != nil {
+				t.Fatal(err)
+			}
 		}
 		roots[name] = ms.Root()
 	}
@@ -76,9 +116,17 @@ func newVersion(t testing.TB, st state) *version {
 
 // stageRandom stages size random sets and deletes on db and applies them
 // to st: existing and new keys, empty values now and then. fresh names keys
-// never used before (g-prefixed, from *next), which grow the trie.
-func stageRandom(t testing.TB, rng *rand.Rand, db *commitment.DB, st state, size, keySpace, fresh int, next *int) {
+// never used before (g-prefixed, from *next), which grow the trie. It
+// returns the keys it touched, per tree.
+func stageRandom(t testing.TB, rng *rand.Rand, db *commitment.DB, st state, size, keySpace, fresh int, next *int) map[string]map[string]bool {
 	t.Helper()
+	touched := map[string]map[string]bool{}
+	touch := func(tree, key string) {
+		if touched[tree] == nil {
+			touched[tree] = map[string]bool{}
+		}
+		touched[tree][key] = true
+	}
 	for range size {
 		tree := modelTrees[rng.IntN(len(modelTrees))]
 		key := fmt.Sprintf("k%05d", rng.IntN(keySpace))
@@ -87,6 +135,7 @@ func stageRandom(t testing.TB, rng *rand.Rand, db *commitment.DB, st state, size
 				t.Fatal(err)
 			}
 			delete(st[tree], key)
+			touch(tree, key)
 			continue
 		}
 		value := fmt.Sprintf("v%x", rng.Uint32())
@@ -97,6 +146,7 @@ func stageRandom(t testing.TB, rng *rand.Rand, db *commitment.DB, st state, size
 			t.Fatal(err)
 		}
 		st[tree][key] = value
+		touch(tree, key)
 	}
 	for range fresh {
 		tree := modelTrees[rng.IntN(len(modelTrees))]
@@ -106,7 +156,9 @@ func stageRandom(t testing.TB, rng *rand.Rand, db *commitment.DB, st state, size
 			t.Fatal(err)
 		}
 		st[tree][key] = value
+		touch(tree, key)
 	}
+	return touched
 }
 
 // checkVersion compares a retained version u of db with the model: its

@@ -49,7 +49,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &soak{db: db, models: map[uint64]*version{0: newVersion(t, newState())}}
+	s := &soak{db: db, models: map[uint64]*version{0: newVersion(t, newState())}, tries: newIncrementalModel()}
 	worker := pruning.NewWorker(db, pruning.WorkerOptions{RetryMin: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
@@ -105,7 +105,9 @@ type soak struct {
 	models map[uint64]*version
 	err    error // REQUIRES: mu
 
-	nextKey                                                     int // writer only
+	// tries and nextKey are the writer's.
+	tries                                                       incrementalModel
+	nextKey                                                     int
 	latest, commits, latestReads, pastReads, iterations, proofs atomic.Uint64
 	checks, refused                                             atomic.Uint64
 }
@@ -136,8 +138,8 @@ func (s *soak) model(u uint64) *version {
 func (s *soak) commit(t *testing.T, rng *rand.Rand, worker *pruning.Worker) error {
 	v := s.db.Version()
 	next := s.model(v).st.clone()
-	stageRandom(t, rng, s.db, next, 1+rng.IntN(150), soakKeys, rng.IntN(5), &s.nextKey)
-	m := newVersion(t, next)
+	touched := stageRandom(t, rng, s.db, next, 1+rng.IntN(150), soakKeys, rng.IntN(5), &s.nextKey)
+	m := s.tries.next(t, next, touched)
 	s.mu.Lock()
 	s.models[v+1] = m
 	s.mu.Unlock()
