@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 
 BUF_VERSION := 1.50.0
 
-.PHONY: proto all build test docs-check unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-small bench-large crash-long fuzz clean
+.PHONY: proto all build test test-long docs-check unit race fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-small bench-large crash-long fuzz clean
 
 all: build
 
@@ -79,6 +79,15 @@ bench-small:
 
 bench-large:
 	$(GO) run ./cmd/nomtstore bench --size large --out bench-results
+
+# The long power-loss runs: 6,000 simulated power cuts (a file system that
+# drops or tears every unsynced write, make test runs 300), then the soak
+# (commits, pruning, readers and checks at once) for five minutes under the
+# race detector (make test runs 5 s, and 2 s with -race). The SIGKILL test
+# is crash-long.
+test-long:
+	$(GO) test -count=1 -run '^TestPowerCut$$' -timeout 4h -v ./commitment -power-cuts 6000
+	$(GO) test -count=1 -race -run '^TestSoak$$' -timeout 1h -v ./commitment -soak 5m
 
 # The long crash test: 10,000 SIGKILLs of a committing process.
 crash-long:

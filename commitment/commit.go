@@ -117,6 +117,10 @@ func (db *DB) Delete(treeName string, key []byte) error {
 }
 
 func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
+	// Checked under writeMu, which Close holds while it closes: a writer
+	// that checked before could queue to the warmer after Close stopped it.
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
 	db.mu.RLock()
 	t, err := db.treeLocked(treeName)
 	closed := db.closed
@@ -127,8 +131,6 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	if err != nil {
 		return err
 	}
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
 	m := db.staged[t]
 	if m == nil {
 		m = map[string]stagedOp{}

@@ -79,8 +79,10 @@ const (
 
 // Options configure a DB. The zero value gives sane defaults.
 type Options struct {
-	// FS is where the page table and WALs are written (Pebble keeps its
-	// own files). Tests use a vfs.FaultFS.
+	// FS is where the page table and WALs are written. Pebble's files go
+	// to vfs.PebbleFS(FS): the same in-memory FS for a vfs.CrashFS, whose
+	// power cuts must hit the whole store, the disk otherwise. Tests use a
+	// vfs.FaultFS or a vfs.CrashFS.
 	FS vfs.FS
 	// InitialBuckets sizes a new page table; it grows by itself.
 	InitialBuckets uint64
@@ -264,6 +266,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 // point lookups (values, leaves) dominate reads.
 func pebbleOptions(o Options) *pebble.Options {
 	opts := &pebble.Options{
+		FS:     vfs.PebbleFS(o.FS),
 		Cache:  pebble.NewCache(o.PebbleCacheBytes),
 		Logger: quietPebbleLogger{o.Logger},
 		// Bigger memtables absorb many blocks before a flush, and fewer,
@@ -302,15 +305,16 @@ func pebbleOptions(o Options) *pebble.Options {
 func prepareDir(fs vfs.FS, dir string) error {
 	// Nothing is created inside dir before its format is known: a
 	// directory that is not ours, or of another format, is left as it is.
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("commitment: creating %s: %w", dir, err)
+	if err := mkdirDurably(fs, dir); err != nil {
+		return err
 	}
-	mkWALDir := func() error {
-		if err := fs.MkdirAll(filepath.Join(dir, walDir), 0o755); err != nil {
-			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, walDir), err)
+	mkdir := func(name string) error {
+		if err := fs.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, name), err)
 		}
 		return nil
 	}
+	mkWALDir := func() error { return mkdir(walDir) }
 	path := filepath.Join(dir, formatFile)
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -319,14 +323,16 @@ func prepareDir(fs vfs.FS, dir string) error {
 			return fmt.Errorf("commitment: reading %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			// wal/ and FORMAT.tmp are what a first Open killed before
-			// writing FORMAT leaves; writeFormatFile starts over.
-			if e.Name() != walDir && e.Name() != formatFile+".tmp" {
+			// wal/, pebble/ (empty) and FORMAT.tmp are what a first Open
+			// cut before writing FORMAT leaves; writeFormatFile starts over.
+			if e.Name() != walDir && e.Name() != pebbleDir && e.Name() != formatFile+".tmp" {
 				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
 			}
 		}
-		// Before the format file, whose directory sync makes wal/ durable.
-		if err := mkWALDir(); err != nil {
+		// Before the format file, whose directory sync makes their entries
+		// durable: Pebble syncs the directories inside its own, never its
+		// own entry in dir.
+		if err := errors.Join(mkWALDir(), mkdir(pebbleDir)); err != nil {
 			return err
 		}
 		return writeFormatFile(fs, dir)
@@ -345,6 +351,34 @@ func prepareDir(fs vfs.FS, dir string) error {
 		return fmt.Errorf("%w: %s is format %d, this build reads format %d", ErrFormatVersion, dir, version, FormatVersion)
 	}
 	return mkWALDir()
+}
+
+// mkdirDurably creates dir and its missing parents, and makes each one's
+// entry in its parent durable: otherwise a power cut could take the whole
+// store, commits and all, with the entry. dir's own entry is synced even
+// when dir exists, since an earlier Open may have stopped before syncing it.
+func mkdirDurably(fs vfs.FS, dir string) error {
+	dir = filepath.Clean(dir)
+	toSync := []string{filepath.Dir(dir)}
+	for d := dir; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("commitment: %s: %w", d, err)
+		}
+		if d != dir {
+			toSync = append(toSync, filepath.Dir(d))
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("commitment: creating %s: %w", dir, err)
+	}
+	for _, d := range toSync {
+		if err := fs.SyncDir(d); err != nil {
+			return fmt.Errorf("commitment: syncing %s, which holds the store directory %s: %w", d, dir, err)
+		}
+	}
+	return nil
 }
 
 func writeFormatFile(fs vfs.FS, dir string) error {

@@ -131,7 +131,7 @@ func TestCommitFailsCleanlyOnInjectedFaults(t *testing.T) {
 		// A WAL fault after a completed growth makes the retry plan its
 		// buckets against a table the working set did not read.
 		{name: "growth write", grow: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht.grow"}},
-		{name: "growth disk full", grow: true, fault: vfs.Fault{Op: vfs.OpTruncate, PathContains: "pages.ht.grow", Err: vfs.ENOSPC}},
+		{name: "growth disk full", grow: true, fault: vfs.Fault{Op: vfs.OpAllocate, PathContains: "pages.ht.grow", Err: vfs.ENOSPC}},
 		{name: "growth rename", grow: true, fault: vfs.Fault{Op: vfs.OpRename, PathContains: "pages.ht"}},
 		{name: "growth dir fsync", grow: true, sticky: true, fault: vfs.Fault{Op: vfs.OpSyncDir}},
 		{name: "wal write after growth", grow: true, grown: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "/wal/"}},

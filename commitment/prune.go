@@ -1,6 +1,7 @@
 package commitment
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,10 +29,19 @@ var ErrPruneLatest = errors.New("commitment: the latest version cannot be pruned
 // ErrPruneLatest. A failure is returned and counted in Stats; calling again
 // resumes where it stopped.
 func (db *DB) PruneTo(to uint64) error {
+	return db.PruneToContext(context.Background(), to)
+}
+
+// PruneToContext is PruneTo that stops between two versions once ctx is
+// done, returning ctx's error: a long run (an archive node turning pruning
+// on has a backlog of every version it kept) must not hold up a shutdown
+// or a rollback. What it deleted stays deleted; calling again resumes. A
+// stop is not a failure: Stats does not count it.
+func (db *DB) PruneToContext(ctx context.Context, to uint64) error {
 	db.pruneMu.Lock()
 	defer db.pruneMu.Unlock()
-	err := db.pruneTo(to)
-	if err != nil && !errors.Is(err, ErrClosed) {
+	err := db.pruneTo(ctx, to)
+	if err != nil && !errors.Is(err, ErrClosed) && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		db.stats.pruneFailures.Add(1)
 		db.stats.lastPruneError.Store(&err)
 		db.opts.Logger.Error("nomtstore pruning failed", "to", to, "earliest", db.earliest.Load(), "err", err)
@@ -41,8 +51,8 @@ func (db *DB) PruneTo(to uint64) error {
 	return err
 }
 
-// pruneTo does PruneTo. REQUIRES: pruneMu.
-func (db *DB) pruneTo(to uint64) error {
+// pruneTo does PruneToContext. REQUIRES: pruneMu.
+func (db *DB) pruneTo(ctx context.Context, to uint64) error {
 	db.mu.RLock()
 	latest, closed := db.record.version, db.closed
 	db.mu.RUnlock()
@@ -53,6 +63,9 @@ func (db *DB) pruneTo(to uint64) error {
 		return fmt.Errorf("%w: asked to prune to %d, the latest is %d", ErrPruneLatest, to, latest)
 	}
 	for e := db.earliest.Load(); e <= to; e = db.earliest.Load() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("commitment: pruning stopped before version %d (asked to prune to %d): %w", e, to, err)
+		}
 		db.gate.waitIdle()
 		if err := db.pruneVersion(e); err != nil {
 			return fmt.Errorf("commitment: pruning version %d: %w", e, err)

@@ -93,10 +93,29 @@ func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, 
 	app.SetCMS(s)
 	// baseapp gives the block header to *rootmulti.Store only; the block
 	// time of each version's commit info comes from this listener instead.
-	app.SetStreamingManager(storetypes.StreamingManager{ABCIListeners: []storetypes.ABCIListener{headerListener{s}}})
+	// An app with its own listeners (a streaming plugin from app.toml)
+	// installs them after this option, replacing the streaming manager:
+	// the listener is added to the app's again when it loads its version,
+	// which it does once its construction is done.
+	listenForHeaders(app, s)
+	s.OnLoad(func() { listenForHeaders(app, s) })
 	app.Logger().Info("nomtstore installed", "dir", dir, "version", s.Engine().Version(),
 		"earliest", s.Engine().EarliestVersion(), "pruning-keep-recent", pruningOpts.KeepRecent, "pruning-interval", pruningOpts.Interval)
 	return s, nil
+}
+
+// listenForHeaders adds the store's header listener to the app's streaming
+// manager, keeping the app's own listeners and settings, unless it is
+// there already.
+func listenForHeaders(app *baseapp.BaseApp, s *multistore.Store) {
+	m := app.StreamingManager()
+	for _, l := range m.ABCIListeners {
+		if h, ok := l.(headerListener); ok && h.store == s {
+			return
+		}
+	}
+	m.ABCIListeners = append([]storetypes.ABCIListener{headerListener{s}}, m.ABCIListeners...)
+	app.SetStreamingManager(m)
 }
 
 // headerListener feeds each block's height and time to the store before

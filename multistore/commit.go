@@ -85,6 +85,13 @@ func (s *Store) Commit() types.CommitID {
 
 	s.mu.Lock()
 	prev := s.lastCommitInfo.GetVersion()
+	// Checked before anything commits (the engine, or a transient store
+	// emptied): after the engine's commit the version is durable, with a
+	// commit info naming the wrong height.
+	if latest := s.engine.Version(); uint64(prev) != latest {
+		s.mu.Unlock()
+		panic(fmt.Errorf("nomtstore: commit: the store is loaded at version %d but its latest version is %d (a LoadVersion below the latest?); nothing was committed", prev, latest))
+	}
 	version := prev + 1
 	if prev == 0 && s.initialVersion > 1 {
 		version = s.initialVersion
@@ -202,7 +209,17 @@ func (s *Store) RollbackToVersion(target int64) error {
 	if target <= 0 {
 		return fmt.Errorf("invalid rollback height target: %d", target)
 	}
-	s.worker.WaitIdle()
+	// A pruning run stops between two versions rather than finish its
+	// backlog first (every version of an archive node turning pruning on),
+	// and none starts until the rollback is done.
+	resume := s.worker.Pause()
+	defer resume()
+	// A target pruning was asked to delete is refused as if it were gone,
+	// as it was when the rollback waited for pruning to finish.
+	if requested := s.worker.Stats().Requested; uint64(target) <= requested {
+		return fmt.Errorf("commitment: cannot roll back: %w: version %d (pruning was asked to delete every version up to %d)",
+			commitment.ErrVersionPruned, target, requested)
+	}
 	if err := s.engine.Rollback(uint64(target)); err != nil {
 		return err
 	}

@@ -36,6 +36,12 @@ func (s *Store) LoadVersionAndUpgrade(ver int64, upgrades *types.StoreUpgrades) 
 // (added, renamed and deleted stores) as writes of the next commit, with
 // rootmulti's checks and its order (stores by name).
 func (s *Store) loadVersion(ver int64, upgrades *types.StoreUpgrades) error {
+	s.mu.RLock()
+	onLoad := s.onLoad
+	s.mu.RUnlock()
+	if onLoad != nil {
+		onLoad()
+	}
 	latest := int64(s.engine.Version())
 	if ver < 0 || ver > latest {
 		return fmt.Errorf("nomtstore: cannot load version %d: the latest version is %d", ver, latest)

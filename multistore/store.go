@@ -109,8 +109,10 @@ type Store struct {
 
 	initialVersion  int64
 	interBlockCache types.MultiStorePersistentCache
-	listeners       map[types.StoreKey]*types.MemoryListener
-	commitHeader    cmtproto.Header
+	// onLoad, if set, runs at the start of every load (OnLoad).
+	onLoad       func()
+	listeners    map[types.StoreKey]*types.MemoryListener
+	commitHeader cmtproto.Header
 
 	traceMu      sync.Mutex
 	traceWriter  io.Writer
@@ -189,6 +191,17 @@ func (s *Store) Close() error {
 		errs = append(errs, s.ownDB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// OnLoad sets a function run at the start of every load of a version
+// (LoadLatestVersion, LoadVersion, and the reloads of a rollback or a
+// state-sync restore), from the loading goroutine, before the store's lock
+// is taken: the module composes its ABCI listener with the app's there,
+// once the app has installed its own.
+func (s *Store) OnLoad(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onLoad = f
 }
 
 // GetStoreType is StoreTypeMulti.

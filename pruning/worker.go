@@ -1,6 +1,8 @@
 package pruning
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -8,9 +10,10 @@ import (
 
 // Target is what the worker prunes: the engine.
 type Target interface {
-	// PruneTo deletes every version <= to; calling it again after a
-	// failure resumes.
-	PruneTo(to uint64) error
+	// PruneToContext deletes every version <= to, stopping between two
+	// versions once ctx is done (with ctx's error); calling it again after
+	// a failure or a stop resumes.
+	PruneToContext(ctx context.Context, to uint64) error
 	// EarliestVersion is the oldest version still kept.
 	EarliestVersion() uint64
 }
@@ -21,9 +24,9 @@ type WorkerOptions struct {
 	// it doubles from RetryMin at each failure in a row. Defaults 1 s, 1 min.
 	RetryMin, RetryMax time.Duration
 	Logger             *slog.Logger
-	// OnRun, if set, is called after each run, from the worker's
-	// goroutine, with the height it pruned to, how long it took and its
-	// error (for metrics).
+	// OnRun, if set, is called after each run that ended by itself (not
+	// stopped by Close or Pause), from the worker's goroutine, with the
+	// height it pruned to, how long it took and its error (for metrics).
 	OnRun func(to uint64, took time.Duration, err error)
 }
 
@@ -47,17 +50,28 @@ type Stats struct {
 }
 
 // Worker deletes old versions in the background, one request at a time,
-// newest request winning.
+// newest request winning. A run stops between two versions when the worker
+// is closed or paused: a backlog of many versions (an archive node turning
+// pruning on) must hold up neither a shutdown nor a rollback.
 type Worker struct {
 	target Target
 	opts   WorkerOptions
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
+	// ctx is done once Close is called; every run's context derives from
+	// it.
+	ctx       context.Context
+	closeRuns context.CancelFunc
 
 	mu    sync.Mutex
 	stats Stats      // REQUIRES: mu
 	idle  *sync.Cond // signalled when a run ends, REQUIRES: mu
+	// paused counts Pause calls not yet resumed; running is set while a
+	// run is in progress, cancelRun stops it. REQUIRES: mu.
+	paused    int
+	running   bool
+	cancelRun context.CancelFunc
 }
 
 // NewWorker starts a worker over target; Close stops it.
@@ -72,6 +86,7 @@ func NewWorker(target Target, opts WorkerOptions) *Worker {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Worker{target: target, opts: opts, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w.ctx, w.closeRuns = context.WithCancel(context.Background())
 	w.idle = sync.NewCond(&w.mu)
 	go w.loop()
 	return w
@@ -84,9 +99,37 @@ func (w *Worker) Request(to uint64) {
 		w.stats.Requested = to
 	}
 	w.mu.Unlock()
+	w.wakeUp()
+}
+
+func (w *Worker) wakeUp() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// Pause stops the run in progress, if any, after the version it is
+// deleting, and holds off new runs until resume is called (requests made
+// meanwhile are kept). It returns once no run is in progress.
+func (w *Worker) Pause() (resume func()) {
+	w.mu.Lock()
+	w.paused++
+	if w.cancelRun != nil {
+		w.cancelRun()
+	}
+	for w.running {
+		w.idle.Wait()
+	}
+	w.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.paused--
+			w.mu.Unlock()
+			w.wakeUp()
+		})
 	}
 }
 
@@ -122,8 +165,10 @@ func (w *Worker) closedLocked() bool {
 	}
 }
 
-// Close stops the worker after the run in progress, if any.
+// Close stops the worker, and the run in progress, if any, after the
+// version it is deleting.
 func (w *Worker) Close() {
+	w.closeRuns()
 	select {
 	case <-w.stop:
 	default:
@@ -151,18 +196,35 @@ func (w *Worker) loop() {
 		}
 		w.mu.Lock()
 		to := w.stats.Requested
-		w.mu.Unlock()
-		if to < w.target.EarliestVersion() {
+		if to < w.target.EarliestVersion() || w.paused > 0 {
+			// Nothing to do, or paused: resuming wakes the loop again.
+			w.mu.Unlock()
 			retry = 0
 			continue
 		}
+		ctx, cancel := context.WithCancel(w.ctx)
+		w.running, w.cancelRun = true, cancel
+		w.mu.Unlock()
 		start := time.Now()
-		err := w.target.PruneTo(to)
+		err := w.target.PruneToContext(ctx, to)
 		took := time.Since(start)
+		stopped := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+		cancel()
+		if stopped {
+			// Not a failure: Close or Pause asked. The next run resumes.
+			w.mu.Lock()
+			w.running, w.cancelRun = false, nil
+			w.idle.Broadcast()
+			w.mu.Unlock()
+			w.opts.Logger.Debug("nomtstore pruning stopped", "to", to, "earliest", w.target.EarliestVersion(), "took", took)
+			retry = 0
+			continue
+		}
 		if w.opts.OnRun != nil {
 			w.opts.OnRun(to, took, err)
 		}
 		w.mu.Lock()
+		w.running, w.cancelRun = false, nil
 		w.stats.Runs++
 		w.stats.LastRun, w.stats.LastDuration, w.stats.LastError = time.Now(), took, err
 		if err != nil {

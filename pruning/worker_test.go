@@ -2,11 +2,13 @@ package pruning
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +25,7 @@ type flakyTarget struct {
 	calls    []uint64
 }
 
-func (f *flakyTarget) PruneTo(to uint64) error {
+func (f *flakyTarget) PruneToContext(_ context.Context, to uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, to)
@@ -164,5 +166,91 @@ func TestWorkerOnRun(t *testing.T) {
 	defer mu.Unlock()
 	if len(runs) != 3 || runs[0] == nil || runs[1] == nil || runs[2] != nil {
 		t.Fatalf("runs reported %v, want two failures then a success", runs)
+	}
+}
+
+// slowTarget deletes one version at a time, each taking perVersion, and
+// stops between two once its context is done, as the engine does.
+type slowTarget struct {
+	earliest   atomic.Uint64
+	perVersion time.Duration
+}
+
+func (s *slowTarget) PruneToContext(ctx context.Context, to uint64) error {
+	for s.earliest.Load() <= to {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(s.perVersion)
+		s.earliest.Add(1)
+	}
+	return nil
+}
+
+func (s *slowTarget) EarliestVersion() uint64 { return s.earliest.Load() }
+
+// waitPruning waits until target's earliest version passes v.
+func waitPruning(t *testing.T, target Target, v uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for target.EarliestVersion() <= v {
+		if time.Now().After(deadline) {
+			t.Fatalf("pruning did not pass version %d", v)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWorkerCloseStopsARun: Close stops a long run between two versions
+// instead of waiting for the backlog (an archive node turning pruning on
+// must still stop on SIGTERM); the stopped run is not reported as a run.
+func TestWorkerCloseStopsARun(t *testing.T) {
+	target := &slowTarget{perVersion: 5 * time.Millisecond}
+	target.earliest.Store(1)
+	var reported atomic.Int64
+	w := NewWorker(target, WorkerOptions{OnRun: func(uint64, time.Duration, error) { reported.Add(1) }})
+	w.Request(2000) // 10 s of pruning
+	waitPruning(t, target, 3)
+	start := time.Now()
+	w.Close()
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Close waited %v for the pruning backlog", took)
+	}
+	if e := target.EarliestVersion(); e > 1000 {
+		t.Fatalf("the run went on to version %d", e)
+	}
+	if n := reported.Load(); n != 0 {
+		t.Fatalf("a stopped run was reported as %d runs", n)
+	}
+	if st := w.Stats(); st.Failures != 0 || st.LastError != nil {
+		t.Fatalf("a stopped run counted as a failure: %+v", st)
+	}
+}
+
+// TestWorkerPause: Pause stops the run in progress between two versions
+// and holds off runs until resumed, keeping the requests made meanwhile.
+func TestWorkerPause(t *testing.T) {
+	target := &slowTarget{perVersion: time.Millisecond}
+	target.earliest.Store(1)
+	w := NewWorker(target, WorkerOptions{})
+	defer w.Close()
+	w.Request(100000)
+	waitPruning(t, target, 3)
+	start := time.Now()
+	resume := w.Pause()
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Pause waited %v for the pruning backlog", took)
+	}
+	paused := target.EarliestVersion()
+	w.Request(200000)
+	time.Sleep(50 * time.Millisecond)
+	if e := target.EarliestVersion(); e != paused {
+		t.Fatalf("pruning went on from %d to %d while paused", paused, e)
+	}
+	resume()
+	resume() // a second call does nothing
+	waitPruning(t, target, paused+5)
+	if st := w.Stats(); st.Requested != 200000 || st.Failures != 0 {
+		t.Fatalf("after resuming: %+v", st)
 	}
 }

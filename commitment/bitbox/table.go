@@ -119,7 +119,10 @@ func writeEmptyTable(fs vfs.FS, path string, buckets, seed, generation uint64) e
 	if err != nil {
 		return fmt.Errorf("bitbox: creating table: %w", err)
 	}
-	err = f.Truncate(FileSize(buckets))
+	// Allocated, not sparse: a full disk fails here, before any commit
+	// depends on the table, instead of in a commit's page flush, after its
+	// commit point.
+	err = f.Allocate(FileSize(buckets))
 	if err == nil {
 		_, err = f.WriteAt(encodeHeader(buckets, seed, generation), 0)
 	}
@@ -130,6 +133,9 @@ func writeEmptyTable(fs vfs.FS, path string, buckets, seed, generation uint64) e
 		err = cerr
 	}
 	if err != nil {
+		// What a failed allocation took is given back now, not at the
+		// next open.
+		_ = fs.Remove(path)
 		return fmt.Errorf("bitbox: writing table %s: %w", path, err)
 	}
 	return nil

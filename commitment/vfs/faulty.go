@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	pebblevfs "github.com/cockroachdb/pebble/vfs"
 )
 
 // Op is a kind of file-system operation a Fault can hit.
@@ -20,9 +22,14 @@ const (
 	OpRename
 	OpRemove
 	OpSyncDir
+	OpAllocate
+	// OpMkdir and OpLink are counted by CrashFS; FaultFS does not inject
+	// them.
+	OpMkdir
+	OpLink
 )
 
-var opNames = [...]string{"write", "sync", "truncate", "create", "rename", "remove", "syncdir"}
+var opNames = [...]string{"write", "sync", "truncate", "create", "rename", "remove", "syncdir", "allocate", "mkdir", "link"}
 
 func (o Op) String() string { return opNames[o] }
 
@@ -123,6 +130,10 @@ func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 	return &faultFile{File: file, fs: f}, nil
 }
 
+// PebbleFS is the wrapped FS's view for Pebble; faults are not injected
+// into Pebble's files.
+func (f *FaultFS) PebbleFS() pebblevfs.FS { return PebbleFS(f.FS) }
+
 // Remove implements FS.
 func (f *FaultFS) Remove(name string) error {
 	if ft := f.check(OpRemove, name); ft != nil {
@@ -181,6 +192,13 @@ func (ff *faultFile) Truncate(size int64) error {
 		return ft.err(OpTruncate, ff.Name())
 	}
 	return ff.File.Truncate(size)
+}
+
+func (ff *faultFile) Allocate(size int64) error {
+	if ft := ff.fs.check(OpAllocate, ff.Name()); ft != nil {
+		return ft.err(OpAllocate, ff.Name())
+	}
+	return ff.File.Allocate(size)
 }
 
 // ENOSPC is the error of a full disk, for faults modelling one.
