@@ -199,21 +199,27 @@ func (n *node) waitHeight(want int64) {
 // module-hash command (node stopped).
 func (n *node) appHash(height int64) string {
 	n.t.Helper()
-	out := n.run("nomtstore", "module-hash", strconv.FormatInt(height, 10), "--home", n.home)
-	m := regexp.MustCompile(`app hash ([0-9A-F]+)`).FindStringSubmatch(out)
-	if m == nil {
-		n.t.Fatalf("no app hash for %d in:\n%s", height, out)
+	out := n.run("nomtstore", "module-hash", strconv.FormatInt(height, 10), "--home", n.home, "--output", "json")
+	var hashes struct {
+		AppHash string `json:"app_hash"`
 	}
-	return m[1]
+	if err := json.Unmarshal([]byte(out), &hashes); err != nil || hashes.AppHash == "" {
+		n.t.Fatalf("no app hash for %d (%v) in:\n%s", height, err, out)
+	}
+	return hashes.AppHash
 }
 
 func (n *node) latestAndEarliest() (latest, earliest int64) {
 	n.t.Helper()
-	out := n.run("nomtstore", "stats", "--home", n.home)
-	if _, err := fmt.Sscanf(out, "latest version:   %d\nearliest version: %d", &latest, &earliest); err != nil {
+	out := n.run("nomtstore", "stats", "--home", n.home, "--output", "json")
+	var stats struct {
+		Latest   int64 `json:"latest_version"`
+		Earliest int64 `json:"earliest_version"`
+	}
+	if err := json.Unmarshal([]byte(out), &stats); err != nil {
 		n.t.Fatalf("stats: %v\n%s", err, out)
 	}
-	return latest, earliest
+	return stats.Latest, stats.Earliest
 }
 
 // TestNodeRollback: the node binary's rollback after N blocks, then a
