@@ -44,13 +44,15 @@ func TestNetworkQueryService(t *testing.T) {
 	require.Equal(t, nomtstorev1.PruningOptions{Strategy: "everything", KeepRecent: 2, Interval: 10}, st.Pruning)
 	table := store.Engine().Stats().Table
 	require.Equal(t, table.Buckets, st.Table.Buckets)
-	require.Positive(t, st.Table.Full)
-	require.Len(t, st.Disk, 3)
-	for _, d := range st.Disk[:2] {
+	// A young chain's stores hold fewer keys than a stored page needs
+	// (elision): their tries live in the leaf index, and the table may
+	// hold no page yet.
+	require.LessOrEqual(t, st.Table.Full, table.Full)
+	require.Len(t, st.Disk, 2)
+	for _, d := range st.Disk {
 		require.Positive(t, d.Bytes, "%s uses no disk", d.Component)
 	}
 	require.Positive(t, st.Commits)
-	require.Positive(t, st.PagesWritten)
 
 	// Roots at a height are that height's commit info, and hash to the
 	// app hash in the next header.

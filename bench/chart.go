@@ -55,15 +55,21 @@ func (r *Report) WriteChart(file string) error {
 		return errors.New("bench: no blocks to chart")
 	}
 	cols := min(3, len(panels)) // a run of one or two workloads gets no empty tiles
-	rows := (len(panels) + cols - 1) / cols
+	return WritePlots(file, panels, cols, 420, 300)
+}
+
+// WritePlots draws plots in a grid of cols columns, each tile w by h
+// points, into a PNG file.
+func WritePlots(file string, plots []*plot.Plot, cols int, w, h float64) error {
+	rows := (len(plots) + cols - 1) / cols
 	grid := make([][]*plot.Plot, rows)
 	for i := range grid {
 		grid[i] = make([]*plot.Plot, cols)
 	}
-	for i, p := range panels {
+	for i, p := range plots {
 		grid[i/cols][i%cols] = p
 	}
-	img := vgimg.New(vg.Points(float64(cols)*420), vg.Points(float64(rows)*300))
+	img := vgimg.New(vg.Points(float64(cols)*w), vg.Points(float64(rows)*h))
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(12), PadY: vg.Points(12),
 		PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8)}

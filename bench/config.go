@@ -46,6 +46,9 @@ type Config struct {
 	PreloadChunk int      `json:"preload_chunk"`
 	Kinds        []string `json:"kinds"`
 	Workloads    []string `json:"workloads"`
+	// W3Settings are the pruning settings W3 runs (nothing, everything,
+	// custom), all three unless named.
+	W3Settings []string `json:"w3_settings"`
 	// Quiet is how long the process must have written nothing before a
 	// timed run starts and before its bytes are counted at its end (the
 	// stores' background compactions and flushes); SizeConfig sets 1 s.
@@ -71,7 +74,7 @@ type Config struct {
 // with every workload; every store kind in each.
 func SizeConfig(size string) (Config, error) {
 	c := Config{Size: size, QueryDepths: []int{50, 1000}, HistoryT: 10, Seed: 1, PreloadChunk: 100_000, Quiet: time.Second,
-		Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads)}
+		Kinds: slices.Clone(Kinds), Workloads: slices.Clone(Workloads), W3Settings: w3SettingNames()}
 	switch size {
 	case "quick":
 		c.N, c.T, c.Blocks, c.W3Blocks, c.W4Blocks = 100_000, 500, 20, 20, 10
@@ -121,6 +124,14 @@ func (c *Config) Validate() error {
 		if !slices.Contains(Workloads, w) {
 			problems = append(problems, fmt.Sprintf("unknown workload %q (workloads: %s)", w, strings.Join(Workloads, ", ")))
 		}
+	}
+	for _, name := range c.W3Settings {
+		if !slices.Contains(w3SettingNames(), name) {
+			problems = append(problems, fmt.Sprintf("unknown W3 pruning setting %q (settings: %s)", name, strings.Join(w3SettingNames(), ", ")))
+		}
+	}
+	if slices.Contains(c.Workloads, W3) && len(c.W3Settings) == 0 {
+		problems = append(problems, "W3 needs at least one pruning setting")
 	}
 	if c.Dir == "" {
 		problems = append(problems, "no work directory")

@@ -127,14 +127,7 @@ func (s *memiavlStore) Set(tree string, key, value []byte) { s.kv(tree).Set(key,
 func (s *memiavlStore) Delete(tree string, key []byte)     { s.kv(tree).Delete(key) }
 
 func (s *memiavlStore) Iterate(tree string, start, end []byte) int {
-	it := s.kv(tree).Iterator(start, end)
-	defer func() { _ = it.Close() }()
-	n := 0
-	for ; it.Valid(); it.Next() {
-		_ = it.Value()
-		n++
-	}
-	return n
+	return countIterated(s.kv(tree).Iterator(start, end))
 }
 
 // writeBack hands the block's writes to the DB: each branch writes its

@@ -131,6 +131,14 @@ var w3Settings = []struct {
 	{"custom", pruningtypes.NewCustomPruningOptions(100, 10)},
 }
 
+func w3SettingNames() []string {
+	names := make([]string, len(w3Settings))
+	for i, s := range w3Settings {
+		names[i] = s.name
+	}
+	return names
+}
+
 var pruneDefault = pruningtypes.NewPruningOptions(pruningtypes.PruningDefault)
 
 // Run runs the configured workloads against each store kind in turn. A
@@ -233,6 +241,9 @@ func (r *runner) accountWorkloads() error {
 	r.settle()
 	if c.wants(W3) {
 		for _, setting := range w3Settings {
+			if !slices.Contains(c.W3Settings, setting.name) {
+				continue
+			}
 			if err := copyTree(template, filepath.Join(r.dir, "w3-"+setting.name)); err != nil {
 				return err
 			}
@@ -253,6 +264,9 @@ func (r *runner) accountWorkloads() error {
 	}
 	if c.wants(W3) {
 		for _, setting := range w3Settings {
+			if !slices.Contains(c.W3Settings, setting.name) {
+				continue
+			}
 			name := W3 + "/" + setting.name
 			if err := guard(func() error { return r.w3(setting.name, setting.opts) }); err != nil {
 				r.fail(name, err)

@@ -245,15 +245,19 @@ func (s *cmsStore) Set(tree string, key, value []byte) { s.kv(tree).Set(key, val
 func (s *cmsStore) Delete(tree string, key []byte)     { s.kv(tree).Delete(key) }
 
 func (s *cmsStore) Iterate(tree string, start, end []byte) int {
-	it := s.kv(tree).Iterator(start, end)
+	return countIterated(s.kv(tree).Iterator(start, end))
+}
+
+// countIterated walks an SDK iterator to its end, reading each value, and
+// closes it. Not it.Error(): the SDK's cache iterator reports an error
+// whenever it is past its end, and a failed read below it panics anyway.
+func countIterated(it storetypes.Iterator) int {
 	defer func() { _ = it.Close() }()
 	n := 0
 	for ; it.Valid(); it.Next() {
 		_ = it.Value()
 		n++
 	}
-	// Not it.Error(): the SDK's cache iterator reports an error whenever
-	// it is past its end, and a failed read below it panics anyway.
 	return n
 }
 

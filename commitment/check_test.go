@@ -1,10 +1,14 @@
 package commitment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/cockroachdb/pebble"
 
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
@@ -38,7 +42,7 @@ func TestCheckReadsValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := violations[testTrees[0]]
-	if len(v) != 1 || !strings.Contains(v[0].Error(), "the value of key 6b37 hashes to") || !strings.HasPrefix(v[0].Error(), "page root") {
+	if len(v) != 1 || !strings.Contains(v[0].Error(), "the value of key 6b37 does not hash to") || !strings.HasPrefix(v[0].Error(), "page root") {
 		t.Fatalf("violations %v, want the damaged value of k7 with its page", violations)
 	}
 	path := trie.PathOf([]byte("k7"))
@@ -57,5 +61,72 @@ func TestCheckReadsValues(t *testing.T) {
 	}
 	if _, err := db.CheckTreeAt(testTrees[0], 2); !errors.Is(err, ErrVersionFuture) {
 		t.Fatalf("CheckTreeAt of a future version: %v", err)
+	}
+}
+
+// TestCheckChangesAt: checking what a version changed passes on a sound
+// store at every retained version, and finds damage to the history that
+// version's reads need, but not at versions that do not read it.
+func TestCheckChangesAt(t *testing.T) {
+	db := ftOpen(t, t.TempDir(), Options{ElideBelow: 4})
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(7, 7))
+	m := newModel()
+	for v := uint64(1); v <= 6; v++ {
+		randomEngineBatch(t, rng, db, m, 300)
+		ftCommit(t, db, v)
+	}
+	for v := uint64(2); v <= 6; v++ {
+		for _, name := range testTrees {
+			if violations, err := db.CheckTreeChangesAt(name, v); err != nil || len(violations) > 0 {
+				t.Fatalf("version %d tree %s: %v, %v", v, name, violations, err)
+			}
+		}
+	}
+	// Damage every superseded page that version 4 orphaned: they are the
+	// pages as version 3 left them.
+	it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: versionKey(prefixOldPage, 4), UpperBound: versionKey(prefixOldPage, 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := 0
+	for it.First(); it.Valid(); it.Next() {
+		v := bytes.Clone(it.Value())
+		switch {
+		case v[0] == pageWhole:
+			v[1+40] ^= 0x5a // slot 1
+		case v[0] == pageDelta && len(v) > 34+32:
+			v[34+5] ^= 0x5a // the first node it restores
+		default:
+			continue
+		}
+		if err := db.pebble.Set(bytes.Clone(it.Key()), v, nil); err != nil {
+			t.Fatal(err)
+		}
+		damaged++
+	}
+	_ = it.Close()
+	if damaged == 0 {
+		t.Fatal("version 4 kept no page to damage")
+	}
+	db.mu.Lock()
+	db.snap.release()
+	db.snap = newSnapshot(db.pebble)
+	db.mu.Unlock()
+	found := 0
+	for _, name := range testTrees {
+		violations, err := db.CheckTreeChangesAt(name, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found += len(violations)
+		for _, v := range []uint64{4, 5, 6} {
+			if violations, err := db.CheckTreeChangesAt(name, v); err != nil || len(violations) > 0 {
+				t.Fatalf("version %d tree %s, which reads no damaged entry: %v, %v", v, name, violations, err)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("the damage to version 3's pages went unnoticed")
 	}
 }

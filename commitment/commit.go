@@ -8,48 +8,57 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
 )
 
 // The commit protocol. A commit of version v is one sync of every tree:
 //
 //  1. Begin: the new roots (WorkingRoots) and the pages they change; buckets
-//     for new pages (growing the table first if it would pass its load
-//     factor); the WAL of the page changes; the Pebble batch of values, leaf
-//     index entries, what the version supersedes (values, leaves and pages,
-//     keyed by the version that orphaned them: keys.go), the version's
-//     change list and roots, and the commit record.
-//  2. The WAL is written to wal/<seq>.wal, fsynced, and its directory fsynced.
-//  3. The commit point: the Pebble batch, with the commit record naming v and
-//     seq, is committed with sync. Before it v does not exist; after it v is
-//     committed, whatever happens next.
-//  4. The new pages are written to their buckets with the meta map, the table
-//     is fsynced, and the WAL removed. This runs in the background, while the
-//     next block executes; reads meanwhile get the new pages from memory. The
-//     next commit waits for it before writing its own WAL.
+//     for new pages (growing the table first, after a checkpoint, if it
+//     would pass its load factor); the Pebble batch of values, leaf index
+//     entries, what the version supersedes (values, leaves and pages, keyed
+//     by the version that orphaned them: keys.go), the version's change list
+//     and roots, the WAL record of its page changes (bitbox/wal.go) under
+//     the next sequence number, and the commit record naming v and that
+//     sequence number.
+//  2. The commit point: the batch is committed with one sync. Before it v
+//     does not exist; after it v is committed, whatever happens next. The
+//     WAL record and the commit record are durable together or not at all.
+//  3. The new pages are applied to the page table in memory (pages.go): they
+//     are dirty, served from memory, until a checkpoint writes them.
+//  4. A checkpoint, in the background every CheckpointInterval commits or
+//     once the dirty pages pass CheckpointBytes, writes every dirty page
+//     once (a page changed by K commits is written once, not K times) with
+//     the meta map, syncs the table, then records in Pebble that the file
+//     holds every WAL up to its sequence number and deletes those records.
 //
 // Ordering rules, each load-bearing:
-//   - no table page is written before the WAL naming it is durable (2 < 4);
-//   - a WAL is replayed only if the commit record names its seq (recoverWAL);
-//   - at most one WAL is live: commit v+1 writes its WAL after v's flush;
-//   - the table grows only when no WAL is live, and a WAL records the table
-//     generation it planned buckets for, so a stale WAL is never replayed into
-//     a grown table.
+//   - no table page is written before the WAL record naming it is durable
+//     (checkpoints write applied, hence committed, pages);
+//   - recovery replays, in order, exactly the WAL records after the
+//     checkpoint record and up to the commit record's sequence number:
+//     there can be no other, since a record is written in its commit's batch;
+//   - the checkpoint record is written only after the table file is synced;
+//   - the table grows only right after a checkpoint, with no dirty page,
+//     and a WAL record names the table generation it planned buckets for;
+//     records of an older generation were in the table it grew from.
 //
-// Rollback undoes a version with the same steps (rollback.go): its WAL puts
-// superseded pages back, its batch restores superseded values and names
-// v-1 in the commit record.
+// Rollback undoes a version with the same steps (rollback.go): its WAL
+// record puts superseded pages back, its batch restores superseded values
+// and names v-1 in the commit record.
 //
 // A failure before the commit point leaves the DB at v-1 with the changes
-// still staged; a failure of step 4 is sticky (ErrFlushFailed): the version
-// is durable in its WAL, and reopening replays it. So is a growth that
-// failed after its rename (bitbox.ErrGrowIncomplete): the DB stays at v-1
-// but takes no commit until reopened.
+// still staged; a failed commit point or checkpoint is sticky: the DB takes
+// no commit until it is reopened, which replays the WAL records of whatever
+// committed. So is a growth that failed after its rename
+// (bitbox.ErrGrowIncomplete).
 
 type stagedOp struct {
 	value  []byte
@@ -193,7 +202,8 @@ func (db *DB) workingLocked() (*workingSet, error) {
 		return db.working, nil
 	}
 	defer db.opts.observePhase(PhaseWorkingRoots, db.opts.now())
-	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.table}
+	db.warm.drop()
+	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.pages.table}
 	for _, t := range db.trees {
 		w.roots[t.store] = db.record.roots[t.store]
 	}
@@ -287,7 +297,7 @@ func (k knownLeaves) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
 		return k.leavesAt.Leaf(path)
 	}
 	if p := k.priors[i]; p.exists {
-		return trie.Leaf{Path: path, ValueHash: trie.ValueHash(p.value)}, true, nil
+		return trie.NewLeaf(path, trie.ValueHash(p.value)), true, nil
 	}
 	return trie.Leaf{}, false, nil
 }
@@ -325,12 +335,11 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	start := db.opts.now()
-	waitFlush := db.flush != nil
-	if err := db.waitFlushLocked(); err != nil {
+	if err := db.sticky(); err != nil {
 		return nil, err
 	}
-	if waitFlush {
-		db.opts.observePhase(PhaseFlushWait, start)
+	if err := db.pages.backpressure(); err != nil {
+		return nil, err
 	}
 	w, err := db.workingLocked()
 	if err != nil {
@@ -350,13 +359,29 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if prev.version == 0 && db.initialVersion > 0 {
 		version = db.initialVersion
 	}
+	batchStart := db.opts.now()
 	// The superseded pages' entries set the new pages' history bytes,
-	// which the WAL records: they come first.
+	// which the WAL record carries: they come first.
 	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
-	appRecord := db.stagedRecord
-	walBytes, err := db.commitDurably(record, changes, db.pebble.NewBatch(), func(batch *pebble.Batch) error {
-		return writeVersion(batch, w, pageEntries, version, prev.version == 0, appRecord)
+	// The WAL record encodes on the other core while the batch is built.
+	walDone := make(chan []byte, 1)
+	go func() { walDone <- db.encodeWAL(record, changes) }()
+	batch := db.pebble.NewBatch()
+	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord)
+	wal := <-walDone
+	if err != nil {
+		_ = batch.Close()
+		return nil, err
+	}
+	db.opts.observePhase(PhaseBatch, batchStart)
+	walBytes, err := db.commitDurably(record, wal, changes, batch, func() {
+		for _, e := range latest {
+			db.values.put(e.store, e.key, e.read)
+		}
+		for _, u := range w.updates {
+			db.leaves.apply(u.tree.store, u.result.Elided)
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -374,21 +399,33 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.stats.commits.Add(1)
 	db.mu.RLock()
 	roots := db.namedRoots(record.roots)
-	table := db.table
+	table := db.pages.table
 	db.mu.RUnlock()
 	if o := db.opts.Observer; o != nil {
 		o.Committed(CommitStats{Version: record.version, Duration: time.Since(start), Keys: keys,
-			Pages: len(changes), WALBytes: walBytes, NodeHashes: hashes, Table: table.Stats()})
+			Pages: len(changes), WALBytes: walBytes, NodeHashes: hashes, Table: table.Stats(), Dirty: table.Dirty()})
+	}
+	if err := db.pages.afterCommit(); err != nil {
+		return nil, err
 	}
 	return &CommitResult{Version: record.version, Roots: roots}, nil
+}
+
+// latestEntry is a key's current entry once a version commits, for the
+// value cache.
+type latestEntry struct {
+	store trie.StoreID
+	key   []byte
+	read  recentRead
 }
 
 // writeVersion adds version's changes to the commit batch: current values
 // and leaves, the superseded values, leaves and pages with the version that
 // orphaned them, the version's change list, its roots and the application's
-// record of it, if any.
-func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) error {
+// record of it, if any. It returns the keys' new current entries.
+func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) ([]latestEntry, error) {
 	var changed changeList
+	var latest []latestEntry
 	var errs []error
 	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
 	for ui, u := range w.updates {
@@ -399,16 +436,19 @@ func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, ve
 				continue // nothing changes, so nothing is superseded
 			}
 			if was.exists {
-				set(oldValueKey(store, key, version), bornValue(was.born, was.value))
-				set(oldLeafKey(store, op.Path, version), leafValue(was.born, trie.ValueHash(was.value), key))
+				set(oldEntryKey(store, op.Path, version), supersededEntry(was.born, key, was.value))
 			}
 			if op.Delete {
+				set(deletedKey(store, key, version), nil)
 				errs = append(errs, batch.Delete(valueKey(store, key), nil), batch.Delete(leafKey(store, op.Path), nil))
+				latest = append(latest, latestEntry{store: store, key: key})
 			} else {
-				set(valueKey(store, key), bornValue(version, u.values[i]))
-				set(leafKey(store, op.Path), leafValue(version, op.ValueHash, key))
+				entry := bornValue(version, u.values[i])
+				set(valueKey(store, key), entry)
+				set(leafKey(store, op.Path), leafValue(version, trie.LeafHash(op.Path, op.ValueHash), key))
+				latest = append(latest, latestEntry{store: store, key: key, read: recentRead{entry: entry, found: true}})
 			}
-			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists})
+			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists, deleted: op.Delete})
 		}
 		for pi, pc := range u.result.Pages {
 			entry := pageEntries[ui][pi]
@@ -429,7 +469,7 @@ func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, ve
 	if first {
 		set(keyEarliest, binary.BigEndian.AppendUint64(nil, version))
 	}
-	return errors.Join(errs...)
+	return latest, errors.Join(errs...)
 }
 
 // supersededPages returns each update's superseded page entries, parallel
@@ -445,59 +485,52 @@ func supersededPages(w *workingSet) [][][]byte {
 	return entries
 }
 
-// commitDurably runs steps 2 to 4 of the protocol for a prepared version:
-// the WAL of its page changes, the commit point (batch, plus the record),
-// the swap of the committed state and the background page flush. Commit and
-// rollback share it. fill, if set, adds to batch while the WAL is written
-// and synced (building the batch is CPU, the sync is waiting). It consumes
-// batch and returns the WAL's size. REQUIRES: writeMu, no flush running.
-func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch *pebble.Batch, fill func(*pebble.Batch) error) (int, error) {
+// encodeWAL returns the WAL record of a version's page changes under the
+// next sequence number, which it takes in record; nil when no page changes.
+// REQUIRES: writeMu.
+func (db *DB) encodeWAL(record *commitRecord, changes []bitbox.Change) []byte {
+	if len(changes) == 0 {
+		return nil
+	}
+	db.mu.RLock()
+	generation := db.pages.table.Generation()
+	db.mu.RUnlock()
+	record.lastSeq++
+	return bitbox.EncodeWAL(record.lastSeq, generation, changes)
+}
+
+// commitDurably runs steps 2 and 3 of the protocol for a prepared version:
+// the WAL record of its page changes (encodeWAL) and the commit record join
+// its batch, the batch is committed with one sync (the commit point), and
+// the committed state swaps to the new version: pages applied, and the
+// caches of the latest version brought to it by swapCaches, under mu.
+// Commit and rollback share it. It consumes batch and returns the WAL
+// record's size. REQUIRES: writeMu.
+func (db *DB) commitDurably(record *commitRecord, wal []byte, changes []bitbox.Change, batch *pebble.Batch, swapCaches func()) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
-	db.mu.RLock()
-	table := db.table
-	db.mu.RUnlock()
-	var walPath string
-	var walBytes int
-	var walErr error
-	walDone := make(chan struct{})
-	if len(changes) > 0 {
-		record.lastSeq++
-		record.walSeq = record.lastSeq
-		go func() {
-			defer close(walDone)
-			walStart := db.opts.now()
-			data := bitbox.EncodeWAL(record.walSeq, table.Generation(), changes)
-			if walPath, walErr = bitbox.WriteWAL(db.opts.FS, filepath.Join(db.dir, walDir), data, record.walSeq); walErr != nil {
-				walErr = fmt.Errorf("commitment: commit %d: %w", record.version, walErr)
-				return
-			}
-			walBytes = len(data)
-			db.stats.walBytes.Add(uint64(walBytes))
-			db.opts.observePhase(PhaseWALSync, walStart)
-		}()
-	} else {
-		close(walDone)
+	walBytes := len(wal)
+	if wal != nil {
+		if err := batch.Set(walKey(record.lastSeq), wal, nil); err != nil {
+			_ = batch.Close()
+			return 0, err
+		}
+		db.stats.walBytes.Add(uint64(walBytes))
 	}
-	var fillErr error
-	if fill != nil {
-		fillErr = fill(batch)
-	}
-	<-walDone
-	if err := errors.Join(walErr, fillErr); err != nil {
-		return 0, db.abandon(batch, walPath, err)
-	}
-	db.opts.hookAt("wal-durable")
-
 	if err := batch.Set(keyCommit, record.encode(), nil); err != nil {
-		return 0, db.abandon(batch, walPath, err)
+		_ = batch.Close()
+		return 0, err
+	}
+	if err := db.checkDiskSpace(record.version, int64(batch.Len())); err != nil {
+		_ = batch.Close()
+		return 0, err
 	}
 	db.opts.hookAt("before-commit-point")
 	pointStart := db.opts.now()
 	if err := batch.Commit(pebble.Sync); err != nil {
-		// The record may or may not be durable: keep the WAL, which the
-		// record names if it is, and take no commit until a reopen decides.
+		// The batch may or may not be durable: take no commit until a
+		// reopen decides.
 		_ = batch.Close()
 		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
 		return 0, db.failed
@@ -507,16 +540,9 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 	db.opts.hookAt("after-commit-point")
 
 	db.mu.Lock()
-	db.table.Apply(changes)
-	for _, c := range changes {
-		if c.Page == nil {
-			db.cache.remove(c.Key)
-		} else {
-			db.cache.add(c.Key, cachedPage{page: c.Page, bucket: c.Bucket})
-		}
-	}
+	db.pages.apply(changes)
 	db.record = record
-	db.recent.clear()
+	swapCaches()
 	if db.earliest.Load() == 0 {
 		db.earliest.Store(record.version)
 	}
@@ -524,29 +550,34 @@ func (db *DB) commitDurably(record *commitRecord, changes []bitbox.Change, batch
 	db.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	db.stats.pagesWritten.Add(uint64(len(changes)))
-
 	if len(changes) > 0 {
-		db.flush = db.startFlush(table, changes, walPath)
-		if db.opts.SyncFlush {
-			return walBytes, db.waitFlushLocked()
-		}
+		db.pages.sinceCheckpoint++
 	}
 	return walBytes, nil
 }
 
-// abandon undoes a commit that failed before its commit point: the WAL,
-// which names no committed version, is removed (a leftover would be
-// discarded at the next open anyway).
-func (db *DB) abandon(batch *pebble.Batch, walPath string, err error) error {
-	_ = batch.Close()
-	if walPath != "" {
-		_ = db.opts.FS.Remove(walPath)
+// checkDiskSpace refuses a commit of size bytes that would leave less than
+// the reserve free where Pebble writes: a write Pebble cannot complete is
+// fatal to it, so a full disk must be caught before the batch. An unknown
+// free space (the file system cannot say) is not checked.
+func (db *DB) checkDiskSpace(version uint64, size int64) error {
+	if db.opts.DiskReserveBytes < 0 {
+		return nil
 	}
-	return err
+	usage, err := vfs.PebbleFS(db.opts.FS).GetDiskUsage(filepath.Join(db.dir, pebbleDir))
+	if err != nil {
+		return nil
+	}
+	need := uint64(2*size + db.opts.DiskReserveBytes)
+	if usage.AvailBytes < need {
+		return fmt.Errorf("commitment: commit of version %d: %d bytes free on the disk of %s, a commit needs %d (its %d bytes twice and a reserve of %d for the value store's flushes); nothing was committed: %w",
+			version, usage.AvailBytes, db.dir, need, size, db.opts.DiskReserveBytes, syscall.ENOSPC)
+	}
+	return nil
 }
 
 // planPages turns the working set's page changes into table changes with
-// buckets. REQUIRES: writeMu, and no flush running.
+// buckets. REQUIRES: writeMu.
 func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 	var changes []bitbox.Change
 	for _, u := range w.updates {
@@ -562,155 +593,32 @@ func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
 			changes = append(changes, c)
 		}
 	}
-	return changes, db.placePages(changes, w.table)
+	return changes, db.pages.place(changes, w.table)
 }
 
-// placePages assigns buckets to the new pages among changes, growing the
-// table first if they would overload it. The buckets of the other pages
-// were found in table, and are found again if the table has grown since.
-// REQUIRES: writeMu, and no flush running.
-func (db *DB) placePages(changes []bitbox.Change, foundIn *bitbox.Table) error {
-	newPages := uint64(0)
-	for _, c := range changes {
-		if c.Prior == nil && c.Page != nil {
-			newPages++
-		}
-	}
-	db.mu.RLock()
-	table := db.table
-	db.mu.RUnlock()
-	size, grow := table.NeedsGrowth(newPages, db.opts.MaxLoadFactor)
-	for attempt := 0; ; attempt++ {
-		if grow {
-			if err := db.growTable(size); err != nil {
-				return err
-			}
-			db.mu.RLock()
-			table = db.table
-			db.mu.RUnlock()
-		}
-		// Buckets moved if the table grew, now or in an earlier attempt of
-		// this commit that failed before its commit point: find the
-		// rewritten pages again.
-		if table != foundIn {
-			if err := relocate(table, changes); err != nil {
-				return err
-			}
-			foundIn = table
-		}
-		err := table.Assign(changes)
-		if !errors.Is(err, bitbox.ErrProbeLimit) || attempt == 8 {
-			return err
-		}
-		// A cluster of pages fills some probe window: a bigger table
-		// spreads them out.
-		size, grow = 2*table.Stats().Buckets, true
-	}
-}
-
-// relocate finds the buckets of the pages a commit rewrites in table.
-func relocate(table *bitbox.Table, changes []bitbox.Change) error {
-	for i := range changes {
-		c := &changes[i]
-		if c.Prior == nil {
-			continue
-		}
-		_, b, found, err := table.Lookup(c.Key)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("%w: %s vanished while the table grew", ErrCorrupt, c.Key)
-		}
-		c.Bucket = b
-	}
-	return nil
-}
-
-// growTable grows the page table to at least buckets. Readers go on with
-// the old table while the new one is written; the swap takes mu.
-// REQUIRES: writeMu, and no flush running.
-func (db *DB) growTable(buckets uint64) error {
-	db.mu.RLock()
-	table := db.table
-	db.mu.RUnlock()
-	old := table.Stats()
-	db.opts.hookAt("grow")
-	defer db.opts.observePhase(PhaseTableGrow, db.opts.now())
-	var grown *bitbox.Table
-	var err error
-	for range 8 {
-		if grown, err = table.Grow(buckets); !errors.Is(err, bitbox.ErrProbeLimit) {
-			break
-		}
-		buckets *= 2
-	}
-	if err != nil {
-		err = fmt.Errorf("commitment: growing the page table to %d buckets: %w", buckets, err)
-		if errors.Is(err, bitbox.ErrGrowIncomplete) {
-			// The old table still reads this version, but pages written
-			// to it would be lost at reopen: no more commits until then.
-			db.failed = err
-		}
-		return err
-	}
-	db.mu.Lock()
-	db.table = grown
-	db.cache.purge()
-	db.mu.Unlock()
-	// Readers use the table under mu, so none holds the old one any more.
-	_ = table.Close()
-	db.opts.Logger.Info("nomtstore page table grew", "from_buckets", old.Buckets, "to_buckets", buckets, "pages", old.Full)
-	return nil
-}
-
-type flushJob struct {
-	done chan struct{}
-	err  error
-}
-
-// startFlush writes a committed version's pages in the background.
-func (db *DB) startFlush(table *bitbox.Table, changes []bitbox.Change, walPath string) *flushJob {
-	job := &flushJob{done: make(chan struct{})}
-	go func() {
-		defer close(job.done)
-		start := db.opts.now()
-		if err := table.Flush(changes); err != nil {
-			job.err = err
-			return
-		}
-		db.opts.hookAt("pages-durable")
-		if err := db.opts.FS.Remove(walPath); err != nil {
-			job.err = fmt.Errorf("commitment: removing applied WAL: %w", err)
-			return
-		}
-		db.opts.observePhase(PhasePageFlush, start)
-	}()
-	return job
-}
-
-// WaitFlushed waits until the last commit's pages are in the page table
-// and its WAL is gone, and returns the store's sticky failure, if any. A
-// commit is durable without it (recovery replays the WAL); it is for a
+// WaitFlushed writes every committed page into the page table (a
+// checkpoint) and returns the store's sticky failure, if any. A commit is
+// durable without it (recovery replays the WAL records); it is for a
 // caller that needs the background work finished, such as one about to
-// change process-wide settings the flush reads (telemetry) or to copy the
-// directory's files.
+// change process-wide settings the checkpoint reads (telemetry) or to copy
+// the directory's files.
 func (db *DB) WaitFlushed() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	return db.waitFlushLocked()
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return db.pages.checkpointNow()
 }
 
-// waitFlushLocked waits for the running flush and returns the sticky
-// failure, if any. REQUIRES: writeMu.
-func (db *DB) waitFlushLocked() error {
-	if db.flush != nil {
-		<-db.flush.done
-		if db.flush.err != nil && db.failed == nil {
-			db.failed = fmt.Errorf("%w: %w", ErrFlushFailed, db.flush.err)
-			db.opts.Logger.Error("nomtstore page flush failed", "err", db.flush.err)
-		}
-		db.flush = nil
+// sticky returns the failure that stops commits until a reopen: a failed
+// commit point, checkpoint, or growth past its rename. REQUIRES: writeMu.
+func (db *DB) sticky() error {
+	if db.failed != nil {
+		return db.failed
 	}
-	return db.failed
+	return db.pages.failed
 }

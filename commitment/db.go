@@ -30,13 +30,15 @@ import (
 // keys.go); 2, versions: born versions in current entries, superseded
 // values, leaves and pages, change lists, roots per version; 3, superseded
 // pages as deltas with a whole copy every 16 changes (pagehistory.go), the
-// page history byte, WAL v2.
-const FormatVersion = 3
+// page history byte, WAL v2; 4, page elision (pages of subtrees with fewer
+// keys than the directory's elide-below parameter are not stored), the
+// leaf index holds leaf hashes, WAL records live in the commit batch and
+// pages reach the table at checkpoints ('W', "checkpoint", "params").
+const FormatVersion = 4
 
 const (
 	formatFile = "FORMAT"
 	tableFile  = "pages.ht"
-	walDir     = "wal"
 	pebbleDir  = "pebble"
 )
 
@@ -66,8 +68,9 @@ var (
 	// ErrIteratorsOpen: Close was called with iterators still open; close
 	// them and call Close again (nothing was closed).
 	ErrIteratorsOpen = errors.New("commitment: iterators still open")
-	// ErrFlushFailed: writing a committed version's pages failed; the
-	// version is durable (its WAL is), so close and reopen to recover.
+	// ErrFlushFailed: a checkpoint failed to write committed pages to the
+	// page table; every version is durable (its WAL record is), so close
+	// and reopen to recover.
 	ErrFlushFailed = errors.New("commitment: writing committed pages failed; close and reopen to recover from the WAL")
 )
 
@@ -79,18 +82,22 @@ const (
 
 // Options configure a DB. The zero value gives sane defaults.
 type Options struct {
-	// FS is where the page table and WALs are written. Pebble's files go
-	// to vfs.PebbleFS(FS): the same in-memory FS for a vfs.CrashFS, whose
+	// FS is where the page table is written. Pebble's files go to
+	// vfs.PebbleFS(FS): the same in-memory FS for a vfs.CrashFS, whose
 	// power cuts must hit the whole store, the disk otherwise. Tests use a
 	// vfs.FaultFS or a vfs.CrashFS.
 	FS vfs.FS
-	// InitialBuckets sizes a new page table; it grows by itself.
+	// InitialBuckets sizes a new page table; it grows by itself. Default
+	// 1,024 buckets (4 MiB): with elision a store of a few thousand keys
+	// has no page, and one of 1M keys about 4,000.
 	InitialBuckets uint64
 	// MaxLoadFactor is the (full + tombstone) share of buckets past which
 	// the table grows before a commit. Default 0.75.
 	MaxLoadFactor float64
 	// PageCachePages bounds the page cache (4 KiB each), beyond the pinned
-	// top two page levels of each tree. Default 65536 (256 MiB).
+	// top two page levels of each tree. Default 32768 (128 MiB): with
+	// elision the table holds about 4,000 pages per million keys of the
+	// top three levels.
 	PageCachePages int
 	// PebbleCacheBytes sizes Pebble's block cache. Default 256 MiB: a
 	// block's reads and its commit's priors are point lookups of random
@@ -98,10 +105,43 @@ type Options struct {
 	// makes each of them a read, a checksum and a decompression (at 1M
 	// keys, 64 MiB made W1's reads 6x slower).
 	PebbleCacheBytes int64
+	// ValueCacheBytes bounds the cache of the latest version's values,
+	// which serves a block's reads and its commit's superseded values
+	// without a Pebble lookup. Default 512 MiB; negative turns it off.
+	ValueCacheBytes int64
+	// LeafCacheBytes bounds the cache of elided subtrees' keys at the
+	// latest version, which serves their rebuilds without a range scan of
+	// the leaf index. Default 512 MiB; negative turns it off.
+	LeafCacheBytes int64
+	// CheckpointBytes bounds the committed pages held in memory until a
+	// checkpoint writes them to the page table: a checkpoint starts once
+	// they pass it, and commits wait for it past twice it. Default 256 MiB.
+	CheckpointBytes int64
+	// CheckpointInterval starts a checkpoint after this many commits that
+	// changed pages, whatever their size: it bounds the WAL records a
+	// reopen replays. Default 100.
+	CheckpointInterval int
+	// ElideBelow is the page elision threshold of a new directory: the
+	// pages of subtrees holding fewer keys are not stored but rebuilt from
+	// the leaf index when needed (trie.Tree.ElideBelow). It is fixed when
+	// the directory is created; later values are ignored. Default
+	// DefaultElideBelow.
+	ElideBelow int
+	// DiskReserveBytes is the free space a commit leaves on the value
+	// store's disk: a commit that would leave less fails before its commit
+	// point with ENOSPC and changes nothing. Pebble cannot fail a write
+	// cleanly on a full disk (it stops the process), and its memtable
+	// flushes and compactions need room beside the commits. Default
+	// 256 MiB; negative turns the check off.
+	DiskReserveBytes int64
+	// ColdCaches skips filling the value and leaf caches at open (from the
+	// latest version, read in order, up to their budgets): a faster open,
+	// and slower first blocks until the caches warm by themselves.
+	ColdCaches bool
 	// Workers bounds the goroutines hashing; 0 means GOMAXPROCS.
 	Workers int
-	// SyncFlush writes a commit's pages before Commit returns instead of
-	// in the background, overlapping the next block.
+	// SyncFlush checkpoints at every commit, before Commit returns, instead
+	// of in the background every few commits.
 	SyncFlush bool
 	// WarmUp reads the pages of staged keys while the block executes
 	// (warm.go); on by default. It pays once the page table outgrows what
@@ -122,6 +162,13 @@ type Options struct {
 	hook func(point string)
 }
 
+// DefaultElideBelow is the elision threshold of new directories: a page is
+// stored when its subtree holds at least this many keys. Bigger saves page
+// table space and page writes; smaller saves the leaf-index reads and
+// hashing of rebuilding an elided subtree, which costs about 2 node hashes
+// per key in it.
+const DefaultElideBelow = 64
+
 // WarmUp is Options.WarmUp.
 type WarmUp int
 
@@ -137,16 +184,34 @@ func (o *Options) withDefaults() Options {
 		out.FS = vfs.Default
 	}
 	if out.InitialBuckets == 0 {
-		out.InitialBuckets = 1 << 14
+		out.InitialBuckets = 1 << 10
 	}
 	if out.MaxLoadFactor <= 0 || out.MaxLoadFactor >= 1 {
 		out.MaxLoadFactor = 0.75
 	}
 	if out.PageCachePages <= 0 {
-		out.PageCachePages = 1 << 16
+		out.PageCachePages = 1 << 15
 	}
 	if out.PebbleCacheBytes <= 0 {
 		out.PebbleCacheBytes = 256 << 20
+	}
+	if out.ValueCacheBytes == 0 {
+		out.ValueCacheBytes = 512 << 20
+	}
+	if out.DiskReserveBytes == 0 {
+		out.DiskReserveBytes = 256 << 20
+	}
+	if out.LeafCacheBytes == 0 {
+		out.LeafCacheBytes = 512 << 20
+	}
+	if out.CheckpointBytes <= 0 {
+		out.CheckpointBytes = 256 << 20
+	}
+	if out.CheckpointInterval <= 0 {
+		out.CheckpointInterval = 100
+	}
+	if out.ElideBelow <= 0 {
+		out.ElideBelow = DefaultElideBelow
 	}
 	if out.Workers <= 0 {
 		out.Workers = runtime.GOMAXPROCS(0)
@@ -169,7 +234,10 @@ type tree struct {
 	store trie.StoreID
 }
 
-// DB is an open engine directory.
+// DB is an open engine directory: a facade over the page store (pages.go:
+// page table, dirty pages, checkpoints), the value store (Pebble's
+// keyspaces of keys.go and the value cache), history (history.go,
+// pagehistory.go, iter.go) and the commit protocol (commit.go).
 //
 // Concurrency: one writer (Set, Delete, WorkingRoots, Commit) at a time,
 // serialized by writeMu; any number of readers alongside it. Readers see the
@@ -178,7 +246,8 @@ type DB struct {
 	dir    string
 	opts   Options
 	pebble *pebble.DB
-	cache  *pageCache
+	// elideBelow is the directory's elision threshold ("params").
+	elideBelow int
 
 	writeMu sync.Mutex
 	// staged holds uncommitted changes per tree. REQUIRES: writeMu.
@@ -188,11 +257,8 @@ type DB struct {
 	stagedRecord []byte
 	// working caches WorkingRoots until the next change. REQUIRES: writeMu.
 	working *workingSet
-	// flush is the background page write of the last commit, nil when
-	// none runs. REQUIRES: writeMu.
-	flush *flushJob
-	// failed is sticky once a flush, or a growth past its rename, failed.
-	// REQUIRES: writeMu.
+	// failed is sticky once a commit point, a checkpoint, or a growth past
+	// its rename failed. REQUIRES: writeMu.
 	failed error
 	// initialVersion is the first commit's version when nothing is
 	// committed yet (0: version 1). REQUIRES: writeMu.
@@ -209,14 +275,16 @@ type DB struct {
 
 	mu sync.RWMutex
 	// The committed state, REQUIRES: mu.
-	table   *bitbox.Table
+	pages   *pageStore
 	record  *commitRecord
 	trees   map[string]*tree
 	byStore map[trie.StoreID]*tree
 	snap    *snapshot
 	closed  bool
-	// recent holds the latest version's entries read since it committed.
-	recent *recentReads
+	// values caches the latest version's current entries, leaves its
+	// elided subtrees' keys.
+	values *valueCache
+	leaves *leafCache
 	// warm reads the pages of staged keys ahead of the commit.
 	warm *warmer
 
@@ -241,7 +309,8 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err := prepareDir(o.FS, dir); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}, gate: newCommitGate(), recent: newRecentReads()}
+	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}, gate: newCommitGate(),
+		values: newValueCache(o.ValueCacheBytes), leaves: newLeafCache(o.LeafCacheBytes)}
 	var err error
 	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), pebbleOptions(o))
 	if err != nil {
@@ -249,15 +318,18 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	}
 	if err := db.load(treeNames); err != nil {
 		_ = db.pebble.Close()
-		if db.table != nil {
-			_ = db.table.Close()
+		if db.pages != nil && db.pages.table != nil {
+			_ = db.pages.table.Close()
 		}
 		return nil, err
 	}
-	st := db.table.Stats()
+	st := db.pages.table.Stats()
+	if !o.ColdCaches {
+		db.warmCaches()
+	}
 	db.startWarmer()
 	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "earliest", db.earliest.Load(), "trees", len(db.trees),
-		"table_buckets", st.Buckets, "table_load", fmt.Sprintf("%.3f", st.LoadFactor))
+		"table_buckets", st.Buckets, "table_pages", st.Full, "table_load", fmt.Sprintf("%.3f", st.LoadFactor), "elide_below", db.elideBelow)
 	return db, nil
 }
 
@@ -283,6 +355,13 @@ func pebbleOptions(o Options) *pebble.Options {
 		l := &opts.Levels[i]
 		// Point lookups read a whole block on a cache miss: small blocks.
 		l.BlockSize = 4 << 10
+		// Flushes and the first compactions run every few blocks and write
+		// mostly hashes, page deltas and WAL records, which barely
+		// compress: snappy there is CPU for little. The last two levels,
+		// where the data rests, stay compressed.
+		if i < len(opts.Levels)-2 {
+			l.Compression = pebble.NoCompression
+		}
 		// Point lookups skip the files without their key. The last level
 		// holds most keys and a lookup there usually finds its key: its
 		// filter would take cache for little.
@@ -308,13 +387,6 @@ func prepareDir(fs vfs.FS, dir string) error {
 	if err := mkdirDurably(fs, dir); err != nil {
 		return err
 	}
-	mkdir := func(name string) error {
-		if err := fs.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
-			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, name), err)
-		}
-		return nil
-	}
-	mkWALDir := func() error { return mkdir(walDir) }
 	path := filepath.Join(dir, formatFile)
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -323,17 +395,17 @@ func prepareDir(fs vfs.FS, dir string) error {
 			return fmt.Errorf("commitment: reading %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			// wal/, pebble/ (empty) and FORMAT.tmp are what a first Open
-			// cut before writing FORMAT leaves; writeFormatFile starts over.
-			if e.Name() != walDir && e.Name() != pebbleDir && e.Name() != formatFile+".tmp" {
+			// pebble/ (empty) and FORMAT.tmp are what a first Open cut
+			// before writing FORMAT leaves; writeFormatFile starts over.
+			if e.Name() != pebbleDir && e.Name() != formatFile+".tmp" {
 				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
 			}
 		}
-		// Before the format file, whose directory sync makes their entries
+		// Before the format file, whose directory sync makes its entry
 		// durable: Pebble syncs the directories inside its own, never its
 		// own entry in dir.
-		if err := errors.Join(mkWALDir(), mkdir(pebbleDir)); err != nil {
-			return err
+		if err := fs.MkdirAll(filepath.Join(dir, pebbleDir), 0o755); err != nil {
+			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, pebbleDir), err)
 		}
 		return writeFormatFile(fs, dir)
 	}
@@ -348,9 +420,13 @@ func prepareDir(fs vfs.FS, dir string) error {
 		return fmt.Errorf("%w: %s does not say a nomtstore format (%q)", ErrNotNomtstore, path, bytes.TrimSpace(buf[:n]))
 	}
 	if version != FormatVersion {
-		return fmt.Errorf("%w: %s is format %d, this build reads format %d", ErrFormatVersion, dir, version, FormatVersion)
+		hint := ""
+		if version < FormatVersion {
+			hint = "; this build cannot read older directories: restore the node from a state-sync snapshot or resync it"
+		}
+		return fmt.Errorf("%w: %s is format %d, this build reads format %d%s", ErrFormatVersion, dir, version, FormatVersion, hint)
 	}
-	return mkWALDir()
+	return nil
 }
 
 // mkdirDurably creates dir and its missing parents, and makes each one's
@@ -438,50 +514,59 @@ func (db *DB) load(treeNames []string) error {
 		}
 	}
 
-	if err := db.openTable(); err != nil {
+	if err := db.loadParams(); err != nil {
 		return err
 	}
-	if err := db.recoverWAL(); err != nil {
+	if err := db.openTable(); err != nil {
 		return err
 	}
 	if err := db.register(registry, treeNames); err != nil {
 		return err
 	}
-	db.cache = newPageCache(db.opts.PageCachePages)
+	if err := db.pages.recover(db.record); err != nil {
+		return err
+	}
 	db.snap = newSnapshot(db.pebble)
 	return db.checkRootPages()
 }
 
-// checkRootPages checks that each tree's root page hashes to its committed
-// root: a page table that lags the commit record (a lost WAL, a restored
-// backup of one file but not the other) is refused here rather than read.
+// loadParams reads the directory's fixed parameters, writing them from the
+// options into a new directory.
+func (db *DB) loadParams() error {
+	v, ok, err := db.getMeta(keyParams, "the directory parameters")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if db.record.version > 0 {
+			return fmt.Errorf("%w: version %d is committed but the directory has no parameters record", ErrCorrupt, db.record.version)
+		}
+		db.elideBelow = db.opts.ElideBelow
+		params := binary.BigEndian.AppendUint32(nil, uint32(db.elideBelow))
+		if err := db.pebble.Set(keyParams, params, pebble.Sync); err != nil {
+			return fmt.Errorf("commitment: saving the directory parameters: %w", err)
+		}
+		return nil
+	}
+	if len(v) != 4 {
+		return fmt.Errorf("%w: parameters record of %d bytes", ErrCorrupt, len(v))
+	}
+	db.elideBelow = int(binary.BigEndian.Uint32(v))
+	if db.elideBelow < 1 || db.elideBelow > 1<<16 {
+		return fmt.Errorf("%w: elision threshold %d in the parameters record", ErrCorrupt, db.elideBelow)
+	}
+	return nil
+}
+
+// checkRootPages checks that each tree's top agrees with its committed
+// root: a page table that lags the commit record (lost WAL records, a
+// restored backup of one file but not the other) is refused here rather
+// than read.
 func (db *DB) checkRootPages() error {
 	for _, t := range db.trees {
-		root := db.record.roots[t.store]
-		page, _, found, err := db.table.Lookup(bitbox.PageKey{Store: t.store, ID: trie.RootPageID})
-		if err != nil {
-			return fmt.Errorf("commitment: tree %q page %s: %w", t.name, trie.RootPageID, err)
-		}
-		if !found {
-			// Only an empty or single-key tree has no root page.
-			leaves := leavesAt{snap: db.snap.snap, store: t.store, version: db.record.version, latest: db.record.version}
-			first, ok, err := leaves.Ceil(trie.KeyPath{})
-			if err != nil {
-				return err
-			}
-			if ok {
-				if after, more := first.Path.Next(); more {
-					if _, second, err := leaves.Ceil(after); err != nil || second {
-						return errors.Join(err, fmt.Errorf("%w: tree %q has several keys but no root page in the page table (version %d)",
-							ErrCorrupt, t.name, db.record.version))
-					}
-				}
-			}
-			continue
-		}
-		if root.IsEmpty() || trie.InternalHash(page.Node(0).Hash, page.Node(1).Hash) != root {
-			return fmt.Errorf("%w: tree %q page %s: the page table does not hold committed version %d (root %s)",
-				ErrCorrupt, t.name, trie.RootPageID, db.record.version, root)
+		tr, _ := db.committedTree(t, nil)
+		if err := tr.CheckRoot(db.record.roots[t.store]); err != nil {
+			return fmt.Errorf("commitment: tree %q at version %d: %w", t.name, db.record.version, err)
 		}
 	}
 	return nil
@@ -489,7 +574,12 @@ func (db *DB) checkRootPages() error {
 
 // getMeta reads one of the engine's own Pebble records, if present.
 func (db *DB) getMeta(key []byte, what string) ([]byte, bool, error) {
-	v, closer, err := db.pebble.Get(key)
+	return getMeta(db.pebble, key, what)
+}
+
+// getMeta reads one record of a Pebble instance, if present.
+func getMeta(pdb *pebble.DB, key []byte, what string) ([]byte, bool, error) {
+	v, closer, err := pdb.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -505,60 +595,25 @@ func (db *DB) openTable() error {
 	if err := bitbox.RemoveLeftovers(fs, path); err != nil {
 		return err
 	}
+	var table *bitbox.Table
 	_, err := fs.Stat(path)
 	switch {
 	case err == nil:
-		db.table, err = bitbox.OpenTable(fs, path)
+		table, err = bitbox.OpenTable(fs, path)
 	case errors.Is(err, os.ErrNotExist):
 		if db.record.version > 0 {
 			return fmt.Errorf("%w: %s is missing but version %d is committed", ErrCorrupt, path, db.record.version)
 		}
 		var seed [8]byte
 		_, _ = rand.Read(seed[:])
-		db.table, err = bitbox.CreateTable(fs, path, db.opts.InitialBuckets, binary.BigEndian.Uint64(seed[:]))
+		table, err = bitbox.CreateTable(fs, path, db.opts.InitialBuckets, binary.BigEndian.Uint64(seed[:]))
 	}
 	if err != nil {
 		return fmt.Errorf("commitment: page table: %w", err)
 	}
+	db.pages = &pageStore{table: table, cache: newPageCache(db.opts.PageCachePages), mu: &db.mu, pebble: db.pebble,
+		lastSeq: func() uint64 { return db.record.lastSeq }, opts: &db.opts}
 	return nil
-}
-
-// recoverWAL replays the committed WAL if it is still there and removes
-// every other one: a WAL whose sequence number the commit record does not
-// name never committed.
-func (db *DB) recoverWAL() error {
-	fs, dir := db.opts.FS, filepath.Join(db.dir, walDir)
-	entries, err := fs.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("commitment: reading %s: %w", dir, err)
-	}
-	for _, e := range entries {
-		path := filepath.Join(dir, e.Name())
-		seq, ok := bitbox.ParseWALName(e.Name())
-		if ok && seq == db.record.walSeq && seq != 0 {
-			w, err := bitbox.ReadWAL(fs, path)
-			if err != nil {
-				return fmt.Errorf("commitment: the WAL of committed version %d: %w", db.record.version, err)
-			}
-			if w.Seq != seq {
-				return fmt.Errorf("%w: %s holds sequence %d", ErrCorrupt, path, w.Seq)
-			}
-			switch err := db.table.Replay(w); {
-			case errors.Is(err, bitbox.ErrWALGeneration) && w.Generation < db.table.Generation():
-				// The table grew after this WAL was flushed: already applied.
-			case err != nil:
-				return fmt.Errorf("commitment: replaying %s: %w", path, err)
-			default:
-				db.opts.Logger.Info("nomtstore recovered committed pages from the WAL", "version", db.record.version, "wal", path, "pages", len(w.Records))
-			}
-		} else if ok {
-			db.opts.Logger.Info("nomtstore discarding a WAL that never committed", "wal", path, "committed_seq", db.record.walSeq)
-		}
-		if err := fs.Remove(path); err != nil {
-			return fmt.Errorf("commitment: removing %s: %w", path, err)
-		}
-	}
-	return fs.SyncDir(dir)
 }
 
 // register assigns store ids to new tree names and persists the registry.
@@ -616,17 +671,29 @@ func (db *DB) AddTrees(names ...string) error {
 	return db.register(registry, names)
 }
 
-// Close waits for the last commit's pages to be written and closes the DB.
-// It returns the error of that write, if any.
+// Close writes the committed pages held in memory to the page table (a
+// last checkpoint, so the next open replays nothing) and closes the DB. It
+// returns the error of that write, if any: the versions stay durable.
 func (db *DB) Close() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	flushErr := db.waitFlushLocked()
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
 		return ErrClosed
 	}
+	if n := db.iterators.Load(); n > 0 {
+		return fmt.Errorf("%w: %d iterators still open", ErrIteratorsOpen, n)
+	}
+	var flushErr error
+	if db.sticky() == nil {
+		flushErr = db.pages.checkpointNow()
+	} else {
+		flushErr = errors.Join(db.failed, db.pages.reap(true))
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	if n := db.iterators.Load(); n > 0 {
 		return fmt.Errorf("%w: %d iterators still open", ErrIteratorsOpen, n)
 	}
@@ -637,7 +704,10 @@ func (db *DB) Close() error {
 	db.warm.stop()
 	db.mu.Lock()
 	db.snap.release()
-	err := errors.Join(flushErr, db.table.Close(), db.pebble.Close())
+	// The caches' arenas go back to fastcache's free list for the next DB.
+	db.values.purge()
+	db.leaves.purge()
+	err := errors.Join(flushErr, db.pages.table.Close(), db.pebble.Close())
 	if err != nil {
 		return fmt.Errorf("commitment: closing %s: %w", db.dir, err)
 	}

@@ -21,7 +21,10 @@ func TestDiskFullFailsTheCommit(t *testing.T) {
 	const buckets = 64
 	t.Run("writing pages", func(t *testing.T) {
 		fs := vfs.NewCrashFS(1)
-		opts := commitment.Options{FS: fs, InitialBuckets: buckets, PebbleCacheBytes: 1 << 20}
+		// A small reserve for Pebble's own writes (its memtables never
+		// flush in this test), so that commits go on until the disk is
+		// nearly full; every page stored, so that they fill it.
+		opts := commitment.Options{FS: fs, InitialBuckets: buckets, PebbleCacheBytes: 1 << 20, DiskReserveBytes: 64 << 10, ElideBelow: 1}
 		db, err := commitment.Open("/store", modelTrees, opts)
 		if err != nil {
 			t.Fatal(err)

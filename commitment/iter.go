@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
 // cursor is an ordered walk over one kind of entry of one store at one
@@ -81,35 +83,63 @@ func (c *currentCursor) Error() error {
 	return c.it.Error()
 }
 
-// historyCursor walks the entities (keys, or key paths) of a range of
-// superseded entries ('w' or 'x') and stops at each entity that has an
-// entry live at version u: the one with the smallest orphan version > u,
-// if it was born <= u. It costs two seeks per entity, however many versions
-// of it are kept.
-type historyCursor struct {
-	it      *pebble.Iterator
-	version uint64
-	reverse bool
-	// decode turns an entity (without prefix and store) into the key the
-	// cursor reports: unescapes raw keys, passes key paths through.
-	decode func([]byte) ([]byte, error)
-
+// settled is the position of a cursor that settles on entries by seeking
+// (history, past values, deleted keys): the key and value it stopped at,
+// which outlive the iterator's moves, and the accessors they share.
+type settled struct {
+	it         *pebble.Iterator
 	key, value []byte
 	valid      bool
 	err        error
 }
 
-func newHistoryCursor(snap *pebble.Snapshot, lower, upper []byte, version uint64, reverse bool, decode func([]byte) ([]byte, error)) (*historyCursor, error) {
+func (c *settled) Valid() bool   { return c.valid }
+func (c *settled) Key() []byte   { return c.key }
+func (c *settled) Value() []byte { return c.value }
+func (c *settled) Close() error  { return c.it.Close() }
+
+func (c *settled) Error() error {
+	if c.err != nil {
+		return c.err
+	}
+	return c.it.Error()
+}
+
+// first puts the iterator at the first (or, reverse, last) entry.
+func (c *settled) first(reverse bool) {
+	if reverse {
+		c.it.Last()
+	} else {
+		c.it.First()
+	}
+}
+
+// historyDecoder turns a history cursor's entities (without prefix and
+// store) into the keys it reports, and the live entries (without born)
+// into the values it reports.
+type historyDecoder struct {
+	key   func(entity []byte) ([]byte, error)
+	value func(entity, rest []byte) ([]byte, error)
+}
+
+// historyCursor walks the entities (key paths) of a range of superseded
+// entries ('x') and stops at each entity that has an entry live at version
+// u: the one with the smallest orphan version > u, if it was born <= u. It
+// costs two seeks per entity, however many versions of it are kept.
+type historyCursor struct {
+	settled
+	version uint64
+	reverse bool
+	decode  historyDecoder
+}
+
+func newHistoryCursor(snap *pebble.Snapshot, lower, upper []byte, version uint64, reverse bool, decode historyDecoder) (*historyCursor, error) {
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
-	c := &historyCursor{it: it, version: version, reverse: reverse, decode: decode}
-	if reverse {
-		it.Last()
-	} else {
-		it.First()
-	}
+	c := &historyCursor{settled: settled{it: it}, version: version, reverse: reverse, decode: decode}
+	c.first(reverse)
 	c.settle()
 	return c, nil
 }
@@ -149,7 +179,10 @@ func (c *historyCursor) settle() {
 			c.it.SeekGE(afterEntity(entity))
 		}
 		if live != nil {
-			k, err := c.decode(entity[5:])
+			k, err := c.decode.key(entity[5:])
+			if err == nil {
+				live, err = c.decode.value(entity[5:], live)
+			}
 			if err != nil {
 				c.err = err
 				return
@@ -164,26 +197,135 @@ func isEntryOf(key, entity []byte) bool {
 	return len(key) == len(entity)+8 && bytes.HasPrefix(key, entity)
 }
 
-func (c *historyCursor) Valid() bool   { return c.valid }
-func (c *historyCursor) Key() []byte   { return c.key }
-func (c *historyCursor) Value() []byte { return c.value }
-func (c *historyCursor) Next()         { c.settle() }
-func (c *historyCursor) Close() error  { return c.it.Close() }
+func (c *historyCursor) Next() { c.settle() }
 
-func (c *historyCursor) Error() error {
-	if c.err != nil {
-		return c.err
-	}
-	return c.it.Error()
+// pastValueCursor walks a store's current values ('v') at a past version u:
+// an entry born after u stands for what its key held at u, read from its
+// superseded entries, and is skipped if the key was absent then.
+type pastValueCursor struct {
+	settled
+	snap    *pebble.Snapshot
+	store   trie.StoreID
+	version uint64
+	reverse bool
 }
 
-// mergeCursor merges the current and the superseded entries live at one
-// version. A key is live in at most one of them (a key's versions have
-// disjoint lifetimes); a key in both is corruption.
+func newPastValueCursor(snap *pebble.Snapshot, store trie.StoreID, lower, upper []byte, version uint64, reverse bool) (*pastValueCursor, error) {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	c := &pastValueCursor{settled: settled{it: it}, snap: snap, store: store, version: version, reverse: reverse}
+	c.first(reverse)
+	c.settle()
+	return c, nil
+}
+
+func (c *pastValueCursor) settle() {
+	c.valid = false
+	for ; c.it.Valid(); c.step() {
+		key, entry := c.it.Key(), c.it.Value()
+		if len(entry) < bornSize || len(key) < 6 {
+			c.err = fmt.Errorf("%w: entry %x of %d bytes", ErrCorrupt, key, len(entry))
+			return
+		}
+		if binary.BigEndian.Uint64(entry) <= c.version {
+			c.key, c.value, c.valid = key[5:], entry[bornSize:], true
+			return
+		}
+		value, err := valueAt(c.snap, c.store, key[5:], c.version, c.version+1)
+		if err != nil {
+			c.err = err
+			return
+		}
+		if value != nil {
+			c.key, c.value, c.valid = bytes.Clone(key[5:]), value, true
+			return
+		}
+	}
+}
+
+func (c *pastValueCursor) step() {
+	if c.reverse {
+		c.it.Prev()
+	} else {
+		c.it.Next()
+	}
+}
+
+func (c *pastValueCursor) Next() { c.step(); c.settle() }
+
+// deletedCursor walks the keys of a store deleted after a past version u
+// ('d' records with an orphan version > u), in key order, and stops at
+// those that held a value at u: the keys a walk of the current values
+// cannot find.
+type deletedCursor struct {
+	settled
+	snap    *pebble.Snapshot
+	store   trie.StoreID
+	version uint64
+	reverse bool
+}
+
+func newDeletedCursor(snap *pebble.Snapshot, store trie.StoreID, lower, upper []byte, version uint64, reverse bool) (*deletedCursor, error) {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	c := &deletedCursor{settled: settled{it: it}, snap: snap, store: store, version: version, reverse: reverse}
+	c.first(reverse)
+	c.settle()
+	return c, nil
+}
+
+func (c *deletedCursor) settle() {
+	c.valid = false
+	for c.it.Valid() {
+		k := c.it.Key()
+		if len(k) < 5+8 {
+			c.err = fmt.Errorf("%w: deleted-key record %x", ErrCorrupt, k)
+			return
+		}
+		entity := bytes.Clone(k[:len(k)-8])
+		after := c.it.SeekGE(binary.BigEndian.AppendUint64(bytes.Clone(entity), c.version+1)) && isEntryOf(c.it.Key(), entity)
+		if c.reverse {
+			c.it.SeekLT(entity)
+		} else {
+			c.it.SeekGE(afterEntity(entity))
+		}
+		if !after {
+			continue
+		}
+		key, err := unescapeKey(entity[5:])
+		if err != nil {
+			c.err = err
+			return
+		}
+		value, err := valueAt(c.snap, c.store, key, c.version, c.version+1)
+		if err != nil {
+			c.err = err
+			return
+		}
+		if value != nil {
+			c.key, c.value, c.valid = key, value, true
+			return
+		}
+	}
+}
+
+func (c *deletedCursor) Next() { c.settle() }
+
+// mergeCursor merges two walks of one version's keys. For the leaf index
+// (current and superseded entries) a key is live in at most one of them,
+// and one in both is corruption; for values (current values, deleted keys)
+// both may find a key, with the same value, and it is reported once
+// (shared).
 type mergeCursor struct {
 	a, b    cursor
 	reverse bool
+	shared  bool
 	on      cursor // the one at the current key, nil when done
+	both    bool   // a and b are at the same key (shared)
 	err     error
 }
 
@@ -193,11 +335,21 @@ func newMergeCursor(a, b cursor, reverse bool) *mergeCursor {
 	return m
 }
 
+func newSharedMergeCursor(a, b cursor, reverse bool) *mergeCursor {
+	m := &mergeCursor{a: a, b: b, reverse: reverse, shared: true}
+	m.pick()
+	return m
+}
+
 func (m *mergeCursor) pick() {
-	m.on = nil
+	m.on, m.both = nil, false
 	switch av, bv := m.a.Valid(), m.b.Valid(); {
 	case av && bv:
 		cmp := bytes.Compare(m.a.Key(), m.b.Key())
+		if cmp == 0 && m.shared {
+			m.on, m.both = m.a, true
+			return
+		}
 		if cmp == 0 {
 			m.err = fmt.Errorf("%w: key %x is both current and superseded at one version", ErrCorrupt, m.a.Key())
 			return
@@ -217,7 +369,13 @@ func (m *mergeCursor) pick() {
 func (m *mergeCursor) Valid() bool   { return m.on != nil && m.err == nil }
 func (m *mergeCursor) Key() []byte   { return m.on.Key() }
 func (m *mergeCursor) Value() []byte { return m.on.Value() }
-func (m *mergeCursor) Next()         { m.on.Next(); m.pick() }
+func (m *mergeCursor) Next() {
+	m.on.Next()
+	if m.both {
+		m.b.Next()
+	}
+	m.pick()
+}
 
 func (m *mergeCursor) Error() error {
 	if m.err != nil {

@@ -14,29 +14,39 @@ import (
 //
 //	prefix  key                                  value
 //	'm'     'm' "commit"                         commit record (below)
+//	'm'     'm' "checkpoint"                     last WAL seq whose pages are in the page table u64 | table generation u64
+//	'm'     'm' "params"                         the directory's fixed parameters: elide-below u32
 //	'm'     'm' "trees"                          tree registry: repeated (store u32, name length u16, name)
 //	'm'     'm' "earliest"                       earliest retained version u64
 //	'm'     'm' "app:" name                      the application's own records (PutMeta)
 //	'r'     'r' version u64                      roots of that version: tree count u32, repeated (store u32, root [32])
 //	'a'     'a' version u64                      the application's record of that version (SetVersionRecord)
 //	'c'     'c' version u64                      what that version changed (changeList, below)
+//	'W'     'W' seq u64                          WAL record: one commit's page changes (bitbox/wal.go)
 //	'v'     'v' store u32 | raw key              born u64 | value                  current values
-//	'l'     'l' store u32 | key path [32]        born u64 | value hash [32] | raw key   current leaf index
-//	'w'     'w' store u32 | esc(raw key) | o u64 born u64 | value                  superseded values
-//	'x'     'x' store u32 | key path [32] | o u64 born u64 | value hash [32] | raw key   superseded leaves
+//	'l'     'l' store u32 | key path [32]        born u64 | leaf hash [32] | raw key    current leaf index
+//	'x'     'x' store u32 | key path [32] | o u64 born u64 | key length uvarint | raw key | value   superseded entries
+//	'd'     'd' store u32 | esc(raw key) | o u64 (empty)                           keys deleted by version o
 //	'h'     'h' o u64 | store u32 | page id [33] the page as it was (pagehistory.go)   superseded pages
 //	'p'     'p' store u32 | page id [33] | o u64 kind u8 (pagehistory.go)              page changes by page
 //
-// Integers are big-endian, so keys sort by store, then raw key ('v', 'w'), key
+// Integers are big-endian, so keys sort by store, then raw key ('v', 'd'), key
 // path ('l', 'x') or page id ('p'), then version.
 //
 // Versions. "born" is the version that set a value; "o" is the version that
 // orphaned an entry (overwrote or deleted the value, rewrote or cleared the
 // page), so a superseded entry was live for versions born..o-1. The value of
-// a key at version u is the superseded entry with the smallest o > u if there
-// is one (absent if its born > u), otherwise the current value (absent if its
-// born > u). Current values stay apart from superseded ones, so reads and
-// iteration at the latest version never step over history.
+// a key at version u is the superseded entry of its path with the smallest
+// o > u if there is one (absent if its born > u), otherwise the current value
+// (absent if its born > u). Current values stay apart from superseded ones,
+// so reads and iteration at the latest version never step over history.
+//
+// A superseded entry is kept once, by key path: it serves reads of the key
+// at past versions (one seek), the leaf index at past versions (its leaf
+// hash is recomputed from the value) and rollback. Iterating a past version
+// in raw-key order walks the current values, resolving through 'x' those
+// born after it, and the keys deleted after it ('d', written only by
+// deletes), resolved the same way.
 //
 // A page at version u is, likewise, the one its 'p' entry with the smallest
 // o > u names: no page at all if version o created it, otherwise what its
@@ -55,17 +65,20 @@ const (
 	prefixChanges     = 'c'
 	prefixValue       = 'v'
 	prefixLeaf        = 'l'
-	prefixOldValue    = 'w'
-	prefixOldLeaf     = 'x'
+	prefixOldEntry    = 'x'
+	prefixDeleted     = 'd'
 	prefixOldPage     = 'h'
 	prefixOldPageByID = 'p'
+	prefixWAL         = 'W'
 )
 
 var (
-	keyCommit   = []byte("mcommit")
-	keyTrees    = []byte("mtrees")
-	keyEarliest = []byte("mearliest")
-	keyAppMeta  = []byte("mapp:")
+	keyCommit     = []byte("mcommit")
+	keyCheckpoint = []byte("mcheckpoint")
+	keyParams     = []byte("mparams")
+	keyTrees      = []byte("mtrees")
+	keyEarliest   = []byte("mearliest")
+	keyAppMeta    = []byte("mapp:")
 )
 
 // bornSize is the version prefix of current and superseded entries' values.
@@ -106,13 +119,16 @@ func bornValue(born uint64, value []byte) []byte {
 	return append(b, value...)
 }
 
-// leafValue is a current or superseded leaf entry: born | value hash | key.
-func leafValue(born uint64, valueHash trie.Hash, key []byte) []byte {
+// leafValue is a current or superseded leaf entry: born | leaf hash | key.
+func leafValue(born uint64, leafHash trie.Hash, key []byte) []byte {
 	v := make([]byte, 0, bornSize+32+len(key))
 	v = binary.BigEndian.AppendUint64(v, born)
-	v = append(v, valueHash[:]...)
+	v = append(v, leafHash[:]...)
 	return append(v, key...)
 }
+
+// walKey is the key of the WAL record of sequence number seq.
+func walKey(seq uint64) []byte { return versionKey(prefixWAL, seq) }
 
 // splitBorn splits an entry's value into its born version and the rest.
 func splitBorn(entry []byte) (uint64, []byte, error) {
@@ -155,22 +171,42 @@ func unescapeKey(esc []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: bad escaped key %x", ErrCorrupt, esc)
 }
 
-// oldValueEntity is the part of a superseded value's key before its version.
-func oldValueEntity(store trie.StoreID, key []byte) []byte {
-	return escapeKey(storePrefix(prefixOldValue, store), key)
+// oldEntryEntity is the part of a superseded entry's key before its version.
+func oldEntryEntity(store trie.StoreID, path trie.KeyPath) []byte {
+	return append(storePrefix(prefixOldEntry, store), path[:]...)
 }
 
-func oldValueKey(store trie.StoreID, key []byte, orphan uint64) []byte {
-	return binary.BigEndian.AppendUint64(oldValueEntity(store, key), orphan)
+func oldEntryKey(store trie.StoreID, path trie.KeyPath, orphan uint64) []byte {
+	return binary.BigEndian.AppendUint64(oldEntryEntity(store, path), orphan)
 }
 
-// oldLeafEntity is the part of a superseded leaf's key before its version.
-func oldLeafEntity(store trie.StoreID, path trie.KeyPath) []byte {
-	return append(storePrefix(prefixOldLeaf, store), path[:]...)
+// supersededEntry is a superseded entry's value: born | key length | key |
+// value.
+func supersededEntry(born uint64, key, value []byte) []byte {
+	b := make([]byte, 0, bornSize+binary.MaxVarintLen32+len(key)+len(value))
+	b = binary.BigEndian.AppendUint64(b, born)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return append(b, value...)
 }
 
-func oldLeafKey(store trie.StoreID, path trie.KeyPath, orphan uint64) []byte {
-	return binary.BigEndian.AppendUint64(oldLeafEntity(store, path), orphan)
+// splitSuperseded splits a superseded entry without its born version into
+// its raw key and value.
+func splitSuperseded(rest []byte) (key, value []byte, err error) {
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || n == 0 || n > MaxKeyLength || uint64(len(rest)-w) < n {
+		return nil, nil, fmt.Errorf("%w: superseded entry of %d bytes", ErrCorrupt, len(rest))
+	}
+	return rest[w : w+int(n)], rest[w+int(n):], nil
+}
+
+// deletedEntity is the part of a deleted-key record's key before its version.
+func deletedEntity(store trie.StoreID, key []byte) []byte {
+	return escapeKey(storePrefix(prefixDeleted, store), key)
+}
+
+func deletedKey(store trie.StoreID, key []byte, orphan uint64) []byte {
+	return binary.BigEndian.AppendUint64(deletedEntity(store, key), orphan)
 }
 
 func oldPageKey(orphan uint64, store trie.StoreID, id trie.PageID) []byte {
@@ -190,37 +226,49 @@ func oldPageIndexKey(store trie.StoreID, id trie.PageID, orphan uint64) []byte {
 	return binary.BigEndian.AppendUint64(oldPageEntity(store, id), orphan)
 }
 
-// commitRecord is the commit point: the version it makes durable, the WAL
-// that holds its page changes, and every tree's root.
+// commitRecord is the commit point: the version it makes durable, the last
+// WAL sequence number used (the version's own WAL record, if it changed
+// pages, is that one), and every tree's root.
 type commitRecord struct {
 	version uint64
-	walSeq  uint64 // 0: no WAL
 	lastSeq uint64
 	roots   map[trie.StoreID]trie.Hash
 }
 
-// Commit record: version u64 | WAL seq u64 (0: the commit wrote no WAL) |
-// last seq used u64 | roots (as in 'r').
+// Commit record: version u64 | last WAL seq u64 | roots (as in 'r').
 func (r *commitRecord) encode() []byte {
-	b := make([]byte, 0, 28+len(r.roots)*36)
+	b := make([]byte, 0, 20+len(r.roots)*36)
 	b = binary.BigEndian.AppendUint64(b, r.version)
-	b = binary.BigEndian.AppendUint64(b, r.walSeq)
 	b = binary.BigEndian.AppendUint64(b, r.lastSeq)
 	return appendRoots(b, r.roots)
 }
 
 func decodeCommitRecord(b []byte) (*commitRecord, error) {
-	if len(b) < 24 {
+	if len(b) < 16 {
 		return nil, fmt.Errorf("%w: commit record of %d bytes", ErrCorrupt, len(b))
 	}
-	r := &commitRecord{
-		version: binary.BigEndian.Uint64(b),
-		walSeq:  binary.BigEndian.Uint64(b[8:]),
-		lastSeq: binary.BigEndian.Uint64(b[16:]),
-	}
+	r := &commitRecord{version: binary.BigEndian.Uint64(b), lastSeq: binary.BigEndian.Uint64(b[8:])}
 	var err error
-	r.roots, err = decodeRoots(b[24:])
+	r.roots, err = decodeRoots(b[16:])
 	return r, err
+}
+
+// checkpointRecord names the last WAL whose pages the page table holds and
+// the table generation they were written to; recovery replays the WAL
+// records after it.
+type checkpointRecord struct {
+	seq, generation uint64
+}
+
+func (c checkpointRecord) encode() []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, c.seq), c.generation)
+}
+
+func decodeCheckpointRecord(b []byte) (checkpointRecord, error) {
+	if len(b) != 16 {
+		return checkpointRecord{}, fmt.Errorf("%w: checkpoint record of %d bytes", ErrCorrupt, len(b))
+	}
+	return checkpointRecord{seq: binary.BigEndian.Uint64(b), generation: binary.BigEndian.Uint64(b[8:])}, nil
 }
 
 func appendRoots(b []byte, roots map[trie.StoreID]trie.Hash) []byte {
@@ -254,10 +302,12 @@ func decodeRoots(b []byte) (map[trie.StoreID]trie.Hash, error) {
 // restores them. Encoding:
 //
 //	page count uvarint | repeated (store u32 | page id [33] | had prior u8)
-//	key count uvarint  | repeated (store u32 | key length uvarint | key | had prior u8)
+//	key count uvarint  | repeated (store u32 | key length uvarint | key | flags u8)
 //
 // "had prior" is 1 when the version superseded something (a page rewritten
-// or cleared, a value overwritten or deleted), 0 when it created it.
+// or cleared, a value overwritten or deleted), 0 when it created it. A
+// key's flags: bit 0 had prior, bit 1 deleted (the version wrote a 'd'
+// record of it).
 type changeList struct {
 	pages []changedPage
 	keys  []changedKey
@@ -273,7 +323,13 @@ type changedKey struct {
 	store    trie.StoreID
 	key      []byte
 	hadPrior bool
+	deleted  bool
 }
+
+const (
+	keyHadPrior = 1 << iota
+	keyDeleted
+)
 
 func (c *changeList) empty() bool { return len(c.pages) == 0 && len(c.keys) == 0 }
 
@@ -294,7 +350,14 @@ func (c *changeList) encode() []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(k.store))
 		b = binary.AppendUvarint(b, uint64(len(k.key)))
 		b = append(b, k.key...)
-		b = append(b, boolByte(k.hadPrior))
+		flags := byte(0)
+		if k.hadPrior {
+			flags |= keyHadPrior
+		}
+		if k.deleted {
+			flags |= keyDeleted
+		}
+		b = append(b, flags)
 	}
 	return b
 }
@@ -341,10 +404,11 @@ func decodeChangeList(b []byte) (*changeList, error) {
 		r = bytes.NewReader(rest[4:])
 		klen, err := binary.ReadUvarint(r)
 		rest = rest[len(rest)-r.Len():]
-		if err != nil || klen == 0 || klen > MaxKeyLength || uint64(len(rest)) < klen+1 || rest[klen] > 1 {
+		if err != nil || klen == 0 || klen > MaxKeyLength || uint64(len(rest)) < klen+1 || rest[klen] > keyHadPrior|keyDeleted {
 			return nil, bad("key entry")
 		}
-		c.keys = append(c.keys, changedKey{store: store, key: slices.Clone(rest[:klen]), hadPrior: rest[klen] == 1})
+		flags := rest[klen]
+		c.keys = append(c.keys, changedKey{store: store, key: slices.Clone(rest[:klen]), hadPrior: flags&keyHadPrior != 0, deleted: flags&keyDeleted != 0})
 		rest = rest[klen+1:]
 	}
 	if len(rest) != 0 {

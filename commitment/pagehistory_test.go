@@ -212,7 +212,7 @@ func pageAtVersion(t *testing.T, db *DB, id trie.PageID, v uint64) *trie.Page {
 // A damaged delta makes reads of the versions that need it fail with
 // ErrCorrupt, and leaves the others readable.
 func TestDamagedPageHistoryIsCorruption(t *testing.T) {
-	db, err := Open(t.TempDir(), []string{"acc"}, Options{})
+	db, err := Open(t.TempDir(), []string{"acc"}, Options{ElideBelow: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

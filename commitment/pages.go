@@ -1,6 +1,9 @@
 package commitment
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -10,6 +13,59 @@ import (
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
+
+// pageStore holds every tree's committed pages: the bitbox page table on
+// disk, the pages committed since its last checkpoint in memory (the
+// table's dirty pages), and a cache of clean pages.
+//
+// Invariants:
+//   - The table file holds each page as of the checkpoint record's WAL
+//     sequence number; the WAL records after it, written in the commit
+//     batches, hold every later change, and a reopen replays them in order.
+//   - A page reaches the file only in a checkpoint, which writes pages
+//     already applied, that is committed: no page is written before the WAL
+//     record naming it is durable.
+//   - Reads see the latest committed version's pages (dirty ones from
+//     memory). An applied page is never modified again.
+//   - The table grows only with no dirty page, right after a checkpoint, so
+//     a WAL record is never replayed into a table of another generation.
+//   - Dirty memory is bounded by the checkpoint budget: a commit waits for
+//     the running checkpoint once the dirty pages pass twice the budget.
+//
+// Locking: the table pointer and what apply changes are the committed
+// state, guarded by DB.mu (lookups under its read lock, apply and grow
+// under its write lock); placing pages, growth and checkpoints are the
+// writer's (DB.writeMu).
+type pageStore struct {
+	table *bitbox.Table // REQUIRES: mu
+	cache *pageCache
+	mu    *sync.RWMutex // DB.mu
+	// pebble holds the checkpoint record; lastSeq is the committed WAL
+	// sequence number (read under mu), which a checkpoint records.
+	pebble  *pebble.DB
+	lastSeq func() uint64
+	opts    *Options
+
+	// job is the running background checkpoint, nil when none runs.
+	// REQUIRES: DB.writeMu.
+	job *checkpointJob
+	// sinceCheckpoint counts commits applied since the last checkpoint
+	// started. REQUIRES: DB.writeMu.
+	sinceCheckpoint int
+	// checkpointed is the WAL sequence number the file holds.
+	checkpointed atomic.Uint64
+	// failed is sticky once a checkpoint failed, or a growth past its
+	// rename: the store takes no commit until reopened. REQUIRES:
+	// DB.writeMu.
+	failed error
+}
+
+// current returns the table under mu.
+func (ps *pageStore) current() *bitbox.Table {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return ps.table
+}
 
 // pinnedPageDepth: pages this shallow (the root page and its 64 children,
 // per tree) are never evicted; every lookup passes through them.
@@ -70,74 +126,311 @@ func (c *pageCache) purge() {
 	c.lru.Purge()
 }
 
-// treePages is the trie.PageSource of one tree at the committed version.
-// When buckets is set it records the bucket of every page it returns, so a
-// commit knows where the pages it rewrites live.
-type treePages struct {
-	cache   *pageCache
-	table   *bitbox.Table
-	store   trie.StoreID
-	mu      sync.Mutex
-	buckets map[trie.PageID]uint64 // REQUIRES: mu
+// lookup reads a committed page, through the cache. REQUIRES: DB.mu (read).
+func (ps *pageStore) lookup(key bitbox.PageKey) (cachedPage, bool, error) {
+	if cp, ok := ps.cache.get(key); ok {
+		return cp, true, nil
+	}
+	page, bucket, found, err := ps.table.Lookup(key)
+	if err != nil || !found {
+		return cachedPage{}, false, err
+	}
+	cp := cachedPage{page: page, bucket: bucket}
+	ps.cache.add(key, cp)
+	return cp, true, nil
 }
 
-func (p *treePages) Page(id trie.PageID) (*trie.Page, error) {
-	key := bitbox.PageKey{Store: p.store, ID: id}
-	cp, ok := p.cache.get(key)
-	if !ok {
-		page, bucket, found, err := p.table.Lookup(key)
-		if err != nil || !found {
-			return nil, err
+// apply makes a committed version's page changes the latest.
+// REQUIRES: DB.mu (write).
+func (ps *pageStore) apply(changes []bitbox.Change) {
+	ps.table.Apply(changes)
+	for _, c := range changes {
+		if c.Page == nil {
+			ps.cache.remove(c.Key)
+		} else {
+			ps.cache.add(c.Key, cachedPage{page: c.Page, bucket: c.Bucket})
 		}
-		cp = cachedPage{page: page, bucket: bucket}
-		p.cache.add(key, cp)
 	}
-	if p.buckets != nil {
-		p.mu.Lock()
-		p.buckets[id] = cp.bucket
-		p.mu.Unlock()
+}
+
+// place assigns buckets to the new pages among changes, growing the table
+// first if they would overload it. The buckets of the other pages were
+// found in table, and are found again if the table has grown since.
+// REQUIRES: DB.writeMu.
+func (ps *pageStore) place(changes []bitbox.Change, foundIn *bitbox.Table) error {
+	newPages := uint64(0)
+	for _, c := range changes {
+		if c.Prior == nil && c.Page != nil {
+			newPages++
+		}
 	}
-	return cp.page, nil
-}
-
-// committedTree returns the trie of one tree at the committed version.
-// REQUIRES: mu held (read).
-func (db *DB) committedTree(t *tree, buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
-	return db.treeAt(t, db.record.version, buckets)
-}
-
-// treeAt returns the trie of one tree at a retained version (which the
-// caller has checked), with its leaf index, which also serves the tree's
-// preimages. A non-nil buckets map records where each page read from the
-// table lives. REQUIRES: mu held (read).
-func (db *DB) treeAt(t *tree, version uint64, buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
-	latest := db.record.version
-	leaves := leavesAt{snap: db.snap.snap, store: t.store, version: version, latest: latest}
-	current := &treePages{cache: db.cache, table: db.table, store: t.store, buckets: buckets}
-	var pages trie.PageSource = current
-	if version < latest {
-		pages = pagesAt{latest: current, snap: db.snap.snap, version: version}
+	table := ps.current()
+	size, grow := table.NeedsGrowth(newPages, ps.opts.MaxLoadFactor)
+	for attempt := 0; ; attempt++ {
+		if grow {
+			if err := ps.grow(size); err != nil {
+				return err
+			}
+			table = ps.current()
+		}
+		// Buckets moved if the table grew, now or in an earlier attempt of
+		// this commit that failed before its commit point: find the
+		// rewritten pages again.
+		if table != foundIn {
+			if err := relocate(table, changes); err != nil {
+				return err
+			}
+			foundIn = table
+		}
+		err := table.Assign(changes)
+		if !errors.Is(err, bitbox.ErrProbeLimit) || attempt == 8 {
+			return err
+		}
+		// A cluster of pages fills some probe window: a bigger table
+		// spreads them out.
+		size, grow = 2*table.Stats().Buckets, true
 	}
-	return &trie.Tree{Store: t.store, Pages: pages, Leaves: leaves}, leaves
 }
 
-// snapshot is a Pebble snapshot of one committed version, shared by the
-// readers of that version and released by the last of them.
-type snapshot struct {
-	snap *pebble.Snapshot
-	refs atomic.Int64
-}
-
-func newSnapshot(db *pebble.DB) *snapshot {
-	s := &snapshot{snap: db.NewSnapshot()}
-	s.refs.Store(1)
-	return s
-}
-
-func (s *snapshot) acquire() { s.refs.Add(1) }
-
-func (s *snapshot) release() {
-	if s.refs.Add(-1) == 0 {
-		_ = s.snap.Close()
+// relocate finds the buckets of the pages a commit rewrites in table.
+func relocate(table *bitbox.Table, changes []bitbox.Change) error {
+	for i := range changes {
+		c := &changes[i]
+		if c.Prior == nil {
+			continue
+		}
+		_, b, found, err := table.Lookup(c.Key)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: %s vanished while the table grew", ErrCorrupt, c.Key)
+		}
+		c.Bucket = b
 	}
+	return nil
+}
+
+// grow grows the page table to at least buckets, right after a
+// checkpoint (no page may be dirty). Readers go on with the old table while
+// the new one is written; the swap takes mu. REQUIRES: DB.writeMu.
+func (ps *pageStore) grow(buckets uint64) error {
+	if err := ps.checkpointNow(); err != nil {
+		return err
+	}
+	table := ps.current()
+	old := table.Stats()
+	ps.opts.hookAt("grow")
+	defer ps.opts.observePhase(PhaseTableGrow, ps.opts.now())
+	var grown *bitbox.Table
+	var err error
+	for range 8 {
+		if grown, err = table.Grow(buckets); !errors.Is(err, bitbox.ErrProbeLimit) {
+			break
+		}
+		buckets *= 2
+	}
+	if err != nil {
+		err = fmt.Errorf("commitment: growing the page table to %d buckets: %w", buckets, err)
+		if errors.Is(err, bitbox.ErrGrowIncomplete) {
+			// The old table still reads this version, but pages written
+			// to it would be lost at reopen: no more commits until then.
+			ps.failed = err
+		}
+		return err
+	}
+	ps.mu.Lock()
+	ps.table = grown
+	ps.cache.purge()
+	ps.mu.Unlock()
+	// Readers use the table under mu, so none holds the old one any more.
+	_ = table.Close()
+	ps.opts.Logger.Info("nomtstore page table grew", "from_buckets", old.Buckets, "to_buckets", buckets, "pages", old.Full)
+	return nil
+}
+
+// afterCommit starts a background checkpoint when the dirty pages pass
+// the budget or enough commits went by since the last one, unless one runs
+// (or, with SyncFlush, checkpoints right away). REQUIRES: DB.writeMu.
+func (ps *pageStore) afterCommit() error {
+	if ps.opts.SyncFlush {
+		return ps.checkpointNow()
+	}
+	if err := ps.reap(false); err != nil || ps.job != nil {
+		return err
+	}
+	ps.mu.RLock()
+	table, seq := ps.table, ps.lastSeq()
+	ps.mu.RUnlock()
+	dirty := table.Dirty()
+	if dirty == 0 || int64(dirty)*trie.PageSize < ps.opts.CheckpointBytes && ps.sinceCheckpoint < ps.opts.CheckpointInterval {
+		return nil
+	}
+	ps.start(table, seq)
+	return nil
+}
+
+// start writes the dirty pages of table in the background and records the
+// checkpoint at seq. REQUIRES: DB.writeMu, no checkpoint running.
+func (ps *pageStore) start(table *bitbox.Table, seq uint64) {
+	job := &checkpointJob{done: make(chan struct{})}
+	ps.job = job
+	ps.sinceCheckpoint = 0
+	go func() {
+		defer close(job.done)
+		start := ps.opts.now()
+		if job.err = checkpointTo(table, ps.pebble, seq); job.err != nil {
+			return
+		}
+		ps.checkpointed.Store(seq)
+		ps.opts.hookAt("checkpoint-durable")
+		ps.opts.observePhase(PhaseCheckpoint, start)
+	}()
+}
+
+// reap collects the running checkpoint if it is done (or waits for it when
+// wait is set) and returns the sticky failure, if any. REQUIRES: DB.writeMu.
+func (ps *pageStore) reap(wait bool) error {
+	if job := ps.job; job != nil {
+		if !wait {
+			select {
+			case <-job.done:
+			default:
+				return ps.failed
+			}
+		}
+		<-job.done
+		if job.err != nil && ps.failed == nil {
+			ps.failed = fmt.Errorf("%w: %w", ErrFlushFailed, job.err)
+			ps.opts.Logger.Error("nomtstore checkpoint failed", "err", job.err)
+		}
+		ps.job = nil
+	}
+	return ps.failed
+}
+
+// checkpointNow waits for a running checkpoint, then writes every dirty
+// page and records the checkpoint before returning. REQUIRES: DB.writeMu.
+func (ps *pageStore) checkpointNow() error {
+	if err := ps.reap(true); err != nil {
+		return err
+	}
+	ps.mu.RLock()
+	table, seq := ps.table, ps.lastSeq()
+	ps.mu.RUnlock()
+	if table.Dirty() == 0 && ps.checkpointed.Load() == seq {
+		return nil
+	}
+	ps.start(table, seq)
+	return ps.reap(true)
+}
+
+// backpressure makes a commit wait for the running checkpoint while the
+// dirty pages are over twice the budget: memory stays bounded by
+// configuration, whatever the commit rate. REQUIRES: DB.writeMu.
+func (ps *pageStore) backpressure() error {
+	if ps.job == nil {
+		return nil
+	}
+	if int64(ps.current().Dirty())*trie.PageSize < 2*ps.opts.CheckpointBytes {
+		return ps.reap(false)
+	}
+	defer ps.opts.observePhase(PhaseCheckpointWait, ps.opts.now())
+	return ps.reap(true)
+}
+
+// recover replays, in order, the WAL records of the versions committed
+// since the last checkpoint (exactly those after the checkpoint record, up
+// to the commit record's sequence number: a record exists only if its
+// commit does), then checkpoints them, so the table holds the latest
+// version's pages again.
+func (ps *pageStore) recover(record *commitRecord) error {
+	ckpt := checkpointRecord{}
+	if v, ok, err := getMeta(ps.pebble, keyCheckpoint, "the checkpoint record"); err != nil {
+		return err
+	} else if ok {
+		if ckpt, err = decodeCheckpointRecord(v); err != nil {
+			return err
+		}
+	}
+	last := record.lastSeq
+	if ckpt.seq > last {
+		return fmt.Errorf("%w: checkpoint at WAL %d is past the last committed WAL %d", ErrCorrupt, ckpt.seq, last)
+	}
+	table := ps.table
+	ps.checkpointed.Store(ckpt.seq)
+	it, err := ps.pebble.NewIter(&pebble.IterOptions{LowerBound: walKey(ckpt.seq + 1), UpperBound: walKey(last + 1)})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = it.Close() }()
+	replayed, records := 0, 0
+	next := ckpt.seq + 1
+	for valid := it.First(); valid; valid = it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[1:])
+		name := fmt.Sprintf("WAL record %d", seq)
+		w, err := bitbox.DecodeWAL(name, it.Value())
+		if err != nil {
+			return fmt.Errorf("commitment: the %s of a committed version: %w", name, err)
+		}
+		if w.Seq != seq || seq < next {
+			return fmt.Errorf("%w: %s holds sequence %d", ErrCorrupt, name, w.Seq)
+		}
+		next = seq + 1
+		if w.Generation < table.Generation() {
+			// Committed before the table last grew, which it did right
+			// after checkpointing them: already in the table.
+			continue
+		}
+		if err := table.Replay(w); err != nil {
+			return fmt.Errorf("commitment: replaying %s: %w", name, err)
+		}
+		replayed++
+		records += len(w.Records)
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if replayed == 0 && ckpt.seq == last {
+		return nil
+	}
+	if err := checkpointTo(table, ps.pebble, last); err != nil {
+		return fmt.Errorf("commitment: checkpointing recovered pages: %w", err)
+	}
+	ps.checkpointed.Store(last)
+	if replayed > 0 {
+		ps.opts.Logger.Info("nomtstore recovered committed pages from the WAL", "version", record.version,
+			"wal_records", replayed, "pages", records, "from_seq", ckpt.seq+1, "to_seq", last)
+	}
+	return nil
+}
+
+// checkpointJob is one background checkpoint.
+type checkpointJob struct {
+	done chan struct{}
+	err  error
+}
+
+// checkpointTo writes the dirty pages of the table and records that the
+// file holds every WAL up to seq, deleting those WAL records.
+func checkpointTo(table *bitbox.Table, db *pebble.DB, seq uint64) error {
+	if err := table.Checkpoint(); err != nil {
+		return err
+	}
+	batch := db.NewBatch()
+	defer func() { _ = batch.Close() }()
+	rec := checkpointRecord{seq: seq, generation: table.Generation()}
+	if err := errors.Join(
+		batch.Set(keyCheckpoint, rec.encode(), nil),
+		batch.DeleteRange(walKey(0), walKey(seq+1), nil),
+	); err != nil {
+		return err
+	}
+	// Unsynced: if the record is lost, recovery replays WAL records the
+	// file already holds, which changes nothing; the records it deletes
+	// are lost with it.
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
+	}
+	return nil
 }

@@ -170,6 +170,12 @@ func (r *powerRun) newStore() {
 	if r.rng.IntN(2) == 0 {
 		r.opts.WarmUp = commitment.WarmUpOff
 	}
+	// Every page stored (the table grows often), or small subtrees elided
+	// (rebuilt from the key index): both layouts are cut. Checkpoints come
+	// every few commits, so cuts land in them and recovery replays several
+	// commits' WAL records.
+	r.opts.ElideBelow = []int{1, 1, 4, 8}[r.rng.IntN(4)]
+	r.opts.CheckpointInterval = 1 + r.rng.IntN(6)
 	r.models = map[uint64]*version{0: newVersion(r.t, newState())}
 	r.acked, r.lo, r.hi, r.minEarliest, r.maxEarliest = 0, 0, 0, 0, 0
 	r.keySpace, r.nextKey = 200+r.rng.IntN(400), 0
@@ -232,10 +238,7 @@ func (r *powerRun) open(cutRecovery bool) {
 func (r *powerRun) noteLog() {
 	log := r.log.take()
 	if strings.Contains(log, "recovered committed pages from the WAL") {
-		r.verdicts["replayed the committed WAL"]++
-	}
-	if strings.Contains(log, "discarding a WAL that never committed") {
-		r.verdicts["discarded an uncommitted WAL"]++
+		r.verdicts["replayed committed WAL records"]++
 	}
 }
 

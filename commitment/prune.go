@@ -127,8 +127,10 @@ func (db *DB) dropVersionHistory(batch *pebble.Batch, o uint64) error {
 	}
 	for _, k := range changed.keys {
 		if k.hadPrior {
-			del(oldValueKey(k.store, k.key, o))
-			del(oldLeafKey(k.store, trie.PathOf(k.key), o))
+			del(oldEntryKey(k.store, trie.PathOf(k.key), o))
+		}
+		if k.deleted {
+			del(deletedKey(k.store, k.key, o))
 		}
 	}
 	// The pages themselves: one range, which compaction drops whole.

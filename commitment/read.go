@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cockroachdb/pebble"
 	ics23 "github.com/cosmos/ics23/go"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
@@ -157,6 +158,11 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 		return nil, err
 	}
 	if latest {
+		// A block reads most keys it then writes, and writes reach the
+		// engine only when the block ends (baseapp writes its cache back
+		// at the working hash): warming what is read leaves the update
+		// the pages and subtrees of the block's writes in the caches.
+		db.warm.warmLater(t, key)
 		r, err := db.currentEntry(t.store, key)
 		if err != nil || !r.found {
 			return nil, err
@@ -171,11 +177,10 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 	return v, nil
 }
 
-// currentEntry reads a key's current entry, through the reads since the
-// last commit. The entry is shared: callers must not change it.
-// REQUIRES: mu (read).
+// currentEntry reads a key's current entry, through the value cache. The
+// entry is shared: callers must not change it. REQUIRES: mu (read).
 func (db *DB) currentEntry(store trie.StoreID, key []byte) (recentRead, error) {
-	if r, ok := db.recent.get(store, key); ok {
+	if r, ok := db.values.get(store, key); ok {
 		return r, nil
 	}
 	entry, found, err := getEntry(db.snap.snap, valueKey(store, key))
@@ -183,7 +188,7 @@ func (db *DB) currentEntry(store trie.StoreID, key []byte) (recentRead, error) {
 		return recentRead{}, fmt.Errorf("commitment: get: %w", err)
 	}
 	r := recentRead{entry: entry, found: found}
-	db.recent.put(store, key, r)
+	db.values.put(store, key, r)
 	return r, nil
 }
 
@@ -213,27 +218,35 @@ func (db *DB) newIterator(treeName string, start, end []byte, reverse bool, vers
 		return nil, err
 	}
 	snap := db.snap
-	past := version < db.record.version
 	lower, upper := valueKey(t.store, start), storeUpperBound(prefixValue, t.store)
-	oldLower, oldUpper := oldValueEntity(t.store, start), storeUpperBound(prefixOldValue, t.store)
-	if start == nil {
-		oldLower = storePrefix(prefixOldValue, t.store)
-	}
 	if end != nil {
-		upper, oldUpper = valueKey(t.store, end), oldValueEntity(t.store, end)
+		upper = valueKey(t.store, end)
 	}
-	current, err := newCurrentCursor(snap.snap, lower, upper, version, past, reverse)
-	if err != nil {
-		return nil, fmt.Errorf("commitment: iterator: %w", err)
-	}
-	var cur cursor = current
-	if past {
-		old, err := newHistoryCursor(snap.snap, oldLower, oldUpper, version, reverse, unescapeKey)
+	var cur cursor
+	if version == db.record.version {
+		current, err := newCurrentCursor(snap.snap, lower, upper, version, false, reverse)
+		if err != nil {
+			return nil, fmt.Errorf("commitment: iterator: %w", err)
+		}
+		cur = current
+	} else {
+		current, err := newPastValueCursor(snap.snap, t.store, lower, upper, version, reverse)
+		if err != nil {
+			return nil, fmt.Errorf("commitment: iterator: %w", err)
+		}
+		dl, du := deletedEntity(t.store, start), storeUpperBound(prefixDeleted, t.store)
+		if start == nil {
+			dl = storePrefix(prefixDeleted, t.store)
+		}
+		if end != nil {
+			du = deletedEntity(t.store, end)
+		}
+		deleted, err := newDeletedCursor(snap.snap, t.store, dl, du, version, reverse)
 		if err != nil {
 			_ = current.Close()
 			return nil, fmt.Errorf("commitment: iterator: %w", err)
 		}
-		cur = newMergeCursor(current, old, reverse)
+		cur = newSharedMergeCursor(current, deleted, reverse)
 	}
 	snap.acquire()
 	db.iterators.Add(1)
@@ -341,9 +354,17 @@ type Stats struct {
 	Version         uint64
 	EarliestVersion uint64
 	Table           bitbox.Stats
-	Commits         uint64 // since open
-	PagesWritten    uint64 // since open
-	WALBytes        uint64 // since open
+	// DirtyPages are committed pages held in memory until the next
+	// checkpoint writes them to the table.
+	DirtyPages int
+	// ElideBelow is the directory's page elision threshold.
+	ElideBelow int
+	// WALRecords and WALRecordBytes are the write-ahead records kept since
+	// the last checkpoint: what a restart after a crash would replay.
+	WALRecords, WALRecordBytes uint64
+	Commits                    uint64 // since open
+	PagesWritten               uint64 // since open
+	WALBytes                   uint64 // since open
 	// Pruning since open: versions deleted, runs that failed, and the last
 	// failure (nil after a run that succeeded).
 	PrunedVersions uint64
@@ -354,7 +375,10 @@ type Stats struct {
 // Stats returns the engine's current figures.
 func (db *DB) Stats() Stats {
 	db.mu.RLock()
-	s := Stats{Version: db.record.version, Table: db.table.Stats()}
+	s := Stats{Version: db.record.version, Table: db.pages.table.Stats(), DirtyPages: db.pages.table.Dirty(), ElideBelow: db.elideBelow}
+	if !db.closed {
+		s.WALRecords, s.WALRecordBytes = walRecords(db.snap.snap)
+	}
 	db.mu.RUnlock()
 	s.EarliestVersion = db.earliest.Load()
 	s.Commits, s.PagesWritten, s.WALBytes = db.stats.commits.Load(), db.stats.pagesWritten.Load(), db.stats.walBytes.Load()
@@ -363,4 +387,87 @@ func (db *DB) Stats() Stats {
 		s.LastPruneError = *e
 	}
 	return s
+}
+
+// walRecords counts the WAL records a snapshot holds, and their bytes.
+func walRecords(snap *pebble.Snapshot) (n, size uint64) {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixWAL}, UpperBound: []byte{prefixWAL + 1}})
+	if err != nil {
+		return 0, 0
+	}
+	defer func() { _ = it.Close() }()
+	for it.First(); it.Valid(); it.Next() {
+		n++
+		size += uint64(len(it.Value()))
+	}
+	return n, size
+}
+
+// CheckTreeChangesAt checks what a retained version changed in one tree,
+// at a cost that follows the size of that change rather than of the tree:
+// each key the version set or deleted is proven at the version from its
+// pages and leaf index, and the proof must verify with ICS23 against the
+// version's root with the value the version holds (or its absence). A proof
+// covers every node on the key's path and their siblings, so this checks
+// every page node the version wrote. The earliest retained version's
+// change list is not kept (pruning drops it with the version before it):
+// there, use CheckTreeAt. It returns the violations found and, separately,
+// an error when the version's data cannot be read at all.
+func (db *DB) CheckTreeChangesAt(treeName string, version uint64) ([]trie.Violation, error) {
+	db.mu.RLock()
+	t, _, err := db.readAt(treeName, version, false)
+	var roots map[trie.StoreID]trie.Hash
+	if err == nil {
+		roots, err = db.rootsAtLocked(version)
+	}
+	var raw []byte
+	var found bool
+	if err == nil {
+		raw, found, err = getEntry(db.snap.snap, versionKey(prefixChanges, version))
+	}
+	db.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, nil // the version changed nothing, or its list was pruned
+	}
+	changed, err := decodeChangeList(raw)
+	if err != nil {
+		return nil, fmt.Errorf("commitment: change list of version %d: %w", version, err)
+	}
+	root := roots[t.store]
+	var violations []trie.Violation
+	for _, k := range changed.keys {
+		if k.store != t.store {
+			continue
+		}
+		problem := func(format string, args ...any) {
+			violations = append(violations, trie.Violation{Page: trie.RootPageID, Slot: -1,
+				Problem: fmt.Sprintf("key %x changed at version %d: %s", k.key, version, fmt.Sprintf(format, args...))})
+		}
+		value, err := db.GetAt(treeName, k.key, version)
+		if err != nil {
+			problem("reading its value: %v", err)
+			continue
+		}
+		if root.IsEmpty() {
+			if value != nil {
+				problem("the tree is empty but the key holds a value")
+			}
+			continue
+		}
+		proof, exists, err := db.ProveAt(treeName, k.key, version)
+		switch {
+		case err != nil:
+			problem("proving it: %v", err)
+		case exists != (value != nil):
+			problem("its proof says present=%v, its value says present=%v", exists, value != nil)
+		case exists && !ics23.VerifyMembership(ics23.SmtSpec, root[:], proof, k.key, trie.ProofValue(value)):
+			problem("its membership proof does not verify against the root %s", root)
+		case !exists && !ics23.VerifyNonMembership(ics23.SmtSpec, root[:], proof, k.key):
+			problem("its non-membership proof does not verify against the root %s", root)
+		}
+	}
+	return violations, nil
 }

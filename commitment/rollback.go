@@ -1,6 +1,7 @@
 package commitment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -45,12 +46,12 @@ func (db *DB) Rollback(target uint64) error {
 
 // undoVersion undoes version v, the latest. REQUIRES: writeMu, pruneMu.
 func (db *DB) undoVersion(v uint64) error {
-	if err := db.waitFlushLocked(); err != nil {
+	if err := db.sticky(); err != nil {
 		return err
 	}
 	db.mu.RLock()
 	record := db.record
-	table := db.table
+	table := db.pages.table
 	prevRoots, err := db.rootsAtLocked(v - 1)
 	db.mu.RUnlock()
 	if err != nil {
@@ -77,7 +78,7 @@ func (db *DB) undoVersion(v uint64) error {
 		}
 		changes = append(changes, c)
 	}
-	if err := db.placePages(changes, table); err != nil {
+	if err := db.pages.place(changes, table); err != nil {
 		return err
 	}
 
@@ -92,18 +93,22 @@ func (db *DB) undoVersion(v uint64) error {
 			del(leafKey(k.store, path))
 			continue
 		}
-		entry, found, err := db.getMeta(oldValueKey(k.store, k.key, v), "a superseded value")
+		entry, found, err := db.getMeta(oldEntryKey(k.store, path, v), "a superseded entry")
 		if err != nil {
 			_ = batch.Close()
 			return err
 		}
-		born, value, err := splitBorn(entry)
-		if !found || err != nil {
+		born, rest, err := splitBorn(entry)
+		var key, value []byte
+		if err == nil {
+			key, value, err = splitSuperseded(rest)
+		}
+		if !found || err != nil || !bytes.Equal(key, k.key) {
 			_ = batch.Close()
 			return errors.Join(err, fmt.Errorf("%w: the value of %x superseded at version %d is missing", ErrCorrupt, k.key, v))
 		}
-		set(valueKey(k.store, k.key), entry)
-		set(leafKey(k.store, path), leafValue(born, trie.ValueHash(value), k.key))
+		set(valueKey(k.store, k.key), bornValue(born, value))
+		set(leafKey(k.store, path), leafValue(born, trie.LeafHash(path, trie.ValueHash(value)), k.key))
 	}
 	errs = append(errs, db.dropVersionHistory(batch, v))
 	del(versionKey(prefixRoots, v))
@@ -112,8 +117,15 @@ func (db *DB) undoVersion(v uint64) error {
 		_ = batch.Close()
 		return err
 	}
-	_, err = db.commitDurably(&commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}, changes, batch, nil)
-	return err
+	purge := func() {
+		db.values.purge()
+		db.leaves.purge()
+	}
+	undone := &commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}
+	if _, err = db.commitDurably(undone, db.encodeWAL(undone, changes), changes, batch, purge); err != nil {
+		return err
+	}
+	return db.pages.afterCommit()
 }
 
 // undoPage is the table change that puts a page back as it was before
@@ -121,7 +133,10 @@ func (db *DB) undoVersion(v uint64) error {
 func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Change, error) {
 	key := bitbox.PageKey{Store: p.store, ID: p.id}
 	c := bitbox.Change{Key: key}
-	current, bucket, found, err := table.Lookup(key)
+	db.mu.RLock()
+	cp, found, err := db.pages.lookup(key)
+	db.mu.RUnlock()
+	current, bucket := cp.page, cp.bucket
 	if err != nil {
 		return c, err
 	}

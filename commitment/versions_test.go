@@ -26,24 +26,31 @@ type versionModel struct {
 	// per version: values superseded (overwritten with another value or
 	// deleted), pages rewritten or cleared, and whether anything changed.
 	supersededKeys  map[uint64]int
+	deletedKeys     map[uint64]int
 	supersededPages map[uint64]int
 	changedPages    map[uint64]int
 	changed         map[uint64]bool
-	// mem is one in-memory trie per tree at the latest version: its page
-	// changes are the model's count of superseded pages.
+	// mem is one in-memory trie per tree at the latest version, with the
+	// DB's elision: its page changes are the model's count of superseded
+	// pages. mems keeps it per version, for rollbacks (a stored page whose
+	// keys dwindled stays stored, so a trie rebuilt from a version's keys
+	// may store fewer pages than the one that lived through it).
 	mem    map[string]*trie.MemStore
+	mems   map[uint64]map[string]*trie.MemStore
 	latest uint64
 }
 
-func newVersionModel() *versionModel {
+func newVersionModel(elideBelow int) *versionModel {
 	vm := &versionModel{
 		states: map[uint64]model{0: newModel()}, roots: map[uint64]map[string]trie.Hash{},
-		supersededKeys: map[uint64]int{}, supersededPages: map[uint64]int{}, changedPages: map[uint64]int{}, changed: map[uint64]bool{},
-		mem: map[string]*trie.MemStore{},
+		supersededKeys: map[uint64]int{}, deletedKeys: map[uint64]int{}, supersededPages: map[uint64]int{}, changedPages: map[uint64]int{}, changed: map[uint64]bool{},
+		mem: map[string]*trie.MemStore{}, mems: map[uint64]map[string]*trie.MemStore{},
 	}
 	for _, name := range testTrees {
 		vm.mem[name] = trie.NewMemStore(0)
+		vm.mem[name].Tree().ElideBelow = elideBelow
 	}
+	vm.mems[0] = vm.mem
 	return vm
 }
 
@@ -118,6 +125,9 @@ func (vm *versionModel) commit(t testing.TB, db *DB, ops []vmOp) uint64 {
 			continue
 		case had:
 			vm.supersededKeys[v]++
+			if op.value == nil {
+				vm.deletedKeys[v]++
+			}
 		}
 		vm.changed[v] = true
 		if op.value == nil {
@@ -144,6 +154,10 @@ func (vm *versionModel) commit(t testing.TB, db *DB, ops []vmOp) uint64 {
 		roots[name] = vm.mem[name].Root()
 	}
 	vm.states[v], vm.roots[v], vm.latest = next, roots, v
+	vm.mems[v] = map[string]*trie.MemStore{}
+	for name, ms := range vm.mem {
+		vm.mems[v][name] = ms.Clone()
+	}
 	for name, root := range res.Roots {
 		if roots[name] != root {
 			t.Fatalf("version %d tree %s: committed root %s, model %s", v, name, root, roots[name])
@@ -158,23 +172,20 @@ func (vm *versionModel) rollback(target uint64) {
 		delete(vm.states, v)
 		delete(vm.roots, v)
 		delete(vm.supersededKeys, v)
+		delete(vm.deletedKeys, v)
 		delete(vm.supersededPages, v)
 		delete(vm.changedPages, v)
 		delete(vm.changed, v)
 	}
 	vm.latest = target
-	for _, name := range testTrees {
-		ms := trie.NewMemStore(0)
-		var changes []trie.Change
-		for k, v := range vm.states[target][name] {
-			changes = append(changes, trie.Change{Key: []byte(k), Value: v})
+	vm.mem = map[string]*trie.MemStore{}
+	for name, ms := range vm.mems[target] {
+		vm.mem[name] = ms.Clone()
+	}
+	for v := range vm.mems {
+		if v > target {
+			delete(vm.mems, v)
 		}
-		if len(changes) > 0 {
-			if _, err := ms.Apply(changes); err != nil {
-				panic(err)
-			}
-		}
-		vm.mem[name] = ms
 	}
 }
 
@@ -303,19 +314,31 @@ func checkRetained(t testing.TB, rng *rand.Rand, db *DB, vm *versionModel, earli
 // latest) equals the model, and pruned versions are refused. At the end the
 // history holds exactly what the retained versions need.
 func TestVersionedModel(t *testing.T) {
+	// Every page stored, and elision of pages under 8 keys (with 1,500
+	// keys per tree: the root pages and their children stored, the rest
+	// elided).
+	for _, elide := range []int{1, 8} {
+		t.Run(fmt.Sprintf("elide%d", elide), func(t *testing.T) {
+			t.Parallel()
+			testVersionedModel(t, elide)
+		})
+	}
+}
+
+func testVersionedModel(t *testing.T, elide int) {
 	versions := 320
 	if testing.Short() {
 		versions = 120
 	}
 	dir := t.TempDir()
-	opts := Options{InitialBuckets: 32, PageCachePages: 128}
+	opts := Options{InitialBuckets: 32, PageCachePages: 128, ElideBelow: elide}
 	db, err := Open(dir, testTrees, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(41, 42))
-	vm := newVersionModel()
+	vm := newVersionModel(db.elideBelow)
 	earliest := uint64(0)
 	events := map[string]int{}
 	for vm.latest < uint64(versions) {
@@ -405,7 +428,7 @@ func countEntries(t testing.TB, db *DB, prefix byte, keep func(value []byte) boo
 // nothing that only pruned versions could read.
 func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) {
 	t.Helper()
-	wantKeys, wantPages, wantPageChanges, wantLists := 0, 0, 0, 0
+	wantKeys, wantDeleted, wantPages, wantPageChanges, wantLists := 0, 0, 0, 0, 0
 	if earliest == 1 && vm.changed[1] {
 		// The first version's list and page changes go when it is pruned.
 		wantLists++
@@ -413,6 +436,7 @@ func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) 
 	}
 	for v := earliest + 1; v <= vm.latest; v++ {
 		wantKeys += vm.supersededKeys[v]
+		wantDeleted += vm.deletedKeys[v]
 		wantPages += vm.supersededPages[v]
 		wantPageChanges += vm.changedPages[v]
 		if vm.changed[v] {
@@ -420,12 +444,12 @@ func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) 
 		}
 	}
 	got := map[string][2]int{
-		"superseded values": {countPrefix(t, db, prefixOldValue), wantKeys},
-		"superseded leaves": {countPrefix(t, db, prefixOldLeaf), wantKeys},
-		"superseded pages":  {countPrefix(t, db, prefixOldPage), wantPages},
-		"page changes":      {countPrefix(t, db, prefixOldPageByID), wantPageChanges},
-		"change lists":      {countPrefix(t, db, prefixChanges), wantLists},
-		"roots records":     {countPrefix(t, db, prefixRoots), int(vm.latest - earliest + 1)},
+		"superseded entries": {countPrefix(t, db, prefixOldEntry), wantKeys},
+		"deleted keys":       {countPrefix(t, db, prefixDeleted), wantDeleted},
+		"superseded pages":   {countPrefix(t, db, prefixOldPage), wantPages},
+		"page changes":       {countPrefix(t, db, prefixOldPageByID), wantPageChanges},
+		"change lists":       {countPrefix(t, db, prefixChanges), wantLists},
+		"roots records":      {countPrefix(t, db, prefixRoots), int(vm.latest - earliest + 1)},
 	}
 	for what, n := range got {
 		if n[0] != n[1] {
@@ -443,14 +467,14 @@ func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) 
 // refused and changes nothing.
 func TestRollbackReplaysToSameRoots(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{InitialBuckets: 16}
+	opts := Options{InitialBuckets: 16, ElideBelow: 8}
 	db, err := Open(dir, testTrees, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(3, 4))
-	vm := newVersionModel()
+	vm := newVersionModel(db.elideBelow)
 	var batches [][]vmOp
 	for range 40 {
 		ops := randomVersionOps(rng, vm.states[vm.latest])
@@ -522,7 +546,7 @@ func TestPruneFailureIsReported(t *testing.T) {
 	}
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(5, 6))
-	vm := newVersionModel()
+	vm := newVersionModel(db.elideBelow)
 	for range 8 {
 		vm.commit(t, db, append(randomVersionOps(rng, vm.states[vm.latest]), vmOp{tree: "acc", key: "always", value: fmt.Appendf(nil, "%d", vm.latest)}))
 	}

@@ -1,6 +1,8 @@
 package commitment
 
 import (
+	"sync/atomic"
+
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
@@ -14,14 +16,22 @@ const warmQueue = 1 << 15
 // warm-up). An SDK block executes on one goroutine, leaving a core to it.
 // It only reads: what it caches is the committed version's pages, under
 // DB.mu like any reader.
+//
+// It also reads the keys of the elided subtree each key lands in, which the
+// leaf cache keeps for the update. Once the update starts, what is still
+// queued is dropped (the epoch moves on): the update would otherwise read
+// the same subtrees at the same time as the warmer, twice the work on the
+// two cores the update now uses.
 type warmer struct {
-	keys chan warmKey
-	done chan struct{}
+	keys  chan warmKey
+	done  chan struct{}
+	epoch atomic.Uint64
 }
 
 type warmKey struct {
-	t   *tree
-	key string
+	t     *tree
+	key   string
+	epoch uint64
 }
 
 // startWarmer starts the warmer if the options ask for one.
@@ -34,7 +44,9 @@ func (db *DB) startWarmer() {
 	go func() {
 		defer close(w.done)
 		for k := range w.keys {
-			db.warmKey(k)
+			if k.epoch == w.epoch.Load() {
+				db.warmKey(k)
+			}
 		}
 	}()
 }
@@ -58,8 +70,15 @@ func (w *warmer) warmLater(t *tree, key []byte) {
 		return
 	}
 	select {
-	case w.keys <- warmKey{t: t, key: string(key)}:
+	case w.keys <- warmKey{t: t, key: string(key), epoch: w.epoch.Load()}:
 	default:
+	}
+}
+
+// drop makes the warmer skip what is queued: the update is starting.
+func (w *warmer) drop() {
+	if w != nil {
+		w.epoch.Add(1)
 	}
 }
 

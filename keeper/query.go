@@ -63,7 +63,10 @@ func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*
 			LongestProbe: uint64(st.Table.LongestProbe),
 			FileBytes:    uint64(st.Table.FileBytes),
 			Generation:   st.Table.Generation,
+			DirtyPages:   uint64(st.DirtyPages),
+			ElideBelow:   uint64(st.ElideBelow),
 		},
+		Wal:             nomtstorev1.WALStatus{Records: st.WALRecords, Bytes: st.WALRecordBytes},
 		Commits:         st.Commits,
 		PagesWritten:    st.PagesWritten,
 		WalBytesWritten: st.WALBytes,
@@ -74,11 +77,11 @@ func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*
 	if ps.LastError != nil {
 		res.LastPruning.LastError = ps.LastError.Error()
 	}
-	disk, wal, err := DiskUsage(q.store.Dir())
+	disk, err := DiskUsage(q.store.Dir())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	res.Disk, res.Wal = disk, wal
+	res.Disk = disk
 	return res, nil
 }
 
@@ -97,28 +100,22 @@ func strategyName(s pruningtypes.PruningStrategy) string {
 }
 
 // DiskUsage is the allocated size of each part of the store in dir (the
-// page table, Pebble's values and history, the WAL) and the WAL's files:
-// what Status reports of a running node and `nomtstore stats` of a stopped
-// one.
-func DiskUsage(dir string) ([]nomtstorev1.DiskUsage, nomtstorev1.WALStatus, error) {
+// page table; Pebble's values, history and write-ahead records): what
+// Status reports of a running node and `nomtstore stats` of a stopped one.
+func DiskUsage(dir string) ([]nomtstorev1.DiskUsage, error) {
 	var disk []nomtstorev1.DiskUsage
-	var wal nomtstorev1.WALStatus
 	components := []struct{ name, path string }{
 		{"page table", filepath.Join(dir, "pages.ht")},
 		{"values and history", filepath.Join(dir, "pebble")},
-		{"wal", filepath.Join(dir, "wal")},
 	}
 	for _, c := range components {
 		usage, err := diskUsage(c.path)
 		if err != nil {
-			return nil, wal, fmt.Errorf("disk use of the %s: %w", c.name, err)
+			return nil, fmt.Errorf("disk use of the %s: %w", c.name, err)
 		}
 		disk = append(disk, nomtstorev1.DiskUsage{Component: c.name, Bytes: usage.bytes})
-		if c.name == "wal" {
-			wal = nomtstorev1.WALStatus{Files: usage.files, Bytes: usage.bytes}
-		}
 	}
-	return disk, wal, nil
+	return disk, nil
 }
 
 type usage struct{ files, bytes uint64 }

@@ -20,14 +20,23 @@ type Config struct {
 	PageCachePages int `mapstructure:"page-cache-pages"`
 	// PebbleCacheMB sizes the value store's block cache.
 	PebbleCacheMB int `mapstructure:"pebble-cache-mb"`
-	// SyncFlush writes each commit's pages before Commit returns instead of
-	// overlapping them with the next block.
+	// ValueCacheMB bounds the cache of the latest values.
+	ValueCacheMB int `mapstructure:"value-cache-mb"`
+	// LeafCacheMB bounds the cache of elided subtrees' keys.
+	LeafCacheMB int `mapstructure:"leaf-cache-mb"`
+	// CheckpointMB bounds the committed trie pages held in memory until a
+	// checkpoint writes them to the page table.
+	CheckpointMB int `mapstructure:"checkpoint-mb"`
+	// CheckpointInterval checkpoints after this many blocks at most.
+	CheckpointInterval int `mapstructure:"checkpoint-interval"`
+	// SyncFlush checkpoints at every commit, before Commit returns.
 	SyncFlush bool `mapstructure:"sync-flush"`
 }
 
 // DefaultConfig is what `init` writes.
 func DefaultConfig() Config {
-	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 65536, PebbleCacheMB: 256}
+	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 32768, PebbleCacheMB: 256,
+		ValueCacheMB: 512, LeafCacheMB: 512, CheckpointMB: 256, CheckpointInterval: 100}
 }
 
 // ConfigTemplate is the [nomtstore] section of app.toml, for a config
@@ -44,15 +53,34 @@ const ConfigTemplate = `
 dir = "{{ .NomtStore.Dir }}"
 
 # Page cache of the state trie, in 4 KiB pages, on top of the top levels of
-# every store, which are always in memory (65536 pages = 256 MiB).
+# every store, which are always in memory (32768 pages = 128 MiB).
 page-cache-pages = {{ .NomtStore.PageCachePages }}
 
 # Block cache of the value store (Pebble), in MiB.
 pebble-cache-mb = {{ .NomtStore.PebbleCacheMB }}
 
-# Write each block's trie pages before Commit returns (slower) instead of
-# overlapping them with the next block. Durability is the same either way:
-# the commit is durable once its write-ahead log is synced.
+# Cache of the latest values, in MiB: serves a block's reads and its
+# commit's superseded values without a value-store lookup. 0 turns it off.
+value-cache-mb = {{ .NomtStore.ValueCacheMB }}
+
+# Cache of the keys of small subtrees whose trie pages are not stored (they
+# are rebuilt from the key index when a block changes them), in MiB. 0
+# turns it off.
+leaf-cache-mb = {{ .NomtStore.LeafCacheMB }}
+
+# Trie pages committed since the last checkpoint stay in memory, up to this
+# many MiB, and are written to the page table once per checkpoint (a page
+# changed by many blocks is written once). Commits wait for the running
+# checkpoint past twice this. Every commit is durable either way: its
+# write-ahead record is synced with it.
+checkpoint-mb = {{ .NomtStore.CheckpointMB }}
+
+# Checkpoint after at most this many blocks, whatever the memory held: it
+# bounds what a restart after a crash replays.
+checkpoint-interval = {{ .NomtStore.CheckpointInterval }}
+
+# Checkpoint at every block, before Commit returns (slower; for tests and
+# for copying the directory of a running node).
 sync-flush = {{ .NomtStore.SyncFlush }}
 `
 
@@ -74,6 +102,21 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 			return c, fmt.Errorf("nomtstore.pebble-cache-mb: %w", err)
 		}
 	}
+	for _, f := range []struct {
+		key string
+		to  *int
+	}{
+		{"nomtstore.value-cache-mb", &c.ValueCacheMB},
+		{"nomtstore.leaf-cache-mb", &c.LeafCacheMB},
+		{"nomtstore.checkpoint-mb", &c.CheckpointMB},
+		{"nomtstore.checkpoint-interval", &c.CheckpointInterval},
+	} {
+		if v := appOpts.Get(f.key); v != nil {
+			if *f.to, err = cast.ToIntE(v); err != nil {
+				return c, fmt.Errorf("%s: %w", f.key, err)
+			}
+		}
+	}
 	if v := appOpts.Get("nomtstore.sync-flush"); v != nil {
 		if c.SyncFlush, err = cast.ToBoolE(v); err != nil {
 			return c, fmt.Errorf("nomtstore.sync-flush: %w", err)
@@ -86,17 +129,38 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 		return c, fmt.Errorf("nomtstore.page-cache-pages must be >= 0, got %d", c.PageCachePages)
 	case c.PebbleCacheMB < 0:
 		return c, fmt.Errorf("nomtstore.pebble-cache-mb must be >= 0, got %d", c.PebbleCacheMB)
+	case c.ValueCacheMB < 0:
+		return c, fmt.Errorf("nomtstore.value-cache-mb must be >= 0, got %d", c.ValueCacheMB)
+	case c.LeafCacheMB < 0:
+		return c, fmt.Errorf("nomtstore.leaf-cache-mb must be >= 0, got %d", c.LeafCacheMB)
+	case c.CheckpointMB < 0:
+		return c, fmt.Errorf("nomtstore.checkpoint-mb must be >= 0, got %d", c.CheckpointMB)
+	case c.CheckpointInterval < 0:
+		return c, fmt.Errorf("nomtstore.checkpoint-interval must be >= 0, got %d", c.CheckpointInterval)
 	}
 	return c, nil
 }
 
 // engineOptions maps the section onto the engine's options.
 func (c Config) engineOptions() commitment.Options {
-	return commitment.Options{
-		PageCachePages:   c.PageCachePages,
-		PebbleCacheBytes: int64(c.PebbleCacheMB) << 20,
-		SyncFlush:        c.SyncFlush,
+	o := commitment.Options{
+		PageCachePages:     c.PageCachePages,
+		PebbleCacheBytes:   int64(c.PebbleCacheMB) << 20,
+		ValueCacheBytes:    int64(c.ValueCacheMB) << 20,
+		LeafCacheBytes:     int64(c.LeafCacheMB) << 20,
+		CheckpointBytes:    int64(c.CheckpointMB) << 20,
+		CheckpointInterval: c.CheckpointInterval,
+		SyncFlush:          c.SyncFlush,
 	}
+	// 0 MiB in app.toml turns a cache off (0 in the engine's options
+	// means its default).
+	if c.ValueCacheMB == 0 {
+		o.ValueCacheBytes = -1
+	}
+	if c.LeafCacheMB == 0 {
+		o.LeafCacheBytes = -1
+	}
+	return o
 }
 
 // dir resolves the store directory under home.

@@ -19,14 +19,14 @@ import (
 // Commit phases, timers in milliseconds (Prometheus summaries), one sample
 // per commit that has the phase (commitment.Phase*):
 //
-//	nomtstore_commit_flush_wait_ms     waiting for the previous commit's page flush
-//	nomtstore_commit_working_roots_ms  the trie update (new roots and pages)
-//	nomtstore_commit_plan_ms           buckets for new pages, table growth included
-//	nomtstore_commit_table_grow_ms     a page table growth
-//	nomtstore_commit_wal_sync_ms       WAL write, fsync and directory fsync
-//	nomtstore_commit_pebble_sync_ms    the commit point: the synced Pebble batch
-//	nomtstore_commit_page_flush_ms     background: pages written, table fsynced
-//	nomtstore_commit_total_ms          the engine's Commit call
+//	nomtstore_commit_checkpoint_wait_ms  waiting for a checkpoint (dirty pages over twice checkpoint-mb)
+//	nomtstore_commit_working_roots_ms    the trie update (new roots and pages)
+//	nomtstore_commit_plan_ms             buckets for new pages, table growth included
+//	nomtstore_commit_table_grow_ms       a page table growth
+//	nomtstore_commit_batch_ms            building the commit batch (values, history, WAL record)
+//	nomtstore_commit_commit_point_ms     the commit point: the synced Pebble batch
+//	nomtstore_commit_checkpoint_ms       background, every few commits: dirty pages written, table fsynced
+//	nomtstore_commit_total_ms            the engine's Commit call
 //
 // Per commit, gauges of the last commit and counters of all of them:
 //
@@ -37,6 +37,7 @@ import (
 //
 //	nomtstore_table_load_factor     (full + tombstone buckets) / buckets
 //	nomtstore_table_pages, nomtstore_table_buckets
+//	nomtstore_table_dirty_pages     committed pages in memory until the next checkpoint
 //	nomtstore_table_mean_probe      buckets probed per lookup, since the node started
 //	nomtstore_table_longest_probe   the longest probe since the node started
 //
@@ -76,6 +77,7 @@ func (TelemetryObserver) Committed(st commitment.CommitStats) {
 	gauge(float32(st.Table.LoadFactor), "table", "load_factor")
 	gauge(float32(st.Table.Full), "table", "pages")
 	gauge(float32(st.Table.Buckets), "table", "buckets")
+	gauge(float32(st.Dirty), "table", "dirty_pages")
 	gauge(float32(st.Table.MeanProbe), "table", "mean_probe")
 	gauge(float32(st.Table.LongestProbe), "table", "longest_probe")
 }

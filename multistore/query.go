@@ -48,6 +48,12 @@ func (s *Store) Query(req *types.RequestQuery) (*types.ResponseQuery, error) {
 		return &types.ResponseQuery{}, errorsmod.Wrap(types.ErrInvalidRequest, "proof is unexpectedly empty; ensure height has not been pruned")
 	}
 	info, err := s.GetCommitInfo(res.Height)
+	if isMissingVersion(err) {
+		// Pruned between the store's answer and its commit info: the
+		// client asked for a height it may no longer read, as one below
+		// the earliest would.
+		return &types.ResponseQuery{}, errorsmod.Wrapf(types.ErrInvalidRequest, "height %d was pruned while it was queried: %v", res.Height, err)
+	}
 	if err != nil {
 		return &types.ResponseQuery{}, err
 	}

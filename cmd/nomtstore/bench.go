@@ -48,6 +48,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 				"w4-blocks": func() { cfg.W4Blocks = overrides.W4Blocks }, "query-depths": func() { cfg.QueryDepths = overrides.QueryDepths },
 				"history-t": func() { cfg.HistoryT = overrides.HistoryT }, "seed": func() { cfg.Seed = overrides.Seed },
 				"preload-chunk": func() { cfg.PreloadChunk = overrides.PreloadChunk }, "quiet": func() { cfg.Quiet = overrides.Quiet },
+				"w3-settings": func() { cfg.W3Settings = overrides.W3Settings },
 			} {
 				if flags.Changed(name) {
 					set()
@@ -114,6 +115,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.DurationVar(&overrides.Quiet, "quiet", 0, "how long the disk must stay quiet before and after each timed run (default 1s)")
 	f.StringVar(&stores, "stores", strings.Join(bench.Kinds, ","), "store kinds, comma-separated")
 	f.StringVar(&workloads, "workloads", strings.Join(bench.Workloads, ","), "workloads, comma-separated (default for size quick: W1,W4)")
+	f.StringSliceVar(&overrides.W3Settings, "w3-settings", nil, "W3's pruning settings, comma-separated (default nothing,everything,custom)")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")

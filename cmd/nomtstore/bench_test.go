@@ -20,6 +20,7 @@ func TestBenchBadUsageExitsTwo(t *testing.T) {
 		{"unknown size", []string{"bench", "--size", "medium"}, `unknown size "medium"`},
 		{"unknown store", []string{"bench", "--stores", "iavl-rocksdb"}, `unknown store kind "iavl-rocksdb"`},
 		{"unknown workload", []string{"bench", "--workloads", "W1,W7"}, `unknown workload "W7"`},
+		{"unknown W3 setting", []string{"bench", "--w3-settings", "custom,often"}, `unknown W3 pruning setting "often"`},
 		{"tiny N", []string{"bench", "--n", "5"}, "N must be at least"},
 		{"no blocks", []string{"bench", "--blocks", "0"}, "block counts must be at least 1"},
 		{"no stores", []string{"bench", "--stores", ","}, "at least one store kind"},

@@ -1,11 +1,13 @@
 package bitbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -78,9 +80,12 @@ type Table struct {
 	meta []byte
 	// full and tombstones count meta bytes. REQUIRES: mu.
 	full, tombstones uint64
-	// pending holds pages applied but not yet flushed, by bucket: reads of
-	// those buckets are served from here. REQUIRES: mu.
+	// pending holds pages applied but not yet written by a checkpoint, by
+	// bucket: reads of those buckets are served from here. REQUIRES: mu.
 	pending map[uint64]*trie.Page
+	// dirtyMeta holds the meta blocks (by index) changed since they were
+	// last written. REQUIRES: mu.
+	dirtyMeta map[int64]bool
 	// probes and lookups accumulate probe lengths for stats. REQUIRES: mu
 	// (written under the read lock through atomics would be overkill here;
 	// they are updated under statsMu).
@@ -205,6 +210,7 @@ func loadTable(fs vfs.FS, path string, f vfs.File) (*Table, error) {
 		seed:       binary.BigEndian.Uint64(h[24:]),
 		generation: binary.BigEndian.Uint64(h[32:]),
 		pending:    map[uint64]*trie.Page{},
+		dirtyMeta:  map[int64]bool{},
 	}
 	if t.buckets == 0 || t.buckets > maxBuckets {
 		return nil, corruptAt(path, 16, "bucket count %d is outside 1..%d", t.buckets, uint64(maxBuckets))
@@ -414,7 +420,7 @@ func (t *Table) Assign(changes []Change) error {
 
 // Apply makes a committed commit's changes visible: the meta map marks new
 // pages full and cleared ones tombstones, and the new pages are served from
-// memory until Flush has written them.
+// memory (they are dirty) until a Checkpoint has written them.
 func (t *Table) Apply(changes []Change) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -423,6 +429,7 @@ func (t *Table) Apply(changes []Change) {
 		var now byte
 		if c.Page == nil {
 			now = metaTombstone
+			delete(t.pending, c.Bucket)
 		} else {
 			now = fullMeta(t.hash(c.Key))
 			t.pending[c.Bucket] = c.Page
@@ -430,6 +437,7 @@ func (t *Table) Apply(changes []Change) {
 		t.countLocked(old, -1)
 		t.countLocked(now, +1)
 		t.meta[c.Bucket] = now
+		t.dirtyMeta[int64(c.Bucket)/blockSize] = true
 	}
 }
 
@@ -442,30 +450,79 @@ func (t *Table) countLocked(m byte, delta int) {
 	}
 }
 
-// Flush writes applied changes to the file: pages (with checksums), the
-// meta blocks they touch, then one fsync. Pages stay served from memory
-// until the fsync returns.
-func (t *Table) Flush(changes []Change) error {
-	blocks := map[int64]bool{}
-	for _, c := range changes {
-		blocks[int64(c.Bucket)/blockSize] = true
-		if c.Page == nil {
-			continue
-		}
-		if err := t.writePage(c.Bucket, c.Page); err != nil {
+// checkpointSyncEvery is how many pages a checkpoint writes between two
+// syncs of the table (4 MiB).
+const checkpointSyncEvery = 1024
+
+// Dirty is the number of pages applied but not yet written by a
+// Checkpoint: what the table holds in memory beyond its file.
+func (t *Table) Dirty() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.pending)
+}
+
+// Checkpoint writes every page applied so far, and the meta blocks they
+// touched, to the file and syncs it; the pages are then read from the file
+// again. Pages applied while it runs stay dirty for the next one. It may run
+// concurrently with Apply and lookups, but not with another Checkpoint,
+// Grow or Replay.
+//
+// A checkpoint that fails or is cut short by a crash leaves buckets of
+// pages committed after the last complete one written, torn or not: the
+// WAL records since that one are replayed over them (Replay), which
+// rewrites every node they changed and leaves the others, which are the
+// same before and after.
+func (t *Table) Checkpoint() error {
+	t.mu.RLock()
+	pages := make(map[uint64]*trie.Page, len(t.pending))
+	for b, p := range t.pending {
+		pages[b] = p
+	}
+	blocks := make(map[int64][]byte, len(t.dirtyMeta))
+	for blk := range t.dirtyMeta {
+		start := blk * blockSize
+		end := min(start+blockSize, int64(t.buckets))
+		blocks[blk] = append([]byte(nil), t.meta[start:end]...)
+	}
+	t.mu.RUnlock()
+	// Writing buckets in order lets the disk merge neighbouring ones.
+	order := make([]uint64, 0, len(pages))
+	for b := range pages {
+		order = append(order, b)
+	}
+	slices.Sort(order)
+	for i, b := range order {
+		if err := t.writePage(b, pages[b]); err != nil {
 			return err
 		}
+		// Sync as it goes: one fsync of every page at the end would make
+		// the disk write them all at once, and the commits' own fsyncs
+		// (the file system's journal) wait behind that burst.
+		if i%checkpointSyncEvery == checkpointSyncEvery-1 {
+			if err := t.file.Sync(); err != nil {
+				return fmt.Errorf("bitbox: syncing %s: %w", t.path, err)
+			}
+		}
 	}
-	if err := t.writeMetaBlocks(blocks); err != nil {
-		return err
+	for blk, data := range blocks {
+		if _, err := t.file.WriteAt(data, blockSize+blk*blockSize); err != nil {
+			return fmt.Errorf("bitbox: writing meta map of %s: %w", t.path, err)
+		}
 	}
 	if err := t.file.Sync(); err != nil {
 		return fmt.Errorf("bitbox: syncing %s: %w", t.path, err)
 	}
 	t.mu.Lock()
-	for _, c := range changes {
-		if c.Page != nil && t.pending[c.Bucket] == c.Page {
-			delete(t.pending, c.Bucket)
+	for b, p := range pages {
+		if t.pending[b] == p {
+			delete(t.pending, b)
+		}
+	}
+	for blk, data := range blocks {
+		start := blk * blockSize
+		if bytes.Equal(t.meta[start:start+int64(len(data))], data) {
+			delete(t.dirtyMeta, blk)
 		}
 	}
 	t.mu.Unlock()
@@ -481,19 +538,6 @@ func (t *Table) writePage(b uint64, page *trie.Page) error {
 	return nil
 }
 
-func (t *Table) writeMetaBlocks(blocks map[int64]bool) error {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	for blk := range blocks {
-		start := blk * blockSize
-		end := min(start+blockSize, int64(t.buckets))
-		if _, err := t.file.WriteAt(t.meta[start:end], blockSize+start); err != nil {
-			return fmt.Errorf("bitbox: writing meta map of %s: %w", t.path, err)
-		}
-	}
-	return nil
-}
-
 // Grow rebuilds the table with the given bucket count into a new file and
 // renames it over the old one, then returns the new table. The caller closes
 // t once no reader uses it (its file is unlinked but still readable). Pages are streamed one at a time, so memory stays bounded by the
@@ -503,12 +547,12 @@ func (t *Table) writeMetaBlocks(blocks map[int64]bool) error {
 // to place every page within MaxProbe of its home: grow bigger. A failure
 // after the rename is ErrGrowIncomplete: t stays open for reads, but its
 // file is no longer the one at its path. Grow must not run while a commit's
-// pages are unflushed, nor concurrently with Apply or Flush on t.
+// pages are dirty, nor concurrently with Apply or Checkpoint on t.
 func (t *Table) Grow(buckets uint64) (*Table, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if len(t.pending) > 0 {
-		return nil, errors.New("bitbox: cannot grow with unflushed pages")
+		return nil, errors.New("bitbox: cannot grow with dirty pages: checkpoint first")
 	}
 	tmp := t.path + ".grow"
 	if err := writeEmptyTable(t.fs, tmp, buckets, t.seed, t.generation+1); err != nil {

@@ -4,19 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/nomtstore/nomtstore/commitment/trie"
-	"github.com/nomtstore/nomtstore/commitment/vfs"
 )
 
-// WAL file format (one file per commit, named <seq as 16 hex digits>.wal;
-// integers big-endian; these constants are format):
+// WAL record format (one per commit that changes pages; the engine stores
+// it in its commit batch, so the record is durable exactly when the commit
+// is; integers big-endian; these constants are format):
 //
 //	header, 40 bytes
 //	     0  8  magic "NOMTWAL\x01"
@@ -59,19 +55,6 @@ var (
 	walMagic    = [8]byte{'N', 'O', 'M', 'T', 'W', 'A', 'L', 1}
 	walEndMagic = [8]byte{'N', 'O', 'M', 'T', 'E', 'N', 'D', 1}
 )
-
-// WALName is the file name of the WAL with sequence number seq.
-func WALName(seq uint64) string { return fmt.Sprintf("%016x.wal", seq) }
-
-// ParseWALName returns the sequence number of a WAL file name.
-func ParseWALName(name string) (uint64, bool) {
-	hexSeq, ok := strings.CutSuffix(name, ".wal")
-	if !ok || len(hexSeq) != 16 {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(hexSeq, 16, 64)
-	return seq, err == nil
-}
 
 // EncodeWAL returns the WAL of one commit's changes, whose buckets are set.
 func EncodeWAL(seq, generation uint64, changes []Change) []byte {
@@ -142,49 +125,6 @@ type Record struct {
 	History byte // the page's history byte
 	LeafMap [leafMapSize]byte
 	Nodes   map[int][32]byte // changed slots
-}
-
-// WriteWAL writes a commit's WAL to dir durably (file synced, then the
-// directory) and returns its path.
-func WriteWAL(fs vfs.FS, dir string, data []byte, seq uint64) (string, error) {
-	path := filepath.Join(dir, WALName(seq))
-	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("bitbox: creating WAL: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
-		return "", fmt.Errorf("bitbox: writing WAL %s: %w", path, err)
-	}
-	return path, nil
-}
-
-// ReadWAL reads and checks a WAL file. Any damage is an ErrCorrupt error
-// naming the file and the offset.
-func ReadWAL(fs vfs.FS, path string) (*WAL, error) {
-	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, fmt.Errorf("bitbox: opening WAL: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("bitbox: %s: %w", path, err)
-	}
-	data := make([]byte, st.Size())
-	if _, err := f.ReadAt(data, 0); err != nil {
-		return nil, fmt.Errorf("bitbox: reading WAL %s: %w", path, err)
-	}
-	return DecodeWAL(path, data)
 }
 
 // DecodeWAL parses and checks WAL bytes; name is used in errors.
@@ -292,10 +232,14 @@ func decodeRecords(name string, data []byte, count int) ([]Record, error) {
 // table generation.
 var ErrWALGeneration = errors.New("bitbox: WAL was planned against another table generation")
 
-// Replay writes a committed WAL's pages into the table and syncs it. It is
-// idempotent: replaying a WAL whose pages were already (partly) written
-// yields the same table, because unchanged node bytes are equal in the old
-// and new page and changed ones are overwritten.
+// Replay applies a committed WAL's pages to the table, as Apply does: they
+// are dirty until the next Checkpoint. WALs must be replayed in commit
+// order. It is idempotent over what an interrupted checkpoint left in the
+// file: a page the WAL rewrites starts from its dirty copy (an earlier WAL
+// of the same replay) or from its bucket, torn or not, and only the nodes
+// the record does not rewrite are taken from there, which are the same
+// before and after the commit. A bucket that an interrupted checkpoint
+// filled with another page belongs to a page this or a later WAL clears.
 func (t *Table) Replay(w *WAL) error {
 	if w.Generation != t.generation {
 		return fmt.Errorf("%w: WAL %d has generation %d, table %s has %d", ErrWALGeneration, w.Seq, w.Generation, t.path, t.generation)
@@ -309,14 +253,11 @@ func (t *Table) Replay(w *WAL) error {
 		if !r.Cleared {
 			page := trie.NewPage(r.Key.Store, r.Key.ID)
 			if !r.NewPage {
-				// The bucket may be torn by an interrupted flush; only the
-				// node bytes this record does not rewrite are taken from it,
-				// and those are the same before and after the commit.
-				raw, err := t.readRaw(r.Bucket)
+				base, err := t.dirtyOrRaw(r.Bucket)
 				if err != nil {
 					return err
 				}
-				copy(page[:trie.PageNodes*32], raw[:trie.PageNodes*32])
+				copy(page[:trie.PageNodes*32], base[:trie.PageNodes*32])
 			}
 			copy(page[trie.PageNodes*32:], r.LeafMap[:])
 			page[trie.HistoryOffset] = r.History
@@ -326,7 +267,21 @@ func (t *Table) Replay(w *WAL) error {
 			c.Page = page
 		}
 		changes = append(changes, c)
+		// Apply record by record: a later record of the same WAL may start
+		// from this page (it never does today, but order is the contract).
+		t.Apply(changes[len(changes)-1:])
 	}
-	t.Apply(changes)
-	return t.Flush(changes)
+	return nil
+}
+
+// dirtyOrRaw is a bucket's dirty page, or its bytes in the file unchecked
+// (an interrupted checkpoint may have torn it).
+func (t *Table) dirtyOrRaw(b uint64) (*trie.Page, error) {
+	t.mu.RLock()
+	p := t.pending[b]
+	t.mu.RUnlock()
+	if p != nil {
+		return p, nil
+	}
+	return t.readRaw(b)
 }

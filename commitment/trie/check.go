@@ -48,6 +48,16 @@ func (t *Tree) Check(root Hash) (*CheckReport, error) {
 		if rootPage != nil {
 			c.violation(RootPageID, -1, "root is empty but the root page exists")
 		}
+	case rootPage == nil && t.elides():
+		var n Node
+		if n, err = t.rootNode(root); errors.Is(err, ErrCorrupt) {
+			c.violation(RootPageID, -1, "%v", err)
+			err = nil
+		} else if err == nil && n.Leaf {
+			err = c.leaf(RootPageID, -1, KeyPath{}, 0, root)
+		} else if err == nil {
+			err = c.elided(RootPageID, -1, RootPageID, KeyPath{}, 0, root)
+		}
 	case rootPage == nil:
 		err = c.leaf(RootPageID, -1, KeyPath{}, 0, root)
 	default:
@@ -134,6 +144,10 @@ func (c *checker) checkPage(id PageID, page *Page, parent Hash) error {
 		switch {
 		case child == nil && len(c.report.Violations) > before:
 			// Damaged: reported by c.page, not missing.
+		case n.IsInternal() && child == nil && c.tree.elides():
+			if err := c.elided(id, slot, childID, path, depth, n.Hash); err != nil {
+				return err
+			}
 		case n.IsInternal() && child == nil:
 			c.violation(id, slot, "internal bottom node has no child page %s", childID)
 		case n.IsInternal():
@@ -181,7 +195,7 @@ func (c *checker) leaf(id PageID, slot int, path KeyPath, depth int, hash Hash) 
 		c.violation(id, slot, "leaf at depth %d has no key in the leaf index", depth)
 		return nil
 	}
-	if leaf.Hash() != hash {
+	if leaf.Hash != hash {
 		c.violation(id, slot, "leaf hash %s is not that of key path %s", hash, leaf.Path)
 	}
 	if err := c.value(id, slot, leaf); err != nil {
@@ -213,8 +227,71 @@ func (c *checker) value(id PageID, slot int, leaf Leaf) error {
 		return err
 	case PathOf(key) != leaf.Path:
 		c.violation(id, slot, "the leaf index gives key %x for key path %s, which it does not hash to", key, leaf.Path)
-	case ValueHash(value) != leaf.ValueHash:
-		c.violation(id, slot, "the value of key %x hashes to %s, the leaf index says %s", key, ValueHash(value), leaf.ValueHash)
+	case LeafHash(leaf.Path, ValueHash(value)) != leaf.Hash:
+		c.violation(id, slot, "the value of key %x does not hash to its leaf %s in the leaf index", key, leaf.Hash)
+	}
+	return nil
+}
+
+// elided checks the elided subtree below the internal node (page id, slot)
+// at depth on path, whose page would be child: it holds 2 to ElideBelow-1
+// keys of the leaf index, which hash to the node, and their values hash to
+// their leaves.
+func (c *checker) elided(id PageID, slot int, child PageID, path KeyPath, depth int, hash Hash) error {
+	leaves, err := c.tree.Leaves.Under(path, depth, c.tree.ElideBelow)
+	if err != nil {
+		return err
+	}
+	if err := c.tree.checkElidedCount(child, len(leaves)); err != nil {
+		c.violation(id, slot, "%v", err)
+		return nil
+	}
+	entries := make([]entry, len(leaves))
+	for i, l := range leaves {
+		entries[i] = entry{path: l.Path, hash: l.Hash}
+	}
+	if n, _ := subtreeNode(entries, depth); n.Hash != hash {
+		c.violation(id, slot, "elided subtree %s: its %d keys in the leaf index hash to %s, the node holds %s", child, len(leaves), n.Hash, hash)
+	}
+	c.report.Leaves += len(leaves)
+	for _, l := range leaves {
+		if err := c.value(id, slot, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckRoot checks cheaply that the trie's top agrees with root, as an
+// open does before serving it: the root page's top nodes hash to root or,
+// with no root page, the leaf index holds no key (empty root), the one key
+// whose leaf root is, or (with elision) fewer than ElideBelow keys hashing
+// to root. A page table that lags the commit record fails here.
+func (t *Tree) CheckRoot(root Hash) error {
+	page, err := t.page(RootPageID)
+	if err != nil {
+		return err
+	}
+	if page != nil {
+		if root.IsEmpty() || InternalHash(page.Node(0).Hash, page.Node(1).Hash) != root {
+			return corruptf("store %d: the root page does not hash to the committed root %s", t.Store, root)
+		}
+		return nil
+	}
+	limit := max(t.ElideBelow, 2)
+	leaves, err := t.Leaves.Under(KeyPath{}, 0, limit)
+	if err != nil {
+		return err
+	}
+	entries := make([]entry, len(leaves))
+	for i, l := range leaves {
+		entries[i] = entry{path: l.Path, hash: l.Hash}
+	}
+	if len(leaves) >= 2 && (!t.elides() || len(leaves) >= t.ElideBelow) {
+		return corruptf("store %d: no root page, but the leaf index holds %d or more keys", t.Store, len(leaves))
+	}
+	if n, _ := subtreeNode(entries, 0); n.Hash != root {
+		return corruptf("store %d: no root page, and the %d keys of the leaf index hash to %s, not the committed root %s", t.Store, len(leaves), n.Hash, root)
 	}
 	return nil
 }

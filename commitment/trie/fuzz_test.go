@@ -20,6 +20,9 @@ func FuzzUpdate(f *testing.F) {
 		if len(data) > 0 && data[0]&1 == 1 {
 			m.Options = UpdateOptions{Workers: 2, ParallelMinOps: 2}
 		}
+		if len(data) > 0 && data[0]&2 == 2 {
+			m.Tree().ElideBelow = 3 + int(data[0]>>2)%8
+		}
 		model := map[KeyPath]Hash{}
 		batch := map[KeyPath]Op{}
 		flush := func() {

@@ -108,11 +108,31 @@ func (m *MemStore) applyOps(ops []Op) (*UpdateResult, error) {
 		if op.Delete {
 			m.leaves.Delete(Leaf{Path: op.Path})
 		} else {
-			m.leaves.ReplaceOrInsert(Leaf{Path: op.Path, ValueHash: op.ValueHash})
+			m.leaves.ReplaceOrInsert(NewLeaf(op.Path, op.ValueHash))
 		}
 	}
 	m.root = res.Root
 	return res, nil
+}
+
+// Clone returns an independent copy of the store: the same trie, pages
+// and keys, which later batches on either do not share.
+func (m *MemStore) Clone() *MemStore {
+	c := &MemStore{
+		Options: m.Options,
+		root:    m.root,
+		pages:   make(memPages, len(m.pages)),
+		leaves:  memLeaves{m.leaves.Clone()},
+		kvs:     make(map[KeyPath]keyValue, len(m.kvs)),
+	}
+	for id, p := range m.pages {
+		c.pages[id] = p // pages are replaced, never modified, by a batch
+	}
+	for k, v := range m.kvs {
+		c.kvs[k] = v
+	}
+	c.tree = Tree{Store: m.tree.Store, Pages: c.pages, Leaves: c.leaves, ElideBelow: m.tree.ElideBelow}
+	return c
 }
 
 // Root is the root hash of the current key set.
@@ -187,6 +207,18 @@ func (m memLeaves) Ceil(path KeyPath) (leaf Leaf, ok bool, _ error) {
 func (m memLeaves) Leaf(path KeyPath) (Leaf, bool, error) {
 	leaf, ok := m.Get(Leaf{Path: path})
 	return leaf, ok, nil
+}
+
+func (m memLeaves) Under(prefix KeyPath, depth, limit int) ([]Leaf, error) {
+	var out []Leaf
+	m.AscendGreaterOrEqual(Leaf{Path: prefix.Prefix(depth)}, func(l Leaf) bool {
+		if len(out) >= limit || !l.Path.HasPrefix(&prefix, depth) {
+			return false
+		}
+		out = append(out, l)
+		return true
+	})
+	return out, nil
 }
 
 func (m memLeaves) Floor(path KeyPath) (leaf Leaf, ok bool, _ error) {

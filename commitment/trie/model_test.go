@@ -15,7 +15,7 @@ import (
 func modelRoot(model map[KeyPath]Hash) Hash {
 	leaves := make([]Leaf, 0, len(model))
 	for p, vh := range model {
-		leaves = append(leaves, Leaf{Path: p, ValueHash: vh})
+		leaves = append(leaves, NewLeaf(p, vh))
 	}
 	slices.SortFunc(leaves, func(a, b Leaf) int { return bytes.Compare(a.Path[:], b.Path[:]) })
 	return subtreeRoot(leaves, 0)
@@ -26,7 +26,7 @@ func subtreeRoot(leaves []Leaf, depth int) Hash {
 	case 0:
 		return Hash{}
 	case 1:
-		return leaves[0].Hash()
+		return leaves[0].Hash
 	}
 	split := 0
 	for split < len(leaves) && leaves[split].Path.Bit(depth) == 0 {
@@ -128,9 +128,14 @@ func TestUpdateMatchesModel(t *testing.T) {
 	configs := []struct {
 		name string
 		opts UpdateOptions
+
+		elide int
 	}{
-		{"sequential", UpdateOptions{Workers: 1}},
-		{"parallel", UpdateOptions{Workers: 3, ParallelMinOps: 2}},
+		{"sequential", UpdateOptions{Workers: 1}, 0},
+		{"parallel", UpdateOptions{Workers: 3, ParallelMinOps: 2}, 0},
+		{"sequential-elide4", UpdateOptions{Workers: 1}, 4},
+		{"parallel-elide4", UpdateOptions{Workers: 3, ParallelMinOps: 2}, 4},
+		{"parallel-elide20", UpdateOptions{Workers: 3, ParallelMinOps: 2}, 20},
 	}
 	seeds := 10
 	if testing.Short() {
@@ -144,7 +149,9 @@ func TestUpdateMatchesModel(t *testing.T) {
 				gen := &pathGen{rng: rng}
 				m := NewMemStore(StoreID(seed))
 				m.Options = cfg.opts
+				m.Tree().ElideBelow = cfg.elide
 				model := map[KeyPath]Hash{}
+				cache := elidedCache{}
 				emptied := 0
 				for step := range 120 {
 					ops := randomBatch(rng, gen, model)
@@ -153,6 +160,8 @@ func TestUpdateMatchesModel(t *testing.T) {
 					if err != nil {
 						t.Fatalf("step %d: %v", step, err)
 					}
+					cache.apply(res)
+					cache.check(t, m)
 					applyToModel(model, ops)
 					if want := modelRoot(model); res.Root != want {
 						t.Fatalf("step %d (%d ops, %d keys): root %s, model %s", step, len(ops), len(model), res.Root, want)

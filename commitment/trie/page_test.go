@@ -194,7 +194,7 @@ func TestUpdateDetectsCorruption(t *testing.T) {
 		var leaves []Leaf
 		m.leaves.Ascend(func(l Leaf) bool { leaves = append(leaves, l); return true })
 		for _, l := range leaves {
-			l.ValueHash[0] ^= 1
+			l.Hash[0] ^= 1
 			m.leaves.ReplaceOrInsert(l)
 		}
 		if _, err := m.Apply([]Change{{Key: []byte("new key"), Value: []byte("v")}}); !errors.Is(err, ErrCorrupt) {

@@ -63,7 +63,7 @@ func (t *Tree) existenceProof(leaf Leaf, siblings []Hash, pre Preimages) (*ics23
 	if err != nil {
 		return nil, fmt.Errorf("trie: preimage of %s: %w", leaf.Path, err)
 	}
-	if PathOf(key) != leaf.Path || ValueHash(value) != leaf.ValueHash {
+	if PathOf(key) != leaf.Path || LeafHash(leaf.Path, ValueHash(value)) != leaf.Hash {
 		return nil, corruptf("preimage of %s does not hash to its leaf", leaf.Path)
 	}
 	proof := &ics23.ExistenceProof{

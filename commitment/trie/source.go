@@ -13,24 +13,34 @@ type PageSource interface {
 	Page(id PageID) (*Page, error)
 }
 
-// Leaf is one key as the leaf index holds it: its path and value digest.
+// Leaf is one key as the leaf index holds it: its path and its leaf node
+// hash, LeafHash(path, value digest). The index keeps the node hash rather
+// than the value digest so that rebuilding an elided subtree hashes only
+// its internal nodes.
 type Leaf struct {
-	Path      KeyPath
-	ValueHash Hash
+	Path KeyPath
+	Hash Hash
 }
 
-// Hash returns the leaf's node hash.
-func (l Leaf) Hash() Hash { return LeafHash(l.Path, l.ValueHash) }
+// NewLeaf returns the leaf of a key whose value has the given digest.
+func NewLeaf(path KeyPath, valueHash Hash) Leaf {
+	return Leaf{Path: path, Hash: LeafHash(path, valueHash)}
+}
 
 // LeafIndex is the ordered set of the trie's keys by path, as of the trie
 // being read or updated. The trie uses it to find the key behind a leaf node
-// (to push it down when another key lands under it) and a missing key's
-// neighbours. Implementations must allow concurrent calls.
+// (to push it down when another key lands under it), a missing key's
+// neighbours, and the keys of an elided subtree. Implementations must allow
+// concurrent calls.
 type LeafIndex interface {
 	// Ceil returns the leaf with the smallest path >= path.
 	Ceil(path KeyPath) (Leaf, bool, error)
 	// Floor returns the leaf with the largest path <= path.
 	Floor(path KeyPath) (Leaf, bool, error)
+	// Under returns, in path order, the leaves whose paths agree with
+	// prefix on its first depth bits, but at most limit of them: a caller
+	// that gets limit leaves knows there may be more.
+	Under(prefix KeyPath, depth, limit int) ([]Leaf, error)
 }
 
 // LeafGetter is an optional extension of a LeafIndex: the leaf at exactly

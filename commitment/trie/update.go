@@ -16,7 +16,23 @@ type Tree struct {
 	Store  StoreID
 	Pages  PageSource
 	Leaves LeafIndex
+	// ElideBelow turns on page elision: a page whose subtree holds fewer
+	// keys than this is not stored. Its parent's bottom node still holds
+	// the subtree's hash; the subtree is rebuilt from the leaf index
+	// (Under) whenever it is read or updated. Below 3 every page is stored
+	// and a missing page is corruption.
+	//
+	// Invariants, with elision on: an internal bottom node without a child
+	// page (an elided subtree) holds at least 2 and fewer than ElideBelow
+	// keys, and nothing below it is stored; a page is elided when it is
+	// created with too few keys under it. A stored page whose subtree
+	// shrinks stays stored until it is cleared (it is not worth a count of
+	// its keys at every delete), so stored pages may hold fewer keys.
+	ElideBelow int
 }
+
+// elides reports whether pages with few keys below are elided.
+func (t *Tree) elides() bool { return t.ElideBelow > 2 }
 
 // Op is one change to a key: set it to a value whose digest is ValueHash, or
 // delete it (deleting an absent key changes nothing).
@@ -56,8 +72,20 @@ type PageChange struct {
 type UpdateResult struct {
 	Root  Hash
 	Pages []PageChange // sorted by page depth, then path
+	// Elided lists the elided subtrees whose keys the update changed or
+	// created, with their keys after it: nil Leaves when the subtree is
+	// elided no more (its page is stored now, or it holds one key or none).
+	// A cache of elided subtrees' keys stays exact by applying it.
+	Elided []ElidedSubtree
 	// NodeHashes counts the leaf and internal hashes the update computed.
 	NodeHashes int
+}
+
+// ElidedSubtree is the keys of an elided subtree: the one whose page would
+// be ID.
+type ElidedSubtree struct {
+	ID     PageID
+	Leaves []Leaf
 }
 
 // Update applies ops, which must be sorted by strictly increasing path, to
@@ -89,6 +117,8 @@ func (t *Tree) Update(root Hash, ops []Op, opts UpdateOptions) (*UpdateResult, e
 	var n Node
 	if old.IsInternal() {
 		if parallel {
+			// With the root page elided the whole trie holds a few keys:
+			// nothing is worth a worker.
 			tasks, err := w.updateTasks(ops)
 			if err != nil {
 				return nil, err
@@ -104,7 +134,7 @@ func (t *Tree) Update(root Hash, ops []Op, opts UpdateOptions) (*UpdateResult, e
 		if mergeErr != nil {
 			return nil, mergeErr
 		}
-		if parallel {
+		if parallel && (!t.elides() || len(entries) >= t.ElideBelow) {
 			if err := w.runInParallel(buildTasks(entries), workers); err != nil {
 				return nil, err
 			}
@@ -117,7 +147,9 @@ func (t *Tree) Update(root Hash, ops []Op, opts UpdateOptions) (*UpdateResult, e
 	return w.result(n.Hash), nil
 }
 
-// rootNode tells the root's kind: internal when the root page exists.
+// rootNode tells the root's kind: internal when the root page exists. With
+// elision, a trie without a root page holds one key (the root is its leaf)
+// or a few (the root page is elided): the leaf index tells which.
 func (t *Tree) rootNode(root Hash) (Node, error) {
 	if root.IsEmpty() {
 		return Node{}, nil
@@ -126,7 +158,20 @@ func (t *Tree) rootNode(root Hash) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
-	return Node{Hash: root, Leaf: page == nil}, nil
+	if page != nil || !t.elides() {
+		return Node{Hash: root, Leaf: page == nil}, nil
+	}
+	leaves, err := t.Leaves.Under(KeyPath{}, 0, 2)
+	if err != nil {
+		return Node{}, fmt.Errorf("trie: leaf index: %w", err)
+	}
+	switch {
+	case len(leaves) == 2:
+		return Node{Hash: root}, nil
+	case len(leaves) == 1 && leaves[0].Hash == root:
+		return leafNode(root), nil
+	}
+	return Node{}, corruptf("root %s of store %d has no root page and the leaf index holds %d keys", root, t.Store, len(leaves))
 }
 
 // page reads a committed page and checks that it is the page asked for.
@@ -150,6 +195,7 @@ func (t *Tree) page(id PageID) (*Page, error) {
 type walker struct {
 	tree   *Tree
 	pages  map[PageID]*workingPage
+	elided []ElidedSubtree
 	hashes int
 	// precomputed holds the new nodes at depth 6 (the root page's bottom
 	// level) that workers already computed, by their index in the level.
@@ -194,6 +240,21 @@ func (w *walker) load(id PageID) (*workingPage, error) {
 	return wp, nil
 }
 
+// existing returns the working copy of a committed page, or nil when the
+// page source has none (with elision: the page is elided).
+func (w *walker) existing(id PageID) (*workingPage, error) {
+	if wp, ok := w.pages[id]; ok {
+		return wp, nil
+	}
+	prior, err := w.tree.page(id)
+	if err != nil || prior == nil {
+		return nil, err
+	}
+	wp := &workingPage{prior: prior, page: prior.Clone()}
+	w.pages[id] = wp
+	return wp, nil
+}
+
 // childrenPage returns the page holding the children of the node at depth d
 // on path. here is the page holding that node; it is only consulted when the
 // children share it, so it may be nil at page boundaries.
@@ -223,15 +284,17 @@ func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *workingP
 	if d >= MaxDepth {
 		return Node{}, corruptf("internal node at depth %d on path %s", d, path)
 	}
-	page, err := w.childrenPage(path, d, here)
-	if err != nil {
-		return Node{}, err
+	page := here
+	if d%PageLevels == 0 {
+		var err error
+		if page, err = w.existing(PageIDOf(path, d/PageLevels)); err != nil {
+			return Node{}, err
+		}
+		if page == nil {
+			return w.updateElided(path, d, old, ops)
+		}
 	}
-	if d%PageLevels == 0 && page.prior == nil && !page.dirty {
-		// An internal node's children must exist; an absent page read as
-		// empty would silently drop the subtree from the new root.
-		return Node{}, corruptf("internal node at depth %d on path %s has no child page %s", d, path, PageIDOf(path, d/PageLevels))
-	}
+	var err error
 	ls, rs := childSlots(path, d)
 	left, right := page.page.Node(ls), page.page.Node(rs)
 	split := splitOps(ops, d)
@@ -252,6 +315,174 @@ func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *workingP
 type entry struct {
 	path KeyPath
 	hash Hash
+}
+
+// updateElided applies ops under the internal node old at depth d on path,
+// whose child page is elided: the subtree's keys come from the leaf index,
+// their hash must be old's, and the new subtree is built from them and the
+// ops (elided again if it stays small, stored pages if it grew).
+func (w *walker) updateElided(path *KeyPath, d int, old Node, ops []Op) (Node, error) {
+	id := PageIDOf(path, d/PageLevels)
+	if !w.tree.elides() {
+		// An internal node's children must exist; an absent page read as
+		// empty would silently drop the subtree from the new root.
+		return Node{}, corruptf("internal node at depth %d on path %s has no child page %s", d, path, id)
+	}
+	prior, err := w.elidedEntries(path, d, id)
+	if err != nil {
+		return Node{}, err
+	}
+	entries := mergeOps(prior, ops, &w.hashes)
+	if len(entries) >= w.tree.ElideBelow {
+		before := w.subtree(prior, d)
+		if before.Hash != old.Hash {
+			return Node{}, elidedMismatch(id, w.tree.Store, len(prior), before.Hash, old.Hash)
+		}
+		w.elided = append(w.elided, ElidedSubtree{ID: id})
+		return w.build(path, d, entries, nil)
+	}
+	before, after := w.rehash(prior, entries, d)
+	if before.Hash != old.Hash {
+		return Node{}, elidedMismatch(id, w.tree.Store, len(prior), before.Hash, old.Hash)
+	}
+	w.noteElided(id, entries)
+	return after, nil
+}
+
+// noteElided records the keys of an elided subtree after the update (none
+// when fewer than two keys are left: it is no subtree any more).
+func (w *walker) noteElided(id PageID, entries []entry) {
+	e := ElidedSubtree{ID: id}
+	if len(entries) >= 2 {
+		e.Leaves = make([]Leaf, len(entries))
+		for i, en := range entries {
+			e.Leaves[i] = Leaf{Path: en.path, Hash: en.hash}
+		}
+	}
+	w.elided = append(w.elided, e)
+}
+
+func elidedMismatch(id PageID, store StoreID, keys int, got, want Hash) error {
+	return corruptf("elided page %s of store %d: its %d keys in the leaf index hash to %s, the trie holds %s", id, store, keys, got, want)
+}
+
+// elidedEntries reads the keys of the elided subtree below the node at
+// depth d on path (whose page would be id) from the leaf index.
+func (w *walker) elidedEntries(path *KeyPath, d int, id PageID) ([]entry, error) {
+	leaves, err := w.tree.Leaves.Under(*path, d, w.tree.ElideBelow)
+	if err != nil {
+		return nil, fmt.Errorf("trie: leaf index: %w", err)
+	}
+	if err := w.tree.checkElidedCount(id, len(leaves)); err != nil {
+		return nil, err
+	}
+	entries := make([]entry, len(leaves))
+	for i, l := range leaves {
+		entries[i] = entry{path: l.Path, hash: l.Hash}
+	}
+	return entries, nil
+}
+
+// checkElidedCount refuses an elided subtree whose key count breaks the
+// elision invariant: a missing page over many keys, or a subtree too small
+// to be under an internal node.
+func (t *Tree) checkElidedCount(id PageID, n int) error {
+	switch {
+	case n >= t.ElideBelow:
+		return corruptf("page %s of store %d is missing: the leaf index holds %d or more keys under it", id, t.Store, n)
+	case n < 2:
+		return corruptf("page %s of store %d is elided but the leaf index holds %d keys under it", id, t.Store, n)
+	}
+	return nil
+}
+
+// mergeOps applies sorted ops to sorted entries, counting the leaf hashes
+// it computes in hashes.
+func mergeOps(entries []entry, ops []Op, hashes *int) []entry {
+	out := make([]entry, 0, len(entries)+len(ops))
+	i := 0
+	for _, op := range ops {
+		for i < len(entries) && bytes.Compare(entries[i].path[:], op.Path[:]) < 0 {
+			out = append(out, entries[i])
+			i++
+		}
+		if i < len(entries) && entries[i].path == op.Path {
+			i++ // replaced or deleted
+		}
+		if !op.Delete {
+			*hashes++
+			out = append(out, entry{path: op.Path, hash: LeafHash(op.Path, op.ValueHash)})
+		}
+	}
+	return append(out, entries[i:]...)
+}
+
+// subtree returns the node over entries (sorted, distinct, all below the
+// node at depth d) without storing any page: an elided subtree's hash.
+func (w *walker) subtree(entries []entry, d int) Node {
+	n, hashes := subtreeNode(entries, d)
+	w.hashes += hashes
+	return n
+}
+
+// subtreeNode computes the compacted subtree over entries below depth d and
+// the node hashes it took.
+func subtreeNode(entries []entry, d int) (Node, int) {
+	switch len(entries) {
+	case 0:
+		return Node{}, 0
+	case 1:
+		return leafNode(entries[0].hash), 0
+	}
+	split := sort.Search(len(entries), func(i int) bool { return entries[i].path.Bit(d) == 1 })
+	left, lh := subtreeNode(entries[:split], d+1)
+	right, rh := subtreeNode(entries[split:], d+1)
+	// Two or more keys: never a compaction here, at worst a chain node
+	// beside an empty sibling.
+	return Node{Hash: InternalHash(left.Hash, right.Hash)}, lh + rh + 1
+}
+
+// rehash returns the nodes over before and after (each sorted, below depth
+// d), sharing the work where they agree: an elided subtree's old hash,
+// checked against its parent, and its new one.
+func (w *walker) rehash(before, after []entry, d int) (Node, Node) {
+	if sameEntries(before, after) {
+		n := w.subtree(before, d)
+		return n, n
+	}
+	if len(before) < 2 || len(after) < 2 {
+		return w.subtree(before, d), w.subtree(after, d)
+	}
+	bs := sort.Search(len(before), func(i int) bool { return before[i].path.Bit(d) == 1 })
+	as := sort.Search(len(after), func(i int) bool { return after[i].path.Bit(d) == 1 })
+	bl, al := w.rehash(before[:bs], after[:as], d+1)
+	br, ar := w.rehash(before[bs:], after[as:], d+1)
+	w.hashes++
+	return Node{Hash: InternalHash(bl.Hash, br.Hash)}, w.join2(al, ar)
+}
+
+// join2 is the parent of two sibling nodes built outside any page.
+func (w *walker) join2(left, right Node) Node {
+	if (left.IsEmpty() && !right.IsInternal()) || (right.IsEmpty() && left.Leaf) {
+		if left.IsEmpty() {
+			return right
+		}
+		return left
+	}
+	w.hashes++
+	return Node{Hash: InternalHash(left.Hash, right.Hash)}
+}
+
+func sameEntries(a, b []entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeLeaf returns the keys under the node at depth d once ops are applied,
@@ -320,8 +551,8 @@ func (w *walker) leafUnder(path *KeyPath, d int, ops []Op) (Leaf, error) {
 // pushed down into a wrong trie.
 func (w *walker) appendExisting(entries *[]entry, leaf Leaf, old Node) error {
 	w.hashes++
-	if h := leaf.Hash(); h != old.Hash {
-		return corruptf("leaf %s in the index hashes to %s, the trie holds %s", leaf.Path, h, old.Hash)
+	if leaf.Hash != old.Hash {
+		return corruptf("leaf %s in the index hashes to %s, the trie holds %s", leaf.Path, leaf.Hash, old.Hash)
 	}
 	*entries = append(*entries, entry{path: leaf.Path, hash: old.Hash})
 	return nil
@@ -344,6 +575,10 @@ func (w *walker) build(path *KeyPath, d int, entries []entry, here *workingPage)
 	}
 	if d >= MaxDepth {
 		return Node{}, corruptf("two keys share the path %s", path)
+	}
+	if d%PageLevels == 0 && w.tree.elides() && len(entries) < w.tree.ElideBelow {
+		w.noteElided(PageIDOf(path, d/PageLevels), entries)
+		return w.subtree(entries, d), nil
 	}
 	page, err := w.childrenPage(path, d, here)
 	if err != nil {
@@ -405,8 +640,8 @@ type subtreeTask struct {
 // updateTasks finds the depth-6 nodes under an internal chain from the root:
 // their ops are exactly the ops sharing their 6-bit prefix.
 func (w *walker) updateTasks(ops []Op) ([]subtreeTask, error) {
-	rootPage, err := w.load(RootPageID)
-	if err != nil {
+	rootPage, err := w.existing(RootPageID)
+	if err != nil || rootPage == nil {
 		return nil, err
 	}
 	var tasks []subtreeTask
@@ -477,6 +712,7 @@ func (w *walker) runInParallel(tasks []subtreeTask, workers int) error {
 		for id, wp := range sub.pages {
 			w.pages[id] = wp
 		}
+		w.elided = append(w.elided, sub.elided...)
 		w.hashes += sub.hashes
 	}
 	w.precomputed = make(map[int]Node, len(tasks))
@@ -502,7 +738,7 @@ func forEachPrefixGroup(n int, path func(int) *KeyPath, fn func(lo, hi int)) {
 
 // result collects the pages the update created, changed or cleared.
 func (w *walker) result(root Hash) *UpdateResult {
-	res := &UpdateResult{Root: root, NodeHashes: w.hashes}
+	res := &UpdateResult{Root: root, NodeHashes: w.hashes, Elided: w.elided}
 	for id, wp := range w.pages {
 		switch {
 		case !wp.dirty:

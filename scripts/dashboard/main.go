@@ -27,8 +27,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/nomtstore/nomtstore/bench"
 )
 
 // The part of Grafana's dashboard model the renderer reads.
@@ -220,33 +220,5 @@ func draw1(p panel, lines []series) (*plot.Plot, error) {
 }
 
 func write(file string, plots []*plot.Plot, cols int) error {
-	rows := (len(plots) + cols - 1) / cols
-	grid := make([][]*plot.Plot, rows)
-	for i := range grid {
-		grid[i] = make([]*plot.Plot, cols)
-	}
-	for i, p := range plots {
-		grid[i/cols][i%cols] = p
-	}
-	img := vgimg.New(vg.Points(float64(cols)*380), vg.Points(float64(rows)*250))
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(14), PadY: vg.Points(14),
-		PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8)}
-	canvases := plot.Align(grid, tiles, dc)
-	for i := range grid {
-		for j, p := range grid[i] {
-			if p != nil {
-				p.Draw(canvases[i][j])
-			}
-		}
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return bench.WritePlots(file, plots, cols, 380, 250)
 }

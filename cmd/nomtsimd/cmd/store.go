@@ -96,6 +96,8 @@ type tableJSON struct {
 	LongestProbe int     `json:"longest_probe"`
 	FileBytes    int64   `json:"file_bytes"`
 	Generation   uint64  `json:"generation"`
+	DirtyPages   int     `json:"dirty_pages"`
+	ElideBelow   int     `json:"elide_below"`
 }
 
 type diskJSON struct {
@@ -104,8 +106,8 @@ type diskJSON struct {
 }
 
 type walJSON struct {
-	Files uint64 `json:"files"`
-	Bytes uint64 `json:"bytes"`
+	Records uint64 `json:"records"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 type storeRootJSON struct {
@@ -134,7 +136,7 @@ opened the store. A running node reports the same through
 			}
 			defer func() { _ = db.Close() }()
 			st := db.Stats()
-			disk, wal, err := keeper.DiskUsage(dir)
+			disk, err := keeper.DiskUsage(dir)
 			if err != nil {
 				return err
 			}
@@ -145,8 +147,9 @@ opened the store. A running node reports the same through
 					Buckets: st.Table.Buckets, Full: st.Table.Full, Tombstones: st.Table.Tombstones,
 					LoadFactor: st.Table.LoadFactor, Lookups: st.Table.Lookups, MeanProbe: st.Table.MeanProbe,
 					LongestProbe: st.Table.LongestProbe, FileBytes: st.Table.FileBytes, Generation: st.Table.Generation,
+					DirtyPages: st.DirtyPages, ElideBelow: st.ElideBelow,
 				},
-				Wal:   walJSON{Files: wal.Files, Bytes: wal.Bytes},
+				Wal:   walJSON{Records: st.WALRecords, Bytes: st.WALRecordBytes},
 				Disk:  []diskJSON{},
 				Roots: []storeRootJSON{},
 			}
@@ -187,16 +190,15 @@ func printStats(w io.Writer, s statsJSON) error {
 			s.Table.MeanProbe, s.Table.LongestProbe, count(s.Table.Lookups))
 	}
 	t.row("  file", "%s, generation %d", humanBytes(uint64(s.Table.FileBytes)), s.Table.Generation)
+	t.row("  elision", "pages of subtrees with fewer than %d keys are not stored", s.Table.ElideBelow)
+	t.row("  dirty", "%s committed %s in memory until the next checkpoint", count(uint64(s.Table.DirtyPages)), plural(uint64(s.Table.DirtyPages), "page", "pages"))
+	t.row("wal", "%s in %s %s since the last checkpoint", humanBytes(s.Wal.Bytes), count(s.Wal.Records), plural(s.Wal.Records, "record", "records"))
 	var total uint64
 	for _, d := range s.Disk {
 		total += d.Bytes
 	}
 	t.row("disk", "%s", humanBytes(total))
 	for _, d := range s.Disk {
-		if d.Component == "wal" {
-			t.row("  wal", "%s in %d %s", humanBytes(d.Bytes), s.Wal.Files, plural(s.Wal.Files, "file", "files"))
-			continue
-		}
 		t.row("  "+d.Component, "%s", humanBytes(d.Bytes))
 	}
 	if len(s.Roots) > 0 {

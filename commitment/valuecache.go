@@ -1,0 +1,164 @@
+package commitment
+
+import (
+	"encoding/binary"
+
+	"github.com/VictoriaMetrics/fastcache"
+
+	"github.com/nomtstore/nomtstore/commitment/trie"
+)
+
+// Caches of the latest committed version, which serve a block's reads and
+// its commit's trie update without Pebble lookups. A commit writes its new
+// entries through them (under DB.mu, with the version swap), so what they
+// hold is always the latest version's; readers of the latest version fill
+// them under DB.mu (read). Past versions never use them.
+//
+// Both keep their entries in fastcache's byte arenas, outside the Go heap:
+// a cache of millions of entries as Go maps and slices makes every garbage
+// collection scan all of them (at 1M keys, a fifth of the CPU went to it).
+// Eviction is by age of insertion within fastcache's buckets, bounded by the
+// budget in bytes.
+
+// recentRead is a key's current entry: born | value, or not found.
+type recentRead struct {
+	entry []byte // born u64 | value; nil when absent
+	found bool
+}
+
+// maxCachedEntry is the largest entry the caches keep (fastcache's limit
+// for one Set); a bigger value is read from Pebble each time.
+const maxCachedEntry = 64<<10 - 256
+
+// valueCache holds current entries by store and raw key: a 0 byte for an
+// absent key, or 1 followed by born | value.
+type valueCache struct{ c *fastcache.Cache }
+
+func newValueCache(budget int64) *valueCache {
+	if budget <= 0 {
+		return &valueCache{}
+	}
+	return &valueCache{fastcache.New(int(budget))}
+}
+
+func cacheKey(prefix byte, store trie.StoreID, rest []byte) []byte {
+	k := make([]byte, 0, 5+len(rest))
+	k = append(k, prefix)
+	k = binary.BigEndian.AppendUint32(k, uint32(store))
+	return append(k, rest...)
+}
+
+func (c *valueCache) get(store trie.StoreID, key []byte) (recentRead, bool) {
+	if c.c == nil {
+		return recentRead{}, false
+	}
+	v, ok := c.c.HasGet(nil, cacheKey(prefixValue, store, key))
+	if !ok || len(v) == 0 {
+		return recentRead{}, false
+	}
+	if v[0] == 0 {
+		return recentRead{}, true
+	}
+	return recentRead{entry: v[1:], found: true}, true
+}
+
+// put records a key's current entry.
+func (c *valueCache) put(store trie.StoreID, key []byte, e recentRead) {
+	if c.c == nil {
+		return
+	}
+	k := cacheKey(prefixValue, store, key)
+	if len(k)+len(e.entry) > maxCachedEntry {
+		c.c.Del(k) // an older, smaller entry must not outlive this one
+		return
+	}
+	v := make([]byte, 0, 1+len(e.entry))
+	if e.found {
+		v = append(append(v, 1), e.entry...)
+	} else {
+		v = append(v, 0)
+	}
+	c.c.Set(k, v)
+}
+
+func (c *valueCache) purge() {
+	if c.c != nil {
+		c.c.Reset()
+	}
+}
+
+// leafCache holds the keys of elided subtrees (trie.Tree.ElideBelow), by
+// store and the ID of the page they would have: what rebuilding the subtree
+// needs, without a range scan of the leaf index. Only complete key lists of
+// subtrees that are elided at the latest version are kept; a commit applies
+// its trie updates' UpdateResult.Elided, which names every elided subtree
+// whose keys it changed. An entry is the leaves' paths and hashes, 64 bytes
+// each.
+type leafCache struct{ c *fastcache.Cache }
+
+func newLeafCache(budget int64) *leafCache {
+	if budget <= 0 {
+		return &leafCache{}
+	}
+	return &leafCache{fastcache.New(int(budget))}
+}
+
+func leafCacheKey(store trie.StoreID, id trie.PageID) []byte {
+	return id.AppendEncoded(cacheKey(prefixLeaf, store, nil))
+}
+
+func (c *leafCache) get(store trie.StoreID, id trie.PageID) ([]trie.Leaf, bool) {
+	if c.c == nil {
+		return nil, false
+	}
+	v, ok := c.c.HasGet(nil, leafCacheKey(store, id))
+	if !ok || len(v)%64 != 0 || len(v) == 0 {
+		return nil, false
+	}
+	leaves := make([]trie.Leaf, len(v)/64)
+	for i := range leaves {
+		copy(leaves[i].Path[:], v[i*64:])
+		copy(leaves[i].Hash[:], v[i*64+32:])
+	}
+	return leaves, true
+}
+
+func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf) {
+	if c.c == nil {
+		return
+	}
+	k := leafCacheKey(store, id)
+	if len(leaves)*64 > maxCachedEntry {
+		c.c.Del(k)
+		return
+	}
+	v := make([]byte, 0, len(leaves)*64)
+	for i := range leaves {
+		v = append(append(v, leaves[i].Path[:]...), leaves[i].Hash[:]...)
+	}
+	c.c.Set(k, v)
+}
+
+// apply brings the cache to the version a tree update made.
+func (c *leafCache) apply(store trie.StoreID, elided []trie.ElidedSubtree) {
+	if c.c == nil {
+		return
+	}
+	for _, e := range elided {
+		if e.Leaves == nil {
+			c.c.Del(leafCacheKey(store, e.ID))
+		} else {
+			c.put(store, e.ID, e.Leaves)
+		}
+	}
+}
+
+func (c *leafCache) purge() {
+	if c.c != nil {
+		c.c.Reset()
+	}
+}
+
+// entryOverhead is what a cached entry costs beyond its key and value in
+// fastcache (its 4-byte header, and the slack of its 64 KiB chunks).
+const entryOverhead = 8
