@@ -1,7 +1,8 @@
 // Package bench is the benchmark harness of docs/benchmarks.md: the
 // same deterministic workloads (W1 transfers, W2 app-shaped stores, W3
 // pruning, W4 queries while committing, W5 state sync) run one store after
-// another in one process, against nomtstore through its CommitMultiStore
+// another (Run: in one process; nomtstore bench: each store kind in a
+// process of its own), against nomtstore through its CommitMultiStore
 // and through the engine's own API, against IAVL v1 through the SDK's
 // rootmulti store on goleveldb and on pebble, and against Cronos's memiavl
 // with Cronos's defaults (the peer to beat). Only ratios measured side by

@@ -367,7 +367,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	// The WAL record encodes on the other core while the batch is built.
 	walDone := make(chan []byte, 1)
 	go func() { walDone <- db.encodeWAL(record, changes) }()
-	batch := db.pebble.NewBatch()
+	batch := db.pebble.NewBatchWithSize(min(db.batchSize+db.batchSize/8, maxBatchHint))
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord)
 	wal := <-walDone
 	if err != nil {
@@ -522,6 +522,7 @@ func (db *DB) commitDurably(record *commitRecord, wal []byte, changes []bitbox.C
 		_ = batch.Close()
 		return 0, err
 	}
+	db.batchSize = batch.Len()
 	if err := db.checkDiskSpace(record.version, int64(batch.Len())); err != nil {
 		_ = batch.Close()
 		return 0, err

@@ -263,6 +263,11 @@ type DB struct {
 	// initialVersion is the first commit's version when nothing is
 	// committed yet (0: version 1). REQUIRES: writeMu.
 	initialVersion uint64
+	// batchSize is the last commit batch's size: the next batch starts
+	// with room for a block like it (up to maxBatchHint, so that one huge
+	// block does not make every next batch huge) instead of doubling its
+	// way there, copying everything at each step. REQUIRES: writeMu.
+	batchSize int
 
 	// pruneMu serializes pruning and rollback.
 	pruneMu sync.Mutex
@@ -293,6 +298,9 @@ type DB struct {
 	// under them.
 	iterators atomic.Int64
 }
+
+// maxBatchHint caps the room a commit batch starts with.
+const maxBatchHint = 64 << 20
 
 type engineStats struct {
 	commits, pagesWritten, walBytes atomic.Uint64

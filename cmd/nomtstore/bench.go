@@ -17,16 +17,17 @@ func newBenchCommand() *cobra.Command {
 	var (
 		size, dir, out, stores, workloads, warmUp string
 		overrides                                 bench.Config
+		child                                     childFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Run the benchmark workloads against nomtstore, IAVL v1 and memiavl in one process",
+		Short: "Run the benchmark workloads against nomtstore, IAVL v1 and memiavl, side by side",
 		Long: `Run workloads W1-W5 of docs/benchmarks.md (transfers, app-shaped stores, pruning,
 queries while committing, state sync) against nomtstore, through its
 CommitMultiStore and through the engine's API, against IAVL v1 through
 the SDK's rootmulti store on goleveldb and on pebble, and against Cronos's
 memiavl with Cronos's defaults, one store after another with the same keys
-and operations. Prints a markdown table with every figure's ratio to IAVL
+and operations, each store kind in a process of its own. Prints a markdown table with every figure's ratio to IAVL
 v1 on goleveldb, and writes it with a JSON file of every block and a PNG
 chart of commit latency per block to --out.
 
@@ -37,6 +38,9 @@ small blocks W4 commits first so that every store holds 1,000 versions,
 are not timed. Exit status 1 if any store failed a workload.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if child.config != "" {
+				return runChild(child, dir, overrides.ProfileDir, cmd.ErrOrStderr())
+			}
 			cfg, err := bench.SizeConfig(size)
 			if err != nil {
 				return err
@@ -94,7 +98,9 @@ are not timed. Exit status 1 if any store failed a workload.`,
 					_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "writing the partial report: %v\n", err)
 				}
 			}
-			rep, err := bench.Run(cfg)
+			afterKind := cfg.AfterKind
+			cfg.AfterKind = nil
+			rep, err := runIsolated(cfg, cmd.ErrOrStderr(), afterKind)
 			if err != nil {
 				return failed("%v", err)
 			}
@@ -120,6 +126,10 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")
 	f.StringVar(&out, "out", "bench-results", "directory for bench-<size>.md, .json and .png")
+	f.StringVar(&child.config, "child-config", "", "a child run's configuration (each store kind runs in a process of its own)")
+	f.StringVar(&child.report, "child-report", "", "where a child run writes its report")
+	_ = f.MarkHidden("child-config")
+	_ = f.MarkHidden("child-report")
 	return cmd
 }
 
