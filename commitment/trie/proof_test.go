@@ -10,17 +10,10 @@ import (
 	ics23 "github.com/cosmos/ics23/go"
 )
 
+// memStoreWith is a store of keys accounts, every page stored.
 func memStoreWith(t testing.TB, keys int, seed uint64) *MemStore {
 	t.Helper()
-	m := NewMemStore(1)
-	var batch []Change
-	for i := range keys {
-		batch = append(batch, Change{Key: fmt.Appendf(nil, "acct/%d/%d", seed, i), Value: fmt.Appendf(nil, "balance=%d", i*7+1)})
-	}
-	if _, err := m.Apply(batch); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return elidedStoreWith(t, keys, seed, 0)
 }
 
 // absentKeyClass says where an absent key's path falls among the stored ones.
