@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"image/color"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -162,9 +163,11 @@ func queryRange(base, expr string, start, end time.Time, step time.Duration, leg
 		for _, v := range r.Values {
 			ts, _ := v[0].(float64)
 			str, _ := v[1].(string)
+			// A summary with no sample in its window reports "NaN", which
+			// ParseFloat accepts and the plotter refuses.
 			y, err := strconv.ParseFloat(str, 64)
-			if err != nil {
-				continue // NaN of a summary with no sample in its window
+			if err != nil || math.IsNaN(y) || math.IsInf(y, 0) {
+				continue
 			}
 			s.points = append(s.points, plotter.XY{X: ts - float64(start.Unix()), Y: y})
 		}
