@@ -65,9 +65,9 @@ lint: $(GOLANGCI_LINT)
 demo:
 	bash scripts/demo.sh
 
-# docs/benchmarks.md's workloads against nomtstore, IAVL v1 and memiavl
-# in one process: a markdown table with ratios, JSON and a PNG chart in
-# bench-results/. bench is the quick profile (W1 and W4, N = 100k, a few
+# docs/benchmarks.md's workloads against nomtstore, IAVL v1 and memiavl,
+# each store kind in its own process: a markdown table with ratios, JSON
+# and a PNG chart in bench-results/. bench is the quick profile (W1 and W4, N = 100k, a few
 # minutes on 2 cores); bench-small runs every workload at N = 1M, then the
 # trie alone; bench-large at N = 10M.
 bench:
