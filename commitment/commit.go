@@ -140,6 +140,9 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	if err != nil {
 		return err
 	}
+	if db.bulk != nil {
+		return db.bulk.add(t, key, op)
+	}
 	m := db.staged[t]
 	if m == nil {
 		m = map[string]stagedOp{}
@@ -152,9 +155,19 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 }
 
 // Discard drops every staged change.
+//
+// It ends a bulk load (BeginBulk) without committing it, wiping what it
+// wrote; if that fails, the store takes no commit until reopened, and the
+// reopen wipes it.
 func (db *DB) Discard() {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	if db.bulk != nil {
+		if err := db.abortBulk(); err != nil {
+			db.failed = fmt.Errorf("commitment: discarding a bulk load failed; reopen the store to finish: %w", err)
+			db.opts.Logger.Error("nomtstore bulk load discard failed", "err", err)
+		}
+	}
 	clear(db.staged)
 	db.stagedRecord = nil
 	db.working = nil
@@ -191,6 +204,9 @@ func (db *DB) WorkingRoots() (map[string]trie.Hash, error) {
 
 // workingLocked computes the working set. REQUIRES: writeMu.
 func (db *DB) workingLocked() (*workingSet, error) {
+	if db.bulk != nil {
+		return db.bulkWorkingLocked()
+	}
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	// Checked before the cache: a working set computed before Close must
@@ -369,6 +385,9 @@ func (db *DB) Commit() (*CommitResult, error) {
 	go func() { walDone <- db.encodeWAL(record, changes) }()
 	batch := db.pebble.NewBatchWithSize(min(db.batchSize+db.batchSize/8, maxBatchHint))
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord)
+	if err == nil && db.bulk != nil {
+		err = db.bulk.finishCommit(batch)
+	}
 	wal := <-walDone
 	if err != nil {
 		_ = batch.Close()
@@ -382,9 +401,18 @@ func (db *DB) Commit() (*CommitResult, error) {
 		for _, u := range w.updates {
 			db.leaves.apply(u.tree.store, u.result.Elided)
 		}
+		if db.bulk != nil {
+			db.bulk.committed()
+		}
 	})
 	if err != nil {
 		return nil, err
+	}
+	if b := db.bulk; b != nil {
+		db.bulk = nil
+		b.cleanup()
+		db.opts.Logger.Info("nomtstore bulk load committed", "version", record.version, "keys", b.keys, "bytes", b.bytes,
+			"elapsed", db.opts.now().Sub(b.started).Round(time.Millisecond))
 	}
 	keys, hashes := 0, 0
 	for _, staged := range db.staged {

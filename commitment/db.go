@@ -138,6 +138,13 @@ type Options struct {
 	// latest version, read in order, up to their budgets): a faster open,
 	// and slower first blocks until the caches warm by themselves.
 	ColdCaches bool
+	// BulkSortBytes bounds the memory a bulk load (BeginBulk) sorts a
+	// tree's leaves in; a bigger tree is sorted in runs spilled to disk and
+	// merged. Default 256 MiB (about 2M keys per run).
+	BulkSortBytes int64
+	// BulkProgress, if set, receives a bulk load's progress every few
+	// seconds (it is also logged).
+	BulkProgress func(BulkProgress)
 	// Workers bounds the goroutines hashing; 0 means GOMAXPROCS.
 	Workers int
 	// SyncFlush checkpoints at every commit, before Commit returns, instead
@@ -210,6 +217,9 @@ func (o *Options) withDefaults() Options {
 	if out.CheckpointInterval <= 0 {
 		out.CheckpointInterval = 100
 	}
+	if out.BulkSortBytes <= 0 {
+		out.BulkSortBytes = 256 << 20
+	}
 	if out.ElideBelow <= 0 {
 		out.ElideBelow = DefaultElideBelow
 	}
@@ -243,9 +253,10 @@ type tree struct {
 // serialized by writeMu; any number of readers alongside it. Readers see the
 // last committed version: the commit swaps the committed state under mu.
 type DB struct {
-	dir    string
-	opts   Options
-	pebble *pebble.DB
+	dir        string
+	opts       Options
+	pebble     *pebble.DB
+	pebbleOpts *pebble.Options // as opened: a bulk load writes tables with them
 	// elideBelow is the directory's elision threshold ("params").
 	elideBelow int
 
@@ -257,6 +268,8 @@ type DB struct {
 	stagedRecord []byte
 	// working caches WorkingRoots until the next change. REQUIRES: writeMu.
 	working *workingSet
+	// bulk is the running bulk load, if any (bulk.go). REQUIRES: writeMu.
+	bulk *bulkLoad
 	// failed is sticky once a commit point, a checkpoint, or a growth past
 	// its rename failed. REQUIRES: writeMu.
 	failed error
@@ -320,7 +333,8 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}, gate: newCommitGate(),
 		values: newValueCache(o.ValueCacheBytes), leaves: newLeafCache(o.LeafCacheBytes)}
 	var err error
-	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), pebbleOptions(o))
+	db.pebbleOpts = pebbleOptions(o)
+	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), db.pebbleOpts)
 	if err != nil {
 		return nil, fmt.Errorf("commitment: opening Pebble in %s: %w", dir, err)
 	}
@@ -529,6 +543,9 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.loadParams(); err != nil {
 		return err
 	}
+	if err := db.discardUnfinishedBulk(); err != nil {
+		return err
+	}
 	if err := db.openTable(); err != nil {
 		return err
 	}
@@ -698,6 +715,13 @@ func (db *DB) Close() error {
 	if n := db.iterators.Load(); n > 0 {
 		return fmt.Errorf("%w: %d iterators still open", ErrIteratorsOpen, n)
 	}
+	if b := db.bulk; b != nil {
+		// Left for the next open to wipe, as a crash would leave it.
+		for _, bt := range b.trees {
+			_ = bt.values.close()
+		}
+		db.bulk = nil
+	}
 	var flushErr error
 	if db.sticky() == nil {
 		flushErr = db.pages.checkpointNow()
@@ -792,6 +816,9 @@ func (db *DB) SetInitialVersion(v uint64) error {
 	db.mu.RUnlock()
 	if latest > 0 {
 		return fmt.Errorf("commitment: initial version %d: version %d is already committed", v, latest)
+	}
+	if db.bulk != nil {
+		return fmt.Errorf("commitment: initial version %d: a bulk load of version %d is running", v, db.bulk.version)
 	}
 	db.initialVersion = v
 	return nil

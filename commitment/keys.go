@@ -18,6 +18,7 @@ import (
 //	'm'     'm' "params"                         the directory's fixed parameters: elide-below u32
 //	'm'     'm' "trees"                          tree registry: repeated (store u32, name length u16, name)
 //	'm'     'm' "earliest"                       earliest retained version u64
+//	'm'     'm' "bulk"                           a bulk load into the empty store is running: its version u64 (bulk.go)
 //	'm'     'm' "app:" name                      the application's own records (PutMeta)
 //	'r'     'r' version u64                      roots of that version: tree count u32, repeated (store u32, root [32])
 //	'a'     'a' version u64                      the application's record of that version (SetVersionRecord)
@@ -78,6 +79,7 @@ var (
 	keyParams     = []byte("mparams")
 	keyTrees      = []byte("mtrees")
 	keyEarliest   = []byte("mearliest")
+	keyBulk       = []byte("mbulk")
 	keyAppMeta    = []byte("mapp:")
 )
 

@@ -47,6 +47,9 @@ const (
 	// PhaseCheckpoint: in the background, the dirty pages and meta map
 	// written, the table fsynced and the checkpoint recorded.
 	PhaseCheckpoint = "checkpoint"
+	// PhaseBulkBuild: a bulk load's build of one tree (bulk.go): its
+	// leaves merged, its pages written, its tables ingested.
+	PhaseBulkBuild = "bulk_build"
 )
 
 // CommitStats describe one commit.

@@ -157,6 +157,11 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 	if err != nil {
 		return nil, err
 	}
+	if latest && version == 0 {
+		// Nothing is committed: whatever a bulk load has written so far
+		// is not a version yet.
+		return nil, nil
+	}
 	if latest {
 		// A block reads most keys it then writes, and writes reach the
 		// engine only when the block ends (baseapp writes its cache back
@@ -221,6 +226,9 @@ func (db *DB) newIterator(treeName string, start, end []byte, reverse bool, vers
 	lower, upper := valueKey(t.store, start), storeUpperBound(prefixValue, t.store)
 	if end != nil {
 		upper = valueKey(t.store, end)
+	}
+	if version == 0 {
+		upper = lower // nothing is committed (a bulk load's values are not yet)
 	}
 	var cur cursor
 	if version == db.record.version {

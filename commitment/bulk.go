@@ -1,0 +1,832 @@
+package commitment
+
+import (
+	"bytes"
+	"container/heap"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/sstable"
+	pebblevfs "github.com/cockroachdb/pebble/vfs"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
+)
+
+// A bulk load fills an empty store with a whole version at once (a
+// snapshot restore) in memory bounded by configuration, whatever the
+// number of keys:
+//
+//   - Set appends: each tree's keys arrive together and in increasing
+//     order (a snapshot's order). Values go straight into sorted tables
+//     (Pebble's sstables) as they arrive; each key's leaf (path, leaf
+//     hash, key) into a buffer of BulkSortBytes, which is sorted by path
+//     and spilled to a run file when full.
+//   - WorkingRoots builds: per tree, the runs merge into path order, which
+//     writes the leaf index as sorted tables and feeds a trie.Builder; its
+//     pages go to the page table in chunks, each checkpointed (written and
+//     synced) before the next. The tree's tables are then ingested into
+//     Pebble, where they land in the bottom level and are never compacted.
+//   - Commit writes the version's commit record, roots and record in one
+//     synced batch, as any commit: before it the version does not exist.
+//
+// Nothing of the load is reachable before the commit point, but it is on
+// disk: a marker ("bulk" in keys.go), written durably before the first
+// byte, says so. A reopen that finds it, or Discard, wipes what the load
+// wrote (the page table is recreated empty, the values and leaf index
+// deleted by range, the marker last), which is always right because a bulk
+// load only starts on an empty store. A crash at any point therefore leaves
+// the store empty and ready for another attempt.
+
+// Bulk load errors. Test with errors.Is.
+var (
+	// ErrBulkNotEmpty: a bulk load starts only on a store without any
+	// version and with nothing staged.
+	ErrBulkNotEmpty = errors.New("commitment: a bulk load needs an empty store")
+	// ErrBulkOrder: a bulk load takes each tree's keys together and in
+	// strictly increasing order.
+	ErrBulkOrder = errors.New("commitment: bulk load keys out of order")
+	// ErrBulkDelete: a bulk load only sets keys.
+	ErrBulkDelete = errors.New("commitment: a bulk load cannot delete")
+	// ErrBulkBuilt: the load was built (WorkingRoots); only Commit or
+	// Discard may follow.
+	ErrBulkBuilt = errors.New("commitment: the bulk load is built; commit or discard it")
+)
+
+// bulkDir holds a load's run files and tables until they are ingested.
+const bulkDir = "bulk"
+
+// bulkTableBytes bounds the sstables a load writes, as Pebble's own bottom
+// level files are bounded (pebbleOptions).
+const bulkTableBytes = 64 << 20
+
+// bulkBuildWindow is the lookahead of the trie build, in leaves.
+const bulkBuildWindow = 1 << 16
+
+// BulkProgress is what a bulk load reports as it goes (Options.BulkProgress).
+type BulkProgress struct {
+	Phase string // "load" while keys arrive, "build" while pages are built
+	Tree  string
+	Keys  int64 // keys taken so far, all trees
+	Bytes int64 // key and value bytes taken so far
+	// Built is the keys whose leaves are placed in the trie, in "build".
+	Built   int64
+	Elapsed time.Duration
+}
+
+type bulkLoad struct {
+	db      *DB
+	version uint64
+	fs      pebblevfs.FS
+	dir     string
+	writer  sstable.WriterOptions
+	files   int // names the next temporary file
+	trees   []*bulkTree
+	cur     *bulkTree
+	loaded  map[*tree]bool
+	built   bool
+
+	keys, bytes, placed int64
+	started, reported   time.Time
+}
+
+// bulkTree is one tree's part of a load.
+type bulkTree struct {
+	t       *tree
+	keys    int64
+	lastKey []byte
+	values  *tableWriter
+	leaves  *leafSorter
+	root    trie.Hash
+}
+
+// BeginBulk starts a bulk load into the empty store: until Commit or
+// Discard, Set appends to it (see the top of bulk.go) and Delete is
+// refused. The version it commits is the initial version
+// (SetInitialVersion), or 1.
+func (db *DB) BeginBulk() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if err := db.sticky(); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	closed, version := db.closed, db.record.version
+	db.mu.RUnlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case db.bulk != nil:
+		return errors.New("commitment: a bulk load is already running")
+	case version != 0:
+		return fmt.Errorf("%w: version %d is committed", ErrBulkNotEmpty, version)
+	}
+	for _, staged := range db.staged {
+		if len(staged) > 0 {
+			return fmt.Errorf("%w: changes are staged", ErrBulkNotEmpty)
+		}
+	}
+	b := &bulkLoad{db: db, version: max(db.initialVersion, 1), fs: vfs.PebbleFS(db.opts.FS),
+		dir: filepath.Join(db.dir, bulkDir), loaded: map[*tree]bool{}, started: db.opts.now()}
+	b.reported = b.started
+	popts := db.pebbleOpts
+	b.writer = popts.MakeWriterOptions(len(popts.Levels)-1, db.pebble.FormatMajorVersion().MaxTableFormat())
+	if err := b.fs.RemoveAll(b.dir); err != nil {
+		return fmt.Errorf("commitment: bulk load: %w", err)
+	}
+	if err := b.fs.MkdirAll(b.dir, 0o755); err != nil {
+		return fmt.Errorf("commitment: bulk load: %w", err)
+	}
+	// Durable before anything of the load is: a reopen must know to wipe.
+	if err := db.pebble.Set(keyBulk, binary.BigEndian.AppendUint64(nil, b.version), pebble.Sync); err != nil {
+		return fmt.Errorf("commitment: bulk load: %w", err)
+	}
+	db.bulk = b
+	db.working = nil
+	db.opts.Logger.Info("nomtstore bulk load started", "version", b.version)
+	return nil
+}
+
+// bulkWorkingLocked is workingLocked during a bulk load: the first call
+// builds the load, later ones return what it built. REQUIRES: writeMu.
+func (db *DB) bulkWorkingLocked() (*workingSet, error) {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if db.working != nil {
+		return db.working, nil
+	}
+	if db.bulk.built {
+		return nil, fmt.Errorf("%w, as its build failed", ErrBulkBuilt)
+	}
+	w, err := db.bulk.build()
+	if err != nil {
+		return nil, err
+	}
+	db.working = w
+	return w, nil
+}
+
+// discardUnfinishedBulk wipes, at open, a bulk load that never reached its
+// commit point. It runs before the page table is opened.
+func (db *DB) discardUnfinishedBulk() error {
+	v, found, err := db.getMeta(keyBulk, "the bulk load marker")
+	if err != nil || !found {
+		return err
+	}
+	if db.record.version != 0 {
+		return fmt.Errorf("%w: a bulk load marker with version %d committed", ErrCorrupt, db.record.version)
+	}
+	table, err := wipeBulk(db.opts, db.pebble, db.dir)
+	if err != nil {
+		return err
+	}
+	db.opts.Logger.Warn("nomtstore discarded an unfinished bulk load (a restore interrupted by a crash or a close): the store is empty",
+		"marker", fmt.Sprintf("%x", v))
+	return table.Close()
+}
+
+// add takes the next key of a tree. REQUIRES: writeMu.
+func (b *bulkLoad) add(t *tree, key []byte, op stagedOp) error {
+	switch {
+	case b.built:
+		return ErrBulkBuilt
+	case op.delete:
+		return ErrBulkDelete
+	}
+	bt := b.cur
+	if bt == nil || bt.t != t {
+		if b.loaded[t] {
+			return fmt.Errorf("%w: tree %q again after another tree's keys", ErrBulkOrder, t.name)
+		}
+		if err := b.endTree(); err != nil {
+			return err
+		}
+		bt = &bulkTree{t: t, values: b.newTableWriter(), leaves: newLeafSorter(b, b.db.opts.BulkSortBytes)}
+		b.loaded[t] = true
+		b.trees = append(b.trees, bt)
+		b.cur = bt
+	}
+	if bt.lastKey != nil && bytes.Compare(key, bt.lastKey) <= 0 {
+		return fmt.Errorf("%w: tree %q: key %X after %X", ErrBulkOrder, t.name, key, bt.lastKey)
+	}
+	bt.lastKey = append(bt.lastKey[:0], key...)
+	if err := bt.values.set(valueKey(t.store, key), bornValue(b.version, op.value)); err != nil {
+		return err
+	}
+	path := trie.PathOf(key)
+	if err := bt.leaves.add(path, trie.LeafHash(path, trie.ValueHash(op.value)), key); err != nil {
+		return err
+	}
+	bt.keys++
+	b.keys++
+	b.bytes += int64(len(key) + len(op.value))
+	if b.keys%4096 == 0 {
+		b.report("load", t.name)
+	}
+	return nil
+}
+
+// report hands the progress to the options' callback and logs it, every
+// few seconds.
+func (b *bulkLoad) report(phase, tree string) {
+	now := b.db.opts.now()
+	if now.Sub(b.reported) < 5*time.Second {
+		return
+	}
+	b.reported = now
+	p := BulkProgress{Phase: phase, Tree: tree, Keys: b.keys, Bytes: b.bytes, Built: b.placed, Elapsed: now.Sub(b.started)}
+	if f := b.db.opts.BulkProgress; f != nil {
+		f(p)
+	}
+	rate := float64(b.keys) / max(p.Elapsed.Seconds(), 1e-9)
+	if phase == "build" {
+		rate = float64(b.placed) / max(p.Elapsed.Seconds(), 1e-9)
+	}
+	b.db.opts.Logger.Info("nomtstore bulk load", "phase", phase, "tree", tree, "keys", b.keys, "built", b.placed,
+		"bytes", b.bytes, "keys_per_s", int64(rate), "elapsed", p.Elapsed.Round(time.Second))
+}
+
+// endTree closes the values table of the tree being loaded.
+func (b *bulkLoad) endTree() error {
+	if b.cur == nil {
+		return nil
+	}
+	err := b.cur.values.close()
+	b.cur = nil
+	return err
+}
+
+// build builds every loaded tree and ingests its tables, and returns the
+// working set of the version: the roots, and no update (the pages are in
+// the page table already). REQUIRES: writeMu.
+func (b *bulkLoad) build() (*workingSet, error) {
+	if err := b.endTree(); err != nil {
+		return nil, err
+	}
+	b.built = true
+	db := b.db
+	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}}
+	db.mu.RLock()
+	for _, t := range db.trees {
+		w.roots[t.store] = db.record.roots[t.store]
+	}
+	w.table = db.pages.table
+	db.mu.RUnlock()
+	for _, bt := range b.trees {
+		if err := b.buildTree(bt); err != nil {
+			return nil, fmt.Errorf("commitment: bulk load of tree %q: %w", bt.t.name, err)
+		}
+		w.roots[bt.t.store] = bt.root
+	}
+	db.mu.RLock()
+	w.table = db.pages.table
+	db.mu.RUnlock()
+	return w, nil
+}
+
+// buildTree merges a tree's leaf runs into the leaf index and its trie,
+// writes the trie's pages and ingests the tree's tables.
+func (b *bulkLoad) buildTree(bt *bulkTree) error {
+	db := b.db
+	defer db.opts.observePhase(PhaseBulkBuild, db.opts.now())
+	leaves, err := bt.leaves.merge()
+	if err != nil {
+		return err
+	}
+	defer leaves.close()
+	index := b.newTableWriter()
+	var pages []bitbox.Change
+	chunk := int(max(min(db.opts.CheckpointBytes, 64<<20)/trie.PageSize, 64))
+	builder := &trie.Builder{Store: bt.t.store, ElideBelow: db.elideBelow, Window: bulkBuildWindow,
+		Emit: func(id trie.PageID, p *trie.Page) error {
+			pages = append(pages, bitbox.Change{Key: bitbox.PageKey{Store: bt.t.store, ID: id}, Page: p})
+			if len(pages) < chunk {
+				return nil
+			}
+			err := b.writePages(pages)
+			pages = pages[:0]
+			return err
+		}}
+	res, err := builder.Build(func() (trie.Leaf, bool, error) {
+		l, ok, err := leaves.next()
+		if !ok || err != nil {
+			return trie.Leaf{}, false, err
+		}
+		if err := index.set(leafKey(bt.t.store, l.path), leafValue(b.version, l.hash, l.key)); err != nil {
+			return trie.Leaf{}, false, err
+		}
+		b.placed++
+		if b.placed%4096 == 0 {
+			b.report("build", bt.t.name)
+		}
+		return trie.Leaf{Path: l.path, Hash: l.hash}, true, nil
+	})
+	if err != nil {
+		return err
+	}
+	if res.Leaves != int(bt.keys) {
+		return fmt.Errorf("commitment: %d keys were loaded but %d leaves came out of the sort", bt.keys, res.Leaves)
+	}
+	if len(pages) > 0 {
+		if err := b.writePages(pages); err != nil {
+			return err
+		}
+	}
+	if err := index.close(); err != nil {
+		return err
+	}
+	files := slices.Concat(bt.values.files, index.files)
+	if len(files) > 0 {
+		if err := db.pebble.Ingest(files); err != nil {
+			return fmt.Errorf("ingesting %d tables: %w", len(files), err)
+		}
+	}
+	bt.root = res.Root
+	db.opts.Logger.Info("nomtstore bulk load built a tree", "tree", bt.t.name, "keys", bt.keys, "pages", res.Pages,
+		"leaf_runs", len(bt.leaves.runs), "root", res.Root)
+	return nil
+}
+
+// writePages places a chunk of new pages in the page table and writes them
+// with a checkpoint: memory holds one chunk at a time. The table holds
+// them before the commit point, unreachable: a version 0 has no root.
+// REQUIRES: writeMu.
+func (b *bulkLoad) writePages(changes []bitbox.Change) error {
+	db := b.db
+	if err := db.pages.place(changes, db.pages.current()); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	db.pages.apply(changes)
+	db.mu.Unlock()
+	return db.pages.checkpointNow()
+}
+
+// finishCommit adds the end of the load to its commit batch: the marker
+// goes with the commit record.
+func (b *bulkLoad) finishCommit(batch *pebble.Batch) error {
+	return batch.Delete(keyBulk, nil)
+}
+
+// committed cleans up after the load's commit point: the value and leaf
+// caches may hold reads of the empty version. REQUIRES: writeMu, mu.
+func (b *bulkLoad) committed() {
+	b.db.values.purge()
+	b.db.leaves.purge()
+}
+
+// cleanup removes the load's temporary files.
+func (b *bulkLoad) cleanup() {
+	for _, bt := range b.trees {
+		bt.leaves.release()
+	}
+	if err := b.fs.RemoveAll(b.dir); err != nil {
+		b.db.opts.Logger.Error("nomtstore bulk load: removing its temporary files", "dir", b.dir, "err", err)
+	}
+}
+
+// abortBulk wipes an unfinished load and leaves the store empty.
+// REQUIRES: writeMu.
+func (db *DB) abortBulk() error {
+	b := db.bulk
+	db.bulk = nil
+	db.working = nil
+	b.cleanup()
+	for _, bt := range b.trees {
+		_ = bt.values.close()
+	}
+	if err := db.pages.reap(true); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	table := db.pages.table
+	path := table.Path()
+	fresh, err := wipeBulk(db.opts, db.pebble, db.dir)
+	if err != nil {
+		return err
+	}
+	_ = table.Close()
+	db.pages.table = fresh
+	db.pages.cache.purge()
+	db.pages.checkpointed.Store(0)
+	db.values.purge()
+	db.leaves.purge()
+	db.snap.release()
+	db.snap = newSnapshot(db.pebble)
+	db.opts.Logger.Info("nomtstore discarded a bulk load", "keys", b.keys, "table", path)
+	return nil
+}
+
+// wipeBulk removes what an unfinished bulk load wrote into an empty store,
+// in an order a crash can repeat: a new empty page table first, then the
+// values and leaf index, the checkpoint record and the marker in one
+// synced batch. It returns the new table.
+func wipeBulk(o Options, pdb *pebble.DB, dir string) (*bitbox.Table, error) {
+	_ = vfs.PebbleFS(o.FS).RemoveAll(filepath.Join(dir, bulkDir))
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	table, err := bitbox.CreateTable(o.FS, filepath.Join(dir, tableFile), o.InitialBuckets, binary.BigEndian.Uint64(seed[:]))
+	if err != nil {
+		return nil, fmt.Errorf("commitment: wiping a bulk load: new page table: %w", err)
+	}
+	batch := pdb.NewBatch()
+	defer func() { _ = batch.Close() }()
+	err = errors.Join(
+		batch.DeleteRange([]byte{prefixValue}, []byte{prefixValue + 1}, nil),
+		batch.DeleteRange([]byte{prefixLeaf}, []byte{prefixLeaf + 1}, nil),
+		batch.Delete(keyCheckpoint, nil),
+		batch.Delete(keyBulk, nil),
+	)
+	if err == nil {
+		err = batch.Commit(pebble.Sync)
+	}
+	if err != nil {
+		_ = table.Close()
+		return nil, fmt.Errorf("commitment: wiping a bulk load: %w", err)
+	}
+	return table, nil
+}
+
+// tableWriter writes sorted keys into sstables for ingestion, starting a
+// new one every bulkTableBytes.
+type tableWriter struct {
+	load  *bulkLoad
+	w     *sstable.Writer
+	files []string
+}
+
+func (b *bulkLoad) newTableWriter() *tableWriter { return &tableWriter{load: b} }
+
+func (b *bulkLoad) tempFile(kind string) string {
+	b.files++
+	return filepath.Join(b.dir, fmt.Sprintf("%06d.%s", b.files, kind))
+}
+
+func (tw *tableWriter) set(key, value []byte) error {
+	if tw.w == nil {
+		name := tw.load.tempFile("sst")
+		f, err := tw.load.fs.Create(name)
+		if err != nil {
+			return fmt.Errorf("commitment: bulk load: %w", err)
+		}
+		tw.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), tw.load.writer)
+		tw.files = append(tw.files, name)
+	}
+	if err := tw.w.Set(key, value); err != nil {
+		return fmt.Errorf("commitment: bulk load: %w", err)
+	}
+	if tw.w.EstimatedSize() >= bulkTableBytes {
+		return tw.close()
+	}
+	return nil
+}
+
+// close finishes the current table (synced, as ingestion wants).
+func (tw *tableWriter) close() error {
+	if tw.w == nil {
+		return nil
+	}
+	err := tw.w.Close()
+	tw.w = nil
+	if err != nil {
+		return fmt.Errorf("commitment: bulk load: %w", err)
+	}
+	return nil
+}
+
+// bulkLeaf is a key's leaf on its way to the index: path, leaf hash, key.
+type bulkLeaf struct {
+	path trie.KeyPath
+	hash trie.Hash
+	key  []byte
+}
+
+// leafSorter sorts a tree's leaves by path in memory bounded by its
+// budget: a full buffer is sorted and spilled to a run file, and the runs
+// merge at the end.
+type leafSorter struct {
+	load   *bulkLoad
+	budget int64
+	buf    []bulkLeaf
+	arena  []byte // the buffered leaves' keys
+	used   int64
+	runs   []leafRun
+}
+
+// leafRun is a spilled run: records of path [32] | leaf hash [32] | key
+// length uvarint | key, in path order, checked by their count and CRC-32C
+// when read back.
+type leafRun struct {
+	name  string
+	count int
+	crc   uint32
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newLeafSorter(b *bulkLoad, budget int64) *leafSorter {
+	return &leafSorter{load: b, budget: budget}
+}
+
+// leafOverhead is a buffered leaf's memory beyond its key.
+const leafOverhead = 64 + 24
+
+func (s *leafSorter) add(path trie.KeyPath, hash trie.Hash, key []byte) error {
+	if len(s.arena)+len(key) > cap(s.arena) {
+		// A new arena: the old one stays referenced by its leaves.
+		s.arena = make([]byte, 0, max(1<<20, len(key)))
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, key...)
+	s.buf = append(s.buf, bulkLeaf{path: path, hash: hash, key: s.arena[start:len(s.arena):len(s.arena)]})
+	s.used += int64(leafOverhead + len(key))
+	if s.used < s.budget {
+		return nil
+	}
+	return s.spill()
+}
+
+func (s *leafSorter) sortBuffer() {
+	slices.SortFunc(s.buf, func(a, b bulkLeaf) int { return bytes.Compare(a.path[:], b.path[:]) })
+}
+
+// spill writes the buffer as a sorted run and empties it.
+func (s *leafSorter) spill() error {
+	s.sortBuffer()
+	run := leafRun{name: s.load.tempFile("run"), count: len(s.buf)}
+	f, err := s.load.fs.Create(run.name)
+	if err != nil {
+		return fmt.Errorf("commitment: bulk load: %w", err)
+	}
+	w := newRunWriter(f)
+	for i := range s.buf {
+		w.write(&s.buf[i])
+	}
+	run.crc = w.crc
+	err = errors.Join(w.flush(), f.Close())
+	if err != nil {
+		return fmt.Errorf("commitment: bulk load: writing run %s: %w", run.name, err)
+	}
+	s.runs = append(s.runs, run)
+	s.buf, s.arena, s.used = nil, nil, 0
+	return nil
+}
+
+func (s *leafSorter) release() { s.buf, s.arena = nil, nil }
+
+// merge returns the leaves of every run and of the buffer in path order.
+func (s *leafSorter) merge() (*leafMerge, error) {
+	s.sortBuffer()
+	m := &leafMerge{}
+	if len(s.buf) > 0 {
+		m.sources = append(m.sources, &bufferSource{leaves: s.buf})
+	}
+	for _, run := range s.runs {
+		f, err := s.load.fs.Open(run.name)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("commitment: bulk load: %w", err)
+		}
+		m.sources = append(m.sources, newRunReader(f, run))
+	}
+	for _, src := range m.sources {
+		ok, err := src.advance()
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		if ok {
+			m.heap = append(m.heap, src)
+		}
+	}
+	heap.Init(&m.heap)
+	return m, nil
+}
+
+// leafSource is one sorted input of the merge; current is valid after an
+// advance that returned true.
+type leafSource interface {
+	advance() (bool, error)
+	current() *bulkLeaf
+	close()
+}
+
+type bufferSource struct {
+	leaves []bulkLeaf
+	i      int
+}
+
+func (b *bufferSource) advance() (bool, error) {
+	b.i++
+	return b.i <= len(b.leaves), nil
+}
+func (b *bufferSource) current() *bulkLeaf { return &b.leaves[b.i-1] }
+func (b *bufferSource) close()             {}
+
+type leafMerge struct {
+	sources []leafSource
+	heap    sourceHeap
+	out     bulkLeaf
+}
+
+// next returns the next leaf in path order; it is valid until the next call.
+func (m *leafMerge) next() (bulkLeaf, bool, error) {
+	if len(m.heap) == 0 {
+		return bulkLeaf{}, false, nil
+	}
+	top := m.heap[0]
+	c := top.current()
+	m.out.path, m.out.hash = c.path, c.hash
+	m.out.key = append(m.out.key[:0], c.key...)
+	ok, err := top.advance()
+	if err != nil {
+		return bulkLeaf{}, false, err
+	}
+	if ok {
+		heap.Fix(&m.heap, 0)
+	} else {
+		heap.Pop(&m.heap)
+	}
+	return m.out, true, nil
+}
+
+func (m *leafMerge) close() {
+	for _, s := range m.sources {
+		s.close()
+	}
+}
+
+type sourceHeap []leafSource
+
+func (h sourceHeap) Len() int { return len(h) }
+func (h sourceHeap) Less(i, j int) bool {
+	return bytes.Compare(h[i].current().path[:], h[j].current().path[:]) < 0
+}
+func (h sourceHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *sourceHeap) Push(x any)   { *h = append(*h, x.(leafSource)) }
+func (h *sourceHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// runWriter writes a run's records through a buffer, summing their CRC.
+type runWriter struct {
+	f   io.Writer
+	buf []byte
+	crc uint32
+	err error
+}
+
+func newRunWriter(f io.Writer) *runWriter { return &runWriter{f: f, buf: make([]byte, 0, 1<<20)} }
+
+func (w *runWriter) write(l *bulkLeaf) {
+	start := len(w.buf)
+	w.buf = append(w.buf, l.path[:]...)
+	w.buf = append(w.buf, l.hash[:]...)
+	w.buf = binary.AppendUvarint(w.buf, uint64(len(l.key)))
+	w.buf = append(w.buf, l.key...)
+	w.crc = crc32.Update(w.crc, castagnoli, w.buf[start:])
+	if len(w.buf) >= 1<<20 {
+		_ = w.flush()
+	}
+}
+
+func (w *runWriter) flush() error {
+	if w.err == nil && len(w.buf) > 0 {
+		_, w.err = w.f.Write(w.buf)
+	}
+	w.buf = w.buf[:0]
+	return w.err
+}
+
+// runReader reads a run back, checking its records' count and CRC.
+type runReader struct {
+	f    pebblevfs.File
+	run  leafRun
+	r    *byteReader
+	read int
+	crc  uint32
+	cur  bulkLeaf
+}
+
+func newRunReader(f pebblevfs.File, run leafRun) *runReader {
+	return &runReader{f: f, run: run, r: &byteReader{f: f, buf: make([]byte, 0, 1<<20)}}
+}
+
+func (r *runReader) current() *bulkLeaf { return &r.cur }
+func (r *runReader) close()             { _ = r.f.Close() }
+
+func (r *runReader) advance() (bool, error) {
+	if r.read == r.run.count {
+		if r.crc != r.run.crc || !r.r.atEOF() {
+			return false, fmt.Errorf("%w: bulk load run %s does not read back as written", ErrCorrupt, r.run.name)
+		}
+		return false, nil
+	}
+	fixed, err := r.r.take(64)
+	if err != nil {
+		return false, r.fail(err)
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, fixed)
+	copy(r.cur.path[:], fixed[:32])
+	copy(r.cur.hash[:], fixed[32:64])
+	n, lenBytes, err := r.r.uvarint()
+	if err != nil {
+		return false, r.fail(err)
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, lenBytes)
+	if n > MaxKeyLength {
+		return false, r.fail(fmt.Errorf("a key of %d bytes", n))
+	}
+	key, err := r.r.take(int(n))
+	if err != nil {
+		return false, r.fail(err)
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, key)
+	r.cur.key = append(r.cur.key[:0], key...)
+	r.read++
+	return true, nil
+}
+
+func (r *runReader) fail(err error) error {
+	return fmt.Errorf("%w: bulk load run %s, record %d: %w", ErrCorrupt, r.run.name, r.read, err)
+}
+
+// byteReader is a buffered reader whose reads return views of its buffer.
+type byteReader struct {
+	f   io.Reader
+	buf []byte
+	off int
+	eof bool
+}
+
+// fillTo makes n bytes available past off, unless the file ends first.
+func (r *byteReader) fillTo(n int) error {
+	if len(r.buf)-r.off >= n || r.eof {
+		return nil
+	}
+	rest := copy(r.buf[:cap(r.buf)], r.buf[r.off:])
+	r.buf, r.off = r.buf[:rest], 0
+	if n > cap(r.buf) {
+		r.buf = append(make([]byte, 0, n), r.buf...)
+	}
+	for len(r.buf) < n && !r.eof {
+		m, err := r.f.Read(r.buf[len(r.buf):cap(r.buf)])
+		r.buf = r.buf[:len(r.buf)+m]
+		if errors.Is(err, io.EOF) {
+			r.eof = true
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *byteReader) take(n int) ([]byte, error) {
+	if err := r.fillTo(n); err != nil {
+		return nil, err
+	}
+	if len(r.buf)-r.off < n {
+		return nil, io.ErrUnexpectedEOF
+	}
+	b := r.buf[r.off : r.off+n]
+	r.off += n
+	return b, nil
+}
+
+func (r *byteReader) uvarint() (uint64, []byte, error) {
+	if err := r.fillTo(binary.MaxVarintLen64); err != nil {
+		return 0, nil, err
+	}
+	v, n := binary.Uvarint(r.buf[r.off:])
+	if n <= 0 {
+		return 0, nil, errors.New("a bad key length")
+	}
+	b := r.buf[r.off : r.off+n]
+	r.off += n
+	return v, b, nil
+}
+
+func (r *byteReader) atEOF() bool {
+	if err := r.fillTo(1); err != nil {
+		return false
+	}
+	return len(r.buf) == r.off
+}
