@@ -73,6 +73,10 @@ const bulkTableBytes = 64 << 20
 // bulkBuildWindow is the lookahead of the trie build, in leaves.
 const bulkBuildWindow = 1 << 16
 
+// bulkPageChunkBytes bounds the built pages held until a checkpoint writes
+// them (two chunks at most: one written while the next fills).
+const bulkPageChunkBytes = 16 << 20
+
 // BulkProgress is what a bulk load reports as it goes (Options.BulkProgress).
 type BulkProgress struct {
 	Phase string // "load" while keys arrive, "build" while pages are built
@@ -98,6 +102,11 @@ type bulkLoad struct {
 
 	keys, bytes, placed int64
 	started, reported   time.Time
+	pipe *bulkPipe
+	// scratch holds the table entry being written (the writer copies it):
+	// pipe* the pipe's writer's, scratch* the build's.
+	pipeKey, pipeValue       []byte
+	scratchKey, scratchValue []byte
 }
 
 // bulkTree is one tree's part of a load.
@@ -137,7 +146,7 @@ func (db *DB) BeginBulk() error {
 		}
 	}
 	b := &bulkLoad{db: db, version: max(db.initialVersion, 1), fs: vfs.PebbleFS(db.opts.FS),
-		dir: filepath.Join(db.dir, bulkDir), loaded: map[*tree]bool{}, started: db.opts.now()}
+		dir: filepath.Join(db.dir, bulkDir), loaded: map[*tree]bool{}, started: time.Now()}
 	b.reported = b.started
 	popts := db.pebbleOpts
 	b.writer = popts.MakeWriterOptions(len(popts.Levels)-1, db.pebble.FormatMajorVersion().MaxTableFormat())
@@ -151,6 +160,7 @@ func (db *DB) BeginBulk() error {
 	if err := db.pebble.Set(keyBulk, binary.BigEndian.AppendUint64(nil, b.version), pebble.Sync); err != nil {
 		return fmt.Errorf("commitment: bulk load: %w", err)
 	}
+	b.pipe = newBulkPipe(b)
 	db.bulk = b
 	db.working = nil
 	db.opts.Logger.Info("nomtstore bulk load started", "version", b.version)
@@ -212,10 +222,7 @@ func (b *bulkLoad) add(t *tree, key []byte, op stagedOp) error {
 		if b.loaded[t] {
 			return fmt.Errorf("%w: tree %q again after another tree's keys", ErrBulkOrder, t.name)
 		}
-		if err := b.endTree(); err != nil {
-			return err
-		}
-		bt = &bulkTree{t: t, values: b.newTableWriter(), leaves: newLeafSorter(b, b.db.opts.BulkSortBytes)}
+		bt = &bulkTree{t: t, values: b.newTableWriter(true), leaves: newLeafSorter(b, b.db.opts.BulkSortBytes)}
 		b.loaded[t] = true
 		b.trees = append(b.trees, bt)
 		b.cur = bt
@@ -224,14 +231,9 @@ func (b *bulkLoad) add(t *tree, key []byte, op stagedOp) error {
 		return fmt.Errorf("%w: tree %q: key %X after %X", ErrBulkOrder, t.name, key, bt.lastKey)
 	}
 	bt.lastKey = append(bt.lastKey[:0], key...)
-	if err := bt.values.set(valueKey(t.store, key), bornValue(b.version, op.value)); err != nil {
+	if err := b.pipe.push(bt, key, op.value); err != nil {
 		return err
 	}
-	path := trie.PathOf(key)
-	if err := bt.leaves.add(path, trie.LeafHash(path, trie.ValueHash(op.value)), key); err != nil {
-		return err
-	}
-	bt.keys++
 	b.keys++
 	b.bytes += int64(len(key) + len(op.value))
 	if b.keys%4096 == 0 {
@@ -240,10 +242,23 @@ func (b *bulkLoad) add(t *tree, key []byte, op stagedOp) error {
 	return nil
 }
 
+// writeItem writes a key's value into its tree's tables and its leaf into
+// the sorter: the pipe's last stage.
+func (b *bulkLoad) writeItem(it *bulkItem) error {
+	bt := it.tree
+	b.pipeKey = appendStoreKey(b.pipeKey[:0], prefixValue, bt.t.store, it.key)
+	b.pipeValue = append(binary.BigEndian.AppendUint64(b.pipeValue[:0], b.version), it.value...)
+	if err := bt.values.set(b.pipeKey, b.pipeValue); err != nil {
+		return err
+	}
+	bt.keys++
+	return bt.leaves.add(it.path, it.leaf, it.key)
+}
+
 // report hands the progress to the options' callback and logs it, every
 // few seconds.
 func (b *bulkLoad) report(phase, tree string) {
-	now := b.db.opts.now()
+	now := time.Now()
 	if now.Sub(b.reported) < 5*time.Second {
 		return
 	}
@@ -260,24 +275,15 @@ func (b *bulkLoad) report(phase, tree string) {
 		"bytes", b.bytes, "keys_per_s", int64(rate), "elapsed", p.Elapsed.Round(time.Second))
 }
 
-// endTree closes the values table of the tree being loaded.
-func (b *bulkLoad) endTree() error {
-	if b.cur == nil {
-		return nil
-	}
-	err := b.cur.values.close()
-	b.cur = nil
-	return err
-}
-
 // build builds every loaded tree and ingests its tables, and returns the
 // working set of the version: the roots, and no update (the pages are in
 // the page table already). REQUIRES: writeMu.
 func (b *bulkLoad) build() (*workingSet, error) {
-	if err := b.endTree(); err != nil {
+	b.built = true
+	b.cur = nil
+	if err := b.pipe.finish(); err != nil {
 		return nil, err
 	}
-	b.built = true
 	db := b.db
 	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}}
 	db.mu.RLock()
@@ -292,6 +298,10 @@ func (b *bulkLoad) build() (*workingSet, error) {
 		}
 		w.roots[bt.t.store] = bt.root
 	}
+	// Every page durable before the commit point can name them.
+	if err := db.pages.checkpointNow(); err != nil {
+		return nil, err
+	}
 	db.mu.RLock()
 	w.table = db.pages.table
 	db.mu.RUnlock()
@@ -302,15 +312,16 @@ func (b *bulkLoad) build() (*workingSet, error) {
 // writes the trie's pages and ingests the tree's tables.
 func (b *bulkLoad) buildTree(bt *bulkTree) error {
 	db := b.db
+	start := time.Now()
 	defer db.opts.observePhase(PhaseBulkBuild, db.opts.now())
 	leaves, err := bt.leaves.merge()
 	if err != nil {
 		return err
 	}
 	defer leaves.close()
-	index := b.newTableWriter()
+	index := b.newTableWriter(false)
 	var pages []bitbox.Change
-	chunk := int(max(min(db.opts.CheckpointBytes, 64<<20)/trie.PageSize, 64))
+	chunk := int(max(min(db.opts.CheckpointBytes, bulkPageChunkBytes)/trie.PageSize, 64))
 	builder := &trie.Builder{Store: bt.t.store, ElideBelow: db.elideBelow, Window: bulkBuildWindow,
 		Emit: func(id trie.PageID, p *trie.Page) error {
 			pages = append(pages, bitbox.Change{Key: bitbox.PageKey{Store: bt.t.store, ID: id}, Page: p})
@@ -326,7 +337,10 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 		if !ok || err != nil {
 			return trie.Leaf{}, false, err
 		}
-		if err := index.set(leafKey(bt.t.store, l.path), leafValue(b.version, l.hash, l.key)); err != nil {
+		b.scratchKey = appendStoreKey(b.scratchKey[:0], prefixLeaf, bt.t.store, l.path[:])
+		b.scratchValue = binary.BigEndian.AppendUint64(b.scratchValue[:0], b.version)
+		b.scratchValue = append(append(b.scratchValue, l.hash[:]...), l.key...)
+		if err := index.set(b.scratchKey, b.scratchValue); err != nil {
 			return trie.Leaf{}, false, err
 		}
 		b.placed++
@@ -357,28 +371,34 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 	}
 	bt.root = res.Root
 	db.opts.Logger.Info("nomtstore bulk load built a tree", "tree", bt.t.name, "keys", bt.keys, "pages", res.Pages,
-		"leaf_runs", len(bt.leaves.runs), "root", res.Root)
+		"leaf_runs", len(bt.leaves.runs), "took", time.Since(start).Round(time.Millisecond), "root", res.Root)
 	return nil
 }
 
-// writePages places a chunk of new pages in the page table and writes them
-// with a checkpoint: memory holds one chunk at a time. The table holds
-// them before the commit point, unreachable: a version 0 has no root.
-// REQUIRES: writeMu.
+// writePages places a chunk of new pages in the page table and starts a
+// checkpoint writing them, once the previous chunk's is done: memory holds
+// two chunks at most, and the build goes on while the disk writes. The
+// table holds them before the commit point, unreachable: version 0 has no
+// root. REQUIRES: writeMu.
 func (b *bulkLoad) writePages(changes []bitbox.Change) error {
 	db := b.db
 	if err := db.pages.place(changes, db.pages.current()); err != nil {
 		return err
 	}
+	if err := db.pages.reap(true); err != nil {
+		return err
+	}
 	db.mu.Lock()
 	db.pages.apply(changes)
+	table, seq := db.pages.table, db.record.lastSeq
 	db.mu.Unlock()
-	return db.pages.checkpointNow()
+	db.pages.start(table, seq)
+	return nil
 }
 
 // finishCommit adds the end of the load to its commit batch: the marker
 // goes with the commit record.
-func (b *bulkLoad) finishCommit(batch *pebble.Batch) error {
+func (b *bulkLoad) finishCommit(batch batchWriter) error {
 	return batch.Delete(keyBulk, nil)
 }
 
@@ -405,13 +425,14 @@ func (db *DB) abortBulk() error {
 	b := db.bulk
 	db.bulk = nil
 	db.working = nil
-	b.cleanup()
+	_ = b.pipe.finish()
 	for _, bt := range b.trees {
 		_ = bt.values.close()
 	}
-	if err := db.pages.reap(true); err != nil {
-		return err
-	}
+	b.cleanup()
+	// A failed checkpoint of the load's pages does not outlive it: its
+	// table is replaced. (The store was clean when the load began.)
+	_ = db.pages.reap(true)
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	table := db.pages.table
@@ -422,6 +443,7 @@ func (db *DB) abortBulk() error {
 	}
 	_ = table.Close()
 	db.pages.table = fresh
+	db.pages.failed = nil
 	db.pages.cache.purge()
 	db.pages.checkpointed.Store(0)
 	db.values.purge()
@@ -466,11 +488,22 @@ func wipeBulk(o Options, pdb *pebble.DB, dir string) (*bitbox.Table, error) {
 // new one every bulkTableBytes.
 type tableWriter struct {
 	load  *bulkLoad
+	opts  sstable.WriterOptions
 	w     *sstable.Writer
 	files []string
 }
 
-func (b *bulkLoad) newTableWriter() *tableWriter { return &tableWriter{load: b} }
+// newTableWriter writes tables as Pebble's bottom level would; compress
+// off is for tables of hashes (the leaf index, in path order: its keys
+// are hashes and its raw keys in random order), which snappy would spend
+// CPU on for nothing.
+func (b *bulkLoad) newTableWriter(compress bool) *tableWriter {
+	tw := &tableWriter{load: b, opts: b.writer}
+	if !compress {
+		tw.opts.Compression = sstable.NoCompression
+	}
+	return tw
+}
 
 func (b *bulkLoad) tempFile(kind string) string {
 	b.files++
@@ -484,7 +517,7 @@ func (tw *tableWriter) set(key, value []byte) error {
 		if err != nil {
 			return fmt.Errorf("commitment: bulk load: %w", err)
 		}
-		tw.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), tw.load.writer)
+		tw.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), tw.opts)
 		tw.files = append(tw.files, name)
 	}
 	if err := tw.w.Set(key, value); err != nil {
@@ -517,16 +550,29 @@ type bulkLeaf struct {
 }
 
 // leafSorter sorts a tree's leaves by path in memory bounded by its
-// budget: a full buffer is sorted and spilled to a run file, and the runs
-// merge at the end.
+// budget. Leaves gather in chunks of leafChunkLeaves, each sorted when
+// full (so no buffer is one big slice, regrown and copied as it fills);
+// once the budget is used, the chunks merge into a run file spilled to disk,
+// and their memory is reused. The chunks left and the runs merge at the
+// end.
 type leafSorter struct {
 	load   *bulkLoad
 	budget int64
-	buf    []bulkLeaf
-	arena  []byte // the buffered leaves' keys
 	used   int64
-	runs   []leafRun
+	chunks [][]bulkLeaf // the last one filling, the others sorted
+	arena  []byte       // the current block of the chunks' keys
+	// free chunks and key blocks, for reuse after a spill.
+	freeChunks [][]bulkLeaf
+	freeBlocks [][]byte
+	blocks     [][]byte // key blocks in use
+	runs       []leafRun
 }
+
+// leafChunkLeaves is the leaves of one chunk (88 bytes each, 2.75 MiB).
+const leafChunkLeaves = 1 << 15
+
+// keyBlockBytes is the size of the blocks the sorter keeps keys in.
+const keyBlockBytes = 1 << 20
 
 // leafRun is a spilled run: records of path [32] | leaf hash [32] | key
 // length uvarint | key, in path order, checked by their count and CRC-32C
@@ -548,12 +594,19 @@ const leafOverhead = 64 + 24
 
 func (s *leafSorter) add(path trie.KeyPath, hash trie.Hash, key []byte) error {
 	if len(s.arena)+len(key) > cap(s.arena) {
-		// A new arena: the old one stays referenced by its leaves.
-		s.arena = make([]byte, 0, max(1<<20, len(key)))
+		s.newBlock(len(key))
 	}
 	start := len(s.arena)
 	s.arena = append(s.arena, key...)
-	s.buf = append(s.buf, bulkLeaf{path: path, hash: hash, key: s.arena[start:len(s.arena):len(s.arena)]})
+	n := len(s.chunks)
+	if n == 0 || len(s.chunks[n-1]) == cap(s.chunks[n-1]) {
+		if n > 0 {
+			sortLeaves(s.chunks[n-1])
+		}
+		s.chunks = append(s.chunks, s.newChunk())
+		n++
+	}
+	s.chunks[n-1] = append(s.chunks[n-1], bulkLeaf{path: path, hash: hash, key: s.arena[start:len(s.arena):len(s.arena)]})
 	s.used += int64(leafOverhead + len(key))
 	if s.used < s.budget {
 		return nil
@@ -561,21 +614,64 @@ func (s *leafSorter) add(path trie.KeyPath, hash trie.Hash, key []byte) error {
 	return s.spill()
 }
 
-func (s *leafSorter) sortBuffer() {
-	slices.SortFunc(s.buf, func(a, b bulkLeaf) int { return bytes.Compare(a.path[:], b.path[:]) })
+func (s *leafSorter) newBlock(need int) {
+	if need <= keyBlockBytes && len(s.freeBlocks) > 0 {
+		s.arena = s.freeBlocks[len(s.freeBlocks)-1][:0]
+		s.freeBlocks = s.freeBlocks[:len(s.freeBlocks)-1]
+	} else {
+		s.arena = make([]byte, 0, max(keyBlockBytes, need))
+	}
+	s.blocks = append(s.blocks, s.arena)
 }
 
-// spill writes the buffer as a sorted run and empties it.
+func (s *leafSorter) newChunk() []bulkLeaf {
+	if n := len(s.freeChunks); n > 0 {
+		c := s.freeChunks[n-1]
+		s.freeChunks = s.freeChunks[:n-1]
+		return c
+	}
+	return make([]bulkLeaf, 0, leafChunkLeaves)
+}
+
+func sortLeaves(leaves []bulkLeaf) {
+	slices.SortFunc(leaves, func(a, b bulkLeaf) int { return bytes.Compare(a.path[:], b.path[:]) })
+}
+
+// sources sorts the filling chunk and returns every chunk as a merge input.
+func (s *leafSorter) sources() []leafSource {
+	if n := len(s.chunks); n > 0 {
+		sortLeaves(s.chunks[n-1])
+	}
+	out := make([]leafSource, 0, len(s.chunks))
+	for _, c := range s.chunks {
+		out = append(out, &bufferSource{leaves: c})
+	}
+	return out
+}
+
+// spill merges the chunks into a run file and frees them for reuse.
 func (s *leafSorter) spill() error {
-	s.sortBuffer()
-	run := leafRun{name: s.load.tempFile("run"), count: len(s.buf)}
+	m, err := newLeafMerge(s.sources())
+	if err != nil {
+		return err
+	}
+	run := leafRun{name: s.load.tempFile("run")}
 	f, err := s.load.fs.Create(run.name)
 	if err != nil {
 		return fmt.Errorf("commitment: bulk load: %w", err)
 	}
 	w := newRunWriter(f)
-	for i := range s.buf {
-		w.write(&s.buf[i])
+	for {
+		l, ok, err := m.next()
+		if err != nil {
+			_ = f.Close()
+			return err
+		}
+		if !ok {
+			break
+		}
+		w.write(&l)
+		run.count++
 	}
 	run.crc = w.crc
 	err = errors.Join(w.flush(), f.Close())
@@ -583,27 +679,38 @@ func (s *leafSorter) spill() error {
 		return fmt.Errorf("commitment: bulk load: writing run %s: %w", run.name, err)
 	}
 	s.runs = append(s.runs, run)
-	s.buf, s.arena, s.used = nil, nil, 0
+	for _, c := range s.chunks {
+		clear(c) // drop the key references before reuse
+		s.freeChunks = append(s.freeChunks, c[:0])
+	}
+	s.freeBlocks = append(s.freeBlocks, s.blocks...)
+	s.chunks, s.blocks, s.arena, s.used = nil, nil, nil, 0
 	return nil
 }
 
-func (s *leafSorter) release() { s.buf, s.arena = nil, nil }
+func (s *leafSorter) release() {
+	s.chunks, s.freeChunks, s.blocks, s.freeBlocks, s.arena = nil, nil, nil, nil, nil
+}
 
-// merge returns the leaves of every run and of the buffer in path order.
+// merge returns the leaves of every run and chunk in path order.
 func (s *leafSorter) merge() (*leafMerge, error) {
-	s.sortBuffer()
-	m := &leafMerge{}
-	if len(s.buf) > 0 {
-		m.sources = append(m.sources, &bufferSource{leaves: s.buf})
-	}
+	sources := s.sources()
 	for _, run := range s.runs {
 		f, err := s.load.fs.Open(run.name)
 		if err != nil {
-			m.close()
+			for _, src := range sources {
+				src.close()
+			}
 			return nil, fmt.Errorf("commitment: bulk load: %w", err)
 		}
-		m.sources = append(m.sources, newRunReader(f, run))
+		sources = append(sources, newRunReader(f, run))
 	}
+	return newLeafMerge(sources)
+}
+
+// newLeafMerge merges sorted sources; it owns them.
+func newLeafMerge(sources []leafSource) (*leafMerge, error) {
+	m := &leafMerge{sources: sources}
 	for _, src := range m.sources {
 		ok, err := src.advance()
 		if err != nil {

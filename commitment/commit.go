@@ -114,7 +114,7 @@ func (db *DB) Set(treeName string, key, value []byte) error {
 	case len(value) > MaxValueLength:
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrValueTooLarge, len(value), MaxValueLength)
 	}
-	return db.stage(treeName, key, stagedOp{value: bytes.Clone(value)})
+	return db.stage(treeName, key, stagedOp{value: value})
 }
 
 // Delete stages the removal of key from a tree, for the next commit.
@@ -125,6 +125,7 @@ func (db *DB) Delete(treeName string, key []byte) error {
 	return db.stage(treeName, key, stagedOp{delete: true})
 }
 
+// stage stages a change; op.value is the caller's (stage copies it).
 func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	// Checked under writeMu, which Close holds while it closes: a writer
 	// that checked before could queue to the warmer after Close stopped it.
@@ -142,6 +143,11 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	}
 	if db.bulk != nil {
 		return db.bulk.add(t, key, op)
+	}
+	if !op.delete {
+		// The caller may reuse its slice once Set returns; a bulk load
+		// copies it as it writes it.
+		op.value = bytes.Clone(op.value)
 	}
 	m := db.staged[t]
 	if m == nil {
@@ -381,9 +387,9 @@ func (db *DB) Commit() (*CommitResult, error) {
 	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
 	// The WAL record encodes on the other core while the batch is built.
-	walDone := make(chan []byte, 1)
+	walDone := make(chan [][]byte, 1)
 	go func() { walDone <- db.encodeWAL(record, changes) }()
-	batch := db.pebble.NewBatchWithSize(min(db.batchSize+db.batchSize/8, maxBatchHint))
+	batch := db.newChunkedBatch(min(db.batchSize+db.batchSize/8, maxBatchHint))
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
@@ -412,7 +418,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 		db.bulk = nil
 		b.cleanup()
 		db.opts.Logger.Info("nomtstore bulk load committed", "version", record.version, "keys", b.keys, "bytes", b.bytes,
-			"elapsed", db.opts.now().Sub(b.started).Round(time.Millisecond))
+			"elapsed", time.Since(b.started).Round(time.Millisecond))
 	}
 	keys, hashes := 0, 0
 	for _, staged := range db.staged {
@@ -451,7 +457,7 @@ type latestEntry struct {
 // and leaves, the superseded values, leaves and pages with the version that
 // orphaned them, the version's change list, its roots and the application's
 // record of it, if any. It returns the keys' new current entries.
-func writeVersion(batch *pebble.Batch, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) ([]latestEntry, error) {
+func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) ([]latestEntry, error) {
 	var changed changeList
 	var latest []latestEntry
 	var errs []error
@@ -513,45 +519,53 @@ func supersededPages(w *workingSet) [][][]byte {
 	return entries
 }
 
-// encodeWAL returns the WAL record of a version's page changes under the
-// next sequence number, which it takes in record; nil when no page changes.
-// REQUIRES: writeMu.
-func (db *DB) encodeWAL(record *commitRecord, changes []bitbox.Change) []byte {
+// encodeWAL returns the WAL records of a version's page changes under the
+// next sequence numbers, which it takes in record: one record, or several
+// of at most MaxBatchBytes each for a very large version (chunked.go); none
+// when no page changes. REQUIRES: writeMu.
+func (db *DB) encodeWAL(record *commitRecord, changes []bitbox.Change) [][]byte {
 	if len(changes) == 0 {
 		return nil
 	}
 	db.mu.RLock()
 	generation := db.pages.table.Generation()
 	db.mu.RUnlock()
-	record.lastSeq++
-	return bitbox.EncodeWAL(record.lastSeq, generation, changes)
+	var records [][]byte
+	for _, part := range splitChanges(changes, int(db.opts.MaxBatchBytes)) {
+		record.lastSeq++
+		records = append(records, bitbox.EncodeWAL(record.lastSeq, generation, part))
+	}
+	return records
 }
 
 // commitDurably runs steps 2 and 3 of the protocol for a prepared version:
-// the WAL record of its page changes (encodeWAL) and the commit record join
-// its batch, the batch is committed with one sync (the commit point), and
-// the committed state swaps to the new version: pages applied, and the
-// caches of the latest version brought to it by swapCaches, under mu.
-// Commit and rollback share it. It consumes batch and returns the WAL
-// record's size. REQUIRES: writeMu.
-func (db *DB) commitDurably(record *commitRecord, wal []byte, changes []bitbox.Change, batch *pebble.Batch, swapCaches func()) (int, error) {
+// the WAL records of its page changes (encodeWAL) and the commit record join
+// its batch, the batch is committed with one sync (the commit point), the
+// chunks of a large batch are applied (chunked.go), and the committed state
+// swaps to the new version: pages applied, and the caches of the latest
+// version brought to it by swapCaches, under mu. Commit and rollback share
+// it. It consumes batch and returns the WAL records' size. REQUIRES:
+// writeMu.
+func (db *DB) commitDurably(record *commitRecord, wal [][]byte, changes []bitbox.Change, batch *chunkedBatch, swapCaches func()) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
-	walBytes := len(wal)
-	if wal != nil {
-		if err := batch.Set(walKey(record.lastSeq), wal, nil); err != nil {
+	walBytes := 0
+	firstSeq := record.lastSeq - uint64(len(wal)) + 1
+	for i, w := range wal {
+		if err := batch.Set(walKey(firstSeq+uint64(i)), w, nil); err != nil {
 			_ = batch.Close()
 			return 0, err
 		}
-		db.stats.walBytes.Add(uint64(walBytes))
+		walBytes += len(w)
 	}
-	if err := batch.Set(keyCommit, record.encode(), nil); err != nil {
+	db.stats.walBytes.Add(uint64(walBytes))
+	if err := errors.Join(batch.seal(), batch.Batch.Set(keyCommit, record.encode(), nil)); err != nil {
 		_ = batch.Close()
 		return 0, err
 	}
-	db.batchSize = batch.Len()
-	if err := db.checkDiskSpace(record.version, int64(batch.Len())); err != nil {
+	db.batchSize = int(min(batch.size(), maxBatchHint))
+	if err := db.checkDiskSpace(record.version, batch.size()); err != nil {
 		_ = batch.Close()
 		return 0, err
 	}
@@ -567,6 +581,12 @@ func (db *DB) commitDurably(record *commitRecord, wal []byte, changes []bitbox.C
 	_ = batch.Close()
 	db.opts.observePhase(PhaseCommitPoint, pointStart)
 	db.opts.hookAt("after-commit-point")
+	if batch.chunks > 0 {
+		if err := applyPending(db.pebble, batch.tag, batch.chunks); err != nil {
+			db.failed = fmt.Errorf("commitment: version %d committed but applying its chunks failed; reopen to finish: %w", record.version, err)
+			return 0, db.failed
+		}
+	}
 
 	db.mu.Lock()
 	db.pages.apply(changes)

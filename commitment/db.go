@@ -33,8 +33,11 @@ import (
 // page history byte, WAL v2; 4, page elision (pages of subtrees with fewer
 // keys than the directory's elide-below parameter are not stored), the
 // leaf index holds leaf hashes, WAL records live in the commit batch and
-// pages reach the table at checkpoints ('W', "checkpoint", "params").
-const FormatVersion = 4
+// pages reach the table at checkpoints ('W', "checkpoint", "params"); 5,
+// bulk loads ("bulk": an unfinished one is wiped at open) and large
+// commits in chunks applied after their commit point ('B', "pending"),
+// which a format 4 build would not know to finish or wipe.
+const FormatVersion = 5
 
 const (
 	formatFile = "FORMAT"
@@ -138,6 +141,12 @@ type Options struct {
 	// latest version, read in order, up to their budgets): a faster open,
 	// and slower first blocks until the caches warm by themselves.
 	ColdCaches bool
+	// MaxBatchBytes bounds the Pebble batch of one commit: a larger one (a
+	// block rewriting millions of keys) is written in chunks of this size
+	// before the commit point and applied after it (chunked.go), so no
+	// buffer grows with the block. Default 64 MiB, far above an ordinary
+	// block's few MiB.
+	MaxBatchBytes int64
 	// BulkSortBytes bounds the memory a bulk load (BeginBulk) sorts a
 	// tree's leaves in; a bigger tree is sorted in runs spilled to disk and
 	// merged. Default 256 MiB (about 2M keys per run).
@@ -216,6 +225,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.CheckpointInterval <= 0 {
 		out.CheckpointInterval = 100
+	}
+	if out.MaxBatchBytes <= 0 {
+		out.MaxBatchBytes = 64 << 20
 	}
 	if out.BulkSortBytes <= 0 {
 		out.BulkSortBytes = 256 << 20
@@ -317,6 +329,7 @@ const maxBatchHint = 64 << 20
 
 type engineStats struct {
 	commits, pagesWritten, walBytes atomic.Uint64
+	batchChunks                     atomic.Uint64
 	prunedVersions, pruneFailures   atomic.Uint64
 	lastPruneError                  atomic.Pointer[error]
 }
@@ -510,6 +523,13 @@ func writeFormatFile(fs vfs.FS, dir string) error {
 
 // load reads the committed state, recovers the page table and registers trees.
 func (db *DB) load(treeNames []string) error {
+	// First: the chunks of a large commit interrupted after its commit
+	// point hold some of its records (the earliest version, roots, WAL
+	// records), which everything below reads.
+	applied, err := recoverPending(db.pebble)
+	if err != nil {
+		return fmt.Errorf("commitment: finishing the last commit's chunks: %w", err)
+	}
 	record := &commitRecord{roots: map[trie.StoreID]trie.Hash{}}
 	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {
 		return err
@@ -519,6 +539,9 @@ func (db *DB) load(treeNames []string) error {
 		}
 	}
 	db.record = record
+	if applied > 0 {
+		db.opts.Logger.Info("nomtstore applied the chunks of a large commit interrupted after its commit point", "version", record.version, "chunks", applied)
+	}
 	if v, ok, err := db.getMeta(keyEarliest, "the earliest version"); err != nil {
 		return err
 	} else if ok {
@@ -546,6 +569,7 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.discardUnfinishedBulk(); err != nil {
 		return err
 	}
+
 	if err := db.openTable(); err != nil {
 		return err
 	}
@@ -717,6 +741,7 @@ func (db *DB) Close() error {
 	}
 	if b := db.bulk; b != nil {
 		// Left for the next open to wipe, as a crash would leave it.
+		_ = b.pipe.finish()
 		for _, bt := range b.trees {
 			_ = bt.values.close()
 		}

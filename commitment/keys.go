@@ -19,6 +19,8 @@ import (
 //	'm'     'm' "trees"                          tree registry: repeated (store u32, name length u16, name)
 //	'm'     'm' "earliest"                       earliest retained version u64
 //	'm'     'm' "bulk"                           a bulk load into the empty store is running: its version u64 (bulk.go)
+//	'm'     'm' "pending"                        the chunks of the last commit point to apply: tag u64 | chunk count u32 (chunked.go)
+//	'B'     'B' tag u64 | chunk u32              a chunk of a large commit's batch: Pebble's batch representation (chunked.go)
 //	'm'     'm' "app:" name                      the application's own records (PutMeta)
 //	'r'     'r' version u64                      roots of that version: tree count u32, repeated (store u32, root [32])
 //	'a'     'a' version u64                      the application's record of that version (SetVersionRecord)
@@ -71,6 +73,7 @@ const (
 	prefixOldPage     = 'h'
 	prefixOldPageByID = 'p'
 	prefixWAL         = 'W'
+	prefixPending     = 'B'
 )
 
 var (
@@ -80,6 +83,7 @@ var (
 	keyTrees      = []byte("mtrees")
 	keyEarliest   = []byte("mearliest")
 	keyBulk       = []byte("mbulk")
+	keyPending    = []byte("mpending")
 	keyAppMeta    = []byte("mapp:")
 )
 
@@ -100,6 +104,14 @@ func storeUpperBound(prefix byte, store trie.StoreID) []byte {
 		return []byte{prefix + 1}
 	}
 	return storePrefix(prefix, store+1)
+}
+
+// appendStoreKey appends prefix | store | rest: valueKey and leafKey into
+// a buffer of the caller's.
+func appendStoreKey(dst []byte, prefix byte, store trie.StoreID, rest []byte) []byte {
+	dst = append(dst, prefix)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(store))
+	return append(dst, rest...)
 }
 
 func versionKey(prefix byte, version uint64) []byte {
@@ -127,6 +139,11 @@ func leafValue(born uint64, leafHash trie.Hash, key []byte) []byte {
 	v = binary.BigEndian.AppendUint64(v, born)
 	v = append(v, leafHash[:]...)
 	return append(v, key...)
+}
+
+// pendingChunkKey is the key of chunk i of a large commit (chunked.go).
+func pendingChunkKey(tag uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(versionKey(prefixPending, tag), i)
 }
 
 // walKey is the key of the WAL record of sequence number seq.

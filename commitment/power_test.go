@@ -176,6 +176,11 @@ func (r *powerRun) newStore() {
 	// commits' WAL records.
 	r.opts.ElideBelow = []int{1, 1, 4, 8}[r.rng.IntN(4)]
 	r.opts.CheckpointInterval = 1 + r.rng.IntN(6)
+	// Now and then commits (and rollbacks) outgrow a tiny batch limit and
+	// are written in chunks applied after their commit point.
+	if r.rng.IntN(3) == 0 {
+		r.opts.MaxBatchBytes = 2 << 10
+	}
 	r.models = map[uint64]*version{0: newVersion(r.t, newState())}
 	r.acked, r.lo, r.hi, r.minEarliest, r.maxEarliest = 0, 0, 0, 0, 0
 	r.keySpace, r.nextKey = 200+r.rng.IntN(400), 0
@@ -239,6 +244,9 @@ func (r *powerRun) noteLog() {
 	log := r.log.take()
 	if strings.Contains(log, "recovered committed pages from the WAL") {
 		r.verdicts["replayed committed WAL records"]++
+	}
+	if strings.Contains(log, "applied the chunks of a large commit") {
+		r.verdicts["applied a committed operation's chunks"]++
 	}
 }
 

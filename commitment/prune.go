@@ -111,7 +111,7 @@ func (db *DB) pruneVersion(e uint64) error {
 
 // dropVersionHistory adds to batch the deletion of everything version o
 // superseded and its change list, which names it.
-func (db *DB) dropVersionHistory(batch *pebble.Batch, o uint64) error {
+func (db *DB) dropVersionHistory(batch batchWriter, o uint64) error {
 	raw, found, err := db.getMeta(versionKey(prefixChanges, o), "a change list")
 	if err != nil || !found {
 		return err

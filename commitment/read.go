@@ -373,6 +373,9 @@ type Stats struct {
 	Commits                    uint64 // since open
 	PagesWritten               uint64 // since open
 	WALBytes                   uint64 // since open
+	// BatchChunks counts the chunks large commits were written in since
+	// open (Options.MaxBatchBytes); 0 while every commit fits one batch.
+	BatchChunks uint64
 	// Pruning since open: versions deleted, runs that failed, and the last
 	// failure (nil after a run that succeeded).
 	PrunedVersions uint64
@@ -390,6 +393,7 @@ func (db *DB) Stats() Stats {
 	db.mu.RUnlock()
 	s.EarliestVersion = db.earliest.Load()
 	s.Commits, s.PagesWritten, s.WALBytes = db.stats.commits.Load(), db.stats.pagesWritten.Load(), db.stats.walBytes.Load()
+	s.BatchChunks = db.stats.batchChunks.Load()
 	s.PrunedVersions, s.PruneFailures = db.stats.prunedVersions.Load(), db.stats.pruneFailures.Load()
 	if e := db.stats.lastPruneError.Load(); e != nil {
 		s.LastPruneError = *e

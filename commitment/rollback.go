@@ -82,7 +82,7 @@ func (db *DB) undoVersion(v uint64) error {
 		return err
 	}
 
-	batch := db.pebble.NewBatch()
+	batch := db.newChunkedBatch(0)
 	var errs []error
 	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
 	del := func(key []byte) { errs = append(errs, batch.Delete(key, nil)) }

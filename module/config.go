@@ -31,12 +31,15 @@ type Config struct {
 	CheckpointInterval int `mapstructure:"checkpoint-interval"`
 	// SyncFlush checkpoints at every commit, before Commit returns.
 	SyncFlush bool `mapstructure:"sync-flush"`
+	// RestoreSortMB bounds the memory a state-sync restore sorts each
+	// store's keys in before spilling a sorted run to disk.
+	RestoreSortMB int `mapstructure:"restore-sort-mb"`
 }
 
 // DefaultConfig is what `init` writes.
 func DefaultConfig() Config {
 	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 32768, PebbleCacheMB: 256,
-		ValueCacheMB: 512, LeafCacheMB: 512, CheckpointMB: 256, CheckpointInterval: 100}
+		ValueCacheMB: 512, LeafCacheMB: 512, CheckpointMB: 256, CheckpointInterval: 100, RestoreSortMB: 256}
 }
 
 // ConfigTemplate is the [nomtstore] section of app.toml, for a config
@@ -82,6 +85,12 @@ checkpoint-interval = {{ .NomtStore.CheckpointInterval }}
 # Checkpoint at every block, before Commit returns (slower; for tests and
 # for copying the directory of a running node).
 sync-flush = {{ .NomtStore.SyncFlush }}
+
+# A state-sync restore sorts each store's keys by their trie path in this
+# many MiB (about 2.5 million keys per 256 MiB); a bigger store is sorted in
+# runs spilled to the store's directory and merged, so a restore's memory
+# does not grow with the state.
+restore-sort-mb = {{ .NomtStore.RestoreSortMB }}
 `
 
 // ReadConfig reads the [nomtstore] section, with defaults for what is
@@ -110,6 +119,7 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 		{"nomtstore.leaf-cache-mb", &c.LeafCacheMB},
 		{"nomtstore.checkpoint-mb", &c.CheckpointMB},
 		{"nomtstore.checkpoint-interval", &c.CheckpointInterval},
+		{"nomtstore.restore-sort-mb", &c.RestoreSortMB},
 	} {
 		if v := appOpts.Get(f.key); v != nil {
 			if *f.to, err = cast.ToIntE(v); err != nil {
@@ -137,6 +147,8 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 		return c, fmt.Errorf("nomtstore.checkpoint-mb must be >= 0, got %d", c.CheckpointMB)
 	case c.CheckpointInterval < 0:
 		return c, fmt.Errorf("nomtstore.checkpoint-interval must be >= 0, got %d", c.CheckpointInterval)
+	case c.RestoreSortMB < 0:
+		return c, fmt.Errorf("nomtstore.restore-sort-mb must be >= 0, got %d", c.RestoreSortMB)
 	}
 	return c, nil
 }
@@ -151,6 +163,7 @@ func (c Config) engineOptions() commitment.Options {
 		CheckpointBytes:    int64(c.CheckpointMB) << 20,
 		CheckpointInterval: c.CheckpointInterval,
 		SyncFlush:          c.SyncFlush,
+		BulkSortBytes:      int64(c.RestoreSortMB) << 20,
 	}
 	// 0 MiB in app.toml turns a cache off (0 in the engine's options
 	// means its default).

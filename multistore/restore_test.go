@@ -3,6 +3,7 @@ package multistore
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -245,4 +246,35 @@ func restoreChild(t *testing.T, arg string) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkRestore restores a synthetic snapshot of -restore-keys keys
+// (default 300k), for profiling; the harness's W5 measures restores
+// against IAVL and memiavl.
+func BenchmarkRestore(b *testing.B) {
+	keys := 300_000
+	if v := os.Getenv("NOMTSTORE_RESTORE_KEYS"); v != "" {
+		if _, err := fmt.Sscan(v, &keys); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stream := synthSnapshot(b, keys, 3)
+	b.SetBytes(int64(len(stream)))
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		var opts Options
+		if testing.Verbose() {
+			opts.Engine.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
+		s := restoreTarget(b, b.TempDir(), opts)
+		b.StartTimer()
+		if _, err := restoreSnapshot(s, 5, stream); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(keys*b.N)/b.Elapsed().Seconds(), "keys/s")
 }

@@ -52,8 +52,9 @@ type BuildResult struct {
 // Build pulls every leaf from next, which returns false once there are no
 // more, and builds their trie.
 func (b *Builder) Build(next func() (Leaf, bool, error)) (BuildResult, error) {
+	window := max(b.Window, MinBuildWindow, b.ElideBelow)
 	r := &buildRun{b: b, tree: Tree{Store: b.Store, Pages: noPages{}, ElideBelow: b.ElideBelow},
-		window: max(b.Window, MinBuildWindow, b.ElideBelow), next: next}
+		window: window, next: next, pending: make([]entry, 0, 2*window+2)}
 	if err := r.fill(1); err != nil {
 		return BuildResult{}, err
 	}
@@ -91,7 +92,9 @@ func (r *buildRun) available() int { return len(r.pending) - r.head }
 
 // fill pulls leaves until the lookahead holds n, or the leaves run out.
 func (r *buildRun) fill(n int) error {
-	if r.head > 4096 && 2*r.head >= len(r.pending) {
+	// Asked for at most window+1 leaves: with head past window, what is
+	// kept fits in the first half of the (never regrown) buffer.
+	if r.head > r.window {
 		r.pending = r.pending[:copy(r.pending, r.pending[r.head:])]
 		r.head = 0
 	}

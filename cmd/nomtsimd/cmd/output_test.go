@@ -50,7 +50,7 @@ func TestStoreCommandsText(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`(?m)^store {2,}\S+nomtstore \(format 4\)$`,
+		`(?m)^store {2,}\S+nomtstore \(format 5\)$`,
 		`(?m)^versions {2,}1\.\.5, 5 retained$`,
 		`(?m)^page table {2,}\d+ pages? in 1,024 buckets, load \d+\.\d\d% \(grows past 75%\)$`,
 		`(?m)^  file {2,}\d+(\.\d+)? MiB, generation 0$`,

@@ -1,0 +1,206 @@
+package commitment
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// A commit (or rollback) is one Pebble batch made durable by one synced
+// write: the commit point. A block that rewrites millions of keys would
+// make that batch grow with it, past what memory should hold and past
+// Pebble's 4 GiB batch limit, at which it fails (and would fail again at
+// the same height on every node: a chain halt). So a batch is written in
+// chunks of Options.MaxBatchBytes:
+//
+//  1. Before the commit point, each full chunk is written unsynced as one
+//     opaque record, 'B' tag | chunk number, holding the chunk's batch
+//     (Pebble's batch representation); tag is random, one per operation.
+//     Nothing reads these records: the version's keys are untouched.
+//  2. The last chunk is the commit batch. It also holds the pending record,
+//     "pending" = tag | chunk count, and its sync makes every earlier
+//     record durable too (Pebble's log is written in order).
+//  3. After the commit point the chunks are applied in order, synced, and
+//     their records and the pending record deleted; only then does the
+//     committed state swap in memory (readers see the previous version's
+//     snapshot until then). A chunk sets and deletes keys no other chunk
+//     of its operation touches, so applying it twice changes nothing.
+//
+// A reopen applies the chunks the pending record names (a crash after the
+// commit point) and deletes every other 'B' record (an operation that
+// never reached it): the operation happened entirely or not at all. The
+// page changes' WAL records are split to fit chunks as well.
+
+// chunkedBatch is the Pebble batch of one commit-point operation, spilled
+// in chunks when it outgrows the limit.
+type chunkedBatch struct {
+	db *DB
+	*pebble.Batch
+	limit  int
+	tag    uint64
+	chunks uint32
+	// spilled counts the bytes of the chunks written so far.
+	spilled int64
+}
+
+// batchWriter is what builds an operation's batch: a *pebble.Batch or a
+// *chunkedBatch.
+type batchWriter interface {
+	Set(key, value []byte, _ *pebble.WriteOptions) error
+	Delete(key []byte, _ *pebble.WriteOptions) error
+	DeleteRange(start, end []byte, _ *pebble.WriteOptions) error
+}
+
+func (db *DB) newChunkedBatch(sizeHint int) *chunkedBatch {
+	limit := int(db.opts.MaxBatchBytes)
+	return &chunkedBatch{db: db, Batch: db.pebble.NewBatchWithSize(min(sizeHint, limit)), limit: limit}
+}
+
+func (c *chunkedBatch) Set(key, value []byte, o *pebble.WriteOptions) error {
+	if err := c.Batch.Set(key, value, o); err != nil {
+		return err
+	}
+	return c.maybeSpill()
+}
+
+func (c *chunkedBatch) Delete(key []byte, o *pebble.WriteOptions) error {
+	if err := c.Batch.Delete(key, o); err != nil {
+		return err
+	}
+	return c.maybeSpill()
+}
+
+func (c *chunkedBatch) DeleteRange(start, end []byte, o *pebble.WriteOptions) error {
+	if err := c.Batch.DeleteRange(start, end, o); err != nil {
+		return err
+	}
+	return c.maybeSpill()
+}
+
+func (c *chunkedBatch) maybeSpill() error {
+	if c.Batch.Len() < c.limit {
+		return nil
+	}
+	return c.spill()
+}
+
+// spill writes the current chunk as a pending record and starts the next.
+func (c *chunkedBatch) spill() error {
+	if c.tag == 0 {
+		var b [8]byte
+		for c.tag == 0 {
+			_, _ = rand.Read(b[:])
+			c.tag = binary.BigEndian.Uint64(b[:])
+		}
+	}
+	repr := c.Batch.Repr()
+	rec := c.db.pebble.NewBatchWithSize(len(repr) + 64)
+	defer func() { _ = rec.Close() }()
+	if err := rec.Set(pendingChunkKey(c.tag, c.chunks), repr, nil); err != nil {
+		return err
+	}
+	if err := rec.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commitment: writing a chunk of a large commit: %w", err)
+	}
+	c.chunks++
+	c.db.stats.batchChunks.Add(1)
+	c.spilled += int64(len(repr))
+	c.Batch.Reset()
+	return nil
+}
+
+// size is the operation's bytes: its chunks and the commit batch.
+func (c *chunkedBatch) size() int64 { return c.spilled + int64(c.Batch.Len()) }
+
+// seal adds the pending record to the commit batch, if chunks were spilled.
+func (c *chunkedBatch) seal() error {
+	if c.chunks == 0 {
+		return nil
+	}
+	return c.Batch.Set(keyPending, encodePending(c.tag, c.chunks), nil)
+}
+
+func encodePending(tag uint64, chunks uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, tag), chunks)
+}
+
+// applyPending applies the chunks of a committed operation, syncs them, and
+// deletes their records and the pending record.
+func applyPending(pdb *pebble.DB, tag uint64, chunks uint32) error {
+	for i := range chunks {
+		repr, found, err := getMeta(pdb, pendingChunkKey(tag, i), "a chunk of a large commit")
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: chunk %d of %d of a committed operation is missing", ErrCorrupt, i, chunks)
+		}
+		b := pdb.NewBatch()
+		if err := b.SetRepr(repr); err != nil {
+			_ = b.Close()
+			return fmt.Errorf("%w: chunk %d of a committed operation: %w", ErrCorrupt, i, err)
+		}
+		err = pdb.Apply(b, pebble.NoSync)
+		_ = b.Close()
+		if err != nil {
+			return fmt.Errorf("commitment: applying chunk %d of a large commit: %w", i, err)
+		}
+	}
+	b := pdb.NewBatch()
+	defer func() { _ = b.Close() }()
+	if err := errors.Join(
+		b.DeleteRange([]byte{prefixPending}, []byte{prefixPending + 1}, nil),
+		b.Delete(keyPending, nil),
+	); err != nil {
+		return err
+	}
+	// Synced: the chunks applied are durable before their records go.
+	return b.Commit(pebble.Sync)
+}
+
+// recoverPending, at open, finishes the committed operation whose chunks
+// were not all applied, and deletes the chunks of any operation that never
+// reached its commit point.
+func recoverPending(pdb *pebble.DB) (applied uint32, err error) {
+	v, found, err := getMeta(pdb, keyPending, "the pending record")
+	if err != nil {
+		return 0, err
+	}
+	if found {
+		if len(v) != 12 {
+			return 0, fmt.Errorf("%w: pending record of %d bytes", ErrCorrupt, len(v))
+		}
+		tag, chunks := binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
+		return chunks, applyPending(pdb, tag, chunks)
+	}
+	it, err := pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPending}, UpperBound: []byte{prefixPending + 1}})
+	if err != nil {
+		return 0, err
+	}
+	any := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, err
+	}
+	if any {
+		return 0, pdb.DeleteRange([]byte{prefixPending}, []byte{prefixPending + 1}, pebble.NoSync)
+	}
+	return 0, nil
+}
+
+// splitChanges cuts a commit's page changes into groups whose WAL records
+// stay within limit bytes (a page is 4 KiB and some bytes of header).
+func splitChanges[T any](changes []T, limit int) [][]T {
+	per := max(1, limit/(4096+64))
+	var out [][]T
+	for len(changes) > per {
+		out = append(out, changes[:per:per])
+		changes = changes[per:]
+	}
+	if len(changes) > 0 {
+		out = append(out, changes)
+	}
+	return out
+}
