@@ -81,13 +81,18 @@ bench-large:
 	$(GO) run ./cmd/nomtstore bench --size large --out bench-results
 
 # The long power-loss runs: 6,000 simulated power cuts (a file system that
-# drops or tears every unsynced write, make test runs 300), then the soak
-# (commits, pruning, readers and checks at once) for five minutes under the
-# race detector (make test runs 5 s, and 2 s with -race). The SIGKILL test
-# is crash-long.
+# drops or tears every unsynced write, make test runs 300), 1,000 cuts of a
+# bulk load (make test: 40) and 200 SIGKILLs of a restoring node (make
+# test: 12), then the soak (commits, pruning, readers and checks at once)
+# for five minutes under the race detector (make test runs 5 s, and 2 s with
+# -race), and one block of 5M writes against the same keys in 50 blocks. The
+# SIGKILL test of commits is crash-long.
 test-long:
 	$(GO) test -count=1 -run '^TestPowerCut$$' -timeout 4h -v ./commitment -power-cuts 6000
+	$(GO) test -count=1 -run '^TestBulkLoadPowerCut$$' -timeout 1h -v ./commitment -bulk-cuts 1000
+	$(GO) test -count=1 -run '^TestRestoreKilled$$' -timeout 1h -v ./multistore -restore-kills 200
 	$(GO) test -count=1 -race -run '^TestSoak$$' -timeout 1h -v ./commitment -soak 5m
+	NOMTSTORE_HUGE_BLOCK=5000000 $(GO) test -count=1 -run '^TestHugeBlock$$' -timeout 1h -v ./commitment
 
 # The long crash test: 10,000 SIGKILLs of a committing process.
 crash-long:

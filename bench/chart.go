@@ -23,6 +23,9 @@ var kindColors = map[string]color.RGBA{
 	KindMemIAVL:     {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
+// ErrNothingToChart: the report has no blocks (a run of W5 alone).
+var ErrNothingToChart = errors.New("bench: no blocks to chart")
+
 // WriteChart draws commit latency per block for each store, one panel per
 // workload (log scale: the stores differ by an order of magnitude), and
 // W3's disk size per block under each pruning setting, as a PNG.
@@ -52,7 +55,7 @@ func (r *Report) WriteChart(file string) error {
 		}
 	}
 	if len(panels) == 0 {
-		return errors.New("bench: no blocks to chart")
+		return ErrNothingToChart
 	}
 	cols := min(3, len(panels)) // a run of one or two workloads gets no empty tiles
 	return WritePlots(file, panels, cols, 420, 300)

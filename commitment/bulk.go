@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"time"
@@ -194,8 +195,16 @@ func (db *DB) bulkWorkingLocked() (*workingSet, error) {
 // commit point. It runs before the page table is opened.
 func (db *DB) discardUnfinishedBulk() error {
 	v, found, err := db.getMeta(keyBulk, "the bulk load marker")
-	if err != nil || !found {
+	if err != nil {
 		return err
+	}
+	if !found {
+		// A load that committed but stopped before removing its files
+		// leaves them (its tables hard-linked into Pebble's directory).
+		if err := vfs.PebbleFS(db.opts.FS).RemoveAll(filepath.Join(db.dir, bulkDir)); err != nil {
+			return fmt.Errorf("commitment: removing a bulk load's files: %w", err)
+		}
+		return nil
 	}
 	if db.record.version != 0 {
 		return fmt.Errorf("%w: a bulk load marker with version %d committed", ErrCorrupt, db.record.version)
@@ -292,6 +301,17 @@ func (b *bulkLoad) build() (*workingSet, error) {
 	}
 	w.table = db.pages.table
 	db.mu.RUnlock()
+	// The table grows once, to what the trees will need, rather than
+	// several times as their pages arrive (each growth rewrites it).
+	expected := 0.0
+	for _, bt := range b.trees {
+		expected += expectedPages(bt.keys, db.elideBelow)
+	}
+	if size, grow := db.pages.current().NeedsGrowth(uint64(expected*1.1)+64, db.opts.MaxLoadFactor); grow {
+		if err := db.pages.grow(size); err != nil {
+			return nil, err
+		}
+	}
 	for _, bt := range b.trees {
 		if err := b.buildTree(bt); err != nil {
 			return nil, fmt.Errorf("commitment: bulk load of tree %q: %w", bt.t.name, err)
@@ -332,24 +352,9 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 			pages = pages[:0]
 			return err
 		}}
-	res, err := builder.Build(func() (trie.Leaf, bool, error) {
-		l, ok, err := leaves.next()
-		if !ok || err != nil {
-			return trie.Leaf{}, false, err
-		}
-		b.scratchKey = appendStoreKey(b.scratchKey[:0], prefixLeaf, bt.t.store, l.path[:])
-		b.scratchValue = binary.BigEndian.AppendUint64(b.scratchValue[:0], b.version)
-		b.scratchValue = append(append(b.scratchValue, l.hash[:]...), l.key...)
-		if err := index.set(b.scratchKey, b.scratchValue); err != nil {
-			return trie.Leaf{}, false, err
-		}
-		b.placed++
-		if b.placed%4096 == 0 {
-			b.report("build", bt.t.name)
-		}
-		return trie.Leaf{Path: l.path, Hash: l.hash}, true, nil
-	})
-	if err != nil {
+	feed := b.feedLeaves(bt, leaves, index)
+	res, err := builder.Build(feed.next)
+	if err = errors.Join(err, feed.close()); err != nil {
 		return err
 	}
 	if res.Leaves != int(bt.keys) {
@@ -373,6 +378,133 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 	db.opts.Logger.Info("nomtstore bulk load built a tree", "tree", bt.t.name, "keys", bt.keys, "pages", res.Pages,
 		"leaf_runs", len(bt.leaves.runs), "took", time.Since(start).Round(time.Millisecond), "root", res.Root)
 	return nil
+}
+
+// expectedPages estimates the pages of a trie of n keys with pages of
+// fewer than elideBelow keys elided: the 64^k subtrees at page depth k hold
+// Poisson(n/64^k) keys each, and a page is stored when its subtree holds at
+// least elideBelow (every page when elision is off).
+func expectedPages(n int64, elideBelow int) float64 {
+	if n < 2 {
+		return 0
+	}
+	total := 0.0
+	for k, subtrees := 0, 1.0; k <= trie.MaxPageDepth; k, subtrees = k+1, subtrees*trie.PageFanout {
+		lambda := float64(n) / subtrees
+		threshold := max(elideBelow, 2)
+		if lambda < 0.01 {
+			break
+		}
+		// P(X >= threshold) = 1 - sum of the first terms of the Poisson.
+		term, below := math.Exp(-lambda), 0.0
+		for i := range threshold {
+			if i > 0 {
+				term *= lambda / float64(i)
+			}
+			below += term
+		}
+		total += subtrees * max(0, 1-below)
+	}
+	return total
+}
+
+// leafFeed merges a tree's leaves on a goroutine of its own, writing the
+// leaf index's tables as it goes, and hands the leaves to the trie build
+// (on the caller's goroutine) in batches.
+type leafFeed struct {
+	batches chan []trie.Leaf
+	free    chan []trie.Leaf
+	stop    chan struct{}
+	done    chan struct{}
+	err     error // the producer's, read once done is closed
+	cur     []trie.Leaf
+	i       int
+	stopped bool
+}
+
+const feedBatch = 4096
+
+func (b *bulkLoad) feedLeaves(bt *bulkTree, merge *leafMerge, index *tableWriter) *leafFeed {
+	f := &leafFeed{batches: make(chan []trie.Leaf, 4), free: make(chan []trie.Leaf, 6),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range 6 {
+		f.free <- make([]trie.Leaf, 0, feedBatch)
+	}
+	go func() {
+		defer close(f.done)
+		defer close(f.batches)
+		f.err = f.produce(b, bt, merge, index)
+	}()
+	return f
+}
+
+func (f *leafFeed) produce(b *bulkLoad, bt *bulkTree, merge *leafMerge, index *tableWriter) error {
+	var batch []trie.Leaf
+	for {
+		if batch == nil {
+			select {
+			case batch = <-f.free:
+			case <-f.stop:
+				return nil
+			}
+		}
+		l, ok, err := merge.next()
+		if err != nil {
+			return err
+		}
+		if ok {
+			b.scratchKey = appendStoreKey(b.scratchKey[:0], prefixLeaf, bt.t.store, l.path[:])
+			b.scratchValue = binary.BigEndian.AppendUint64(b.scratchValue[:0], b.version)
+			b.scratchValue = append(append(b.scratchValue, l.hash[:]...), l.key...)
+			if err := index.set(b.scratchKey, b.scratchValue); err != nil {
+				return err
+			}
+			batch = append(batch, trie.Leaf{Path: l.path, Hash: l.hash})
+			b.placed++
+			if b.placed%4096 == 0 {
+				b.report("build", bt.t.name)
+			}
+		}
+		if len(batch) == cap(batch) || !ok && len(batch) > 0 {
+			select {
+			case f.batches <- batch:
+			case <-f.stop:
+				return nil
+			}
+			batch = nil
+		}
+		if !ok {
+			return nil
+		}
+	}
+}
+
+// next is the build's leaf source.
+func (f *leafFeed) next() (trie.Leaf, bool, error) {
+	if f.i == len(f.cur) {
+		if f.cur != nil {
+			f.free <- f.cur[:0]
+		}
+		var ok bool
+		if f.cur, ok = <-f.batches; !ok {
+			<-f.done
+			f.cur = nil
+			return trie.Leaf{}, false, f.err
+		}
+		f.i = 0
+	}
+	f.i++
+	return f.cur[f.i-1], true, nil
+}
+
+// close stops the producer, if it still runs, and returns its error.
+func (f *leafFeed) close() error {
+	if !f.stopped {
+		f.stopped = true
+		close(f.stop)
+	}
+	<-f.done
+	return f.err
 }
 
 // writePages places a chunk of new pages in the page table and starts a

@@ -3,6 +3,7 @@ package commitment_test
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,6 +17,8 @@ import (
 )
 
 var bulkTrees = []string{"acc", "bank", "empty", "ibc"}
+
+var bulkCuts = flag.Int("bulk-cuts", 0, "TestBulkLoadPowerCut: power cuts (0: 40, 8 with -short)")
 
 // bulkState is a whole version to load: per tree, its keys in order.
 type bulkState map[string][]kv
@@ -384,6 +387,9 @@ func TestBulkLoadPowerCut(t *testing.T) {
 	cuts := 40
 	if testing.Short() {
 		cuts = 8
+	}
+	if *bulkCuts > 0 {
+		cuts = *bulkCuts
 	}
 	s := newBulkState(5, 3000)
 	want := referenceRoots(t, s, 1)

@@ -677,6 +677,8 @@ func TestOpenRejectsOtherFormats(t *testing.T) {
 			says: []string{fmt.Sprintf("format %d", FormatVersion+1), fmt.Sprintf("format %d", FormatVersion)}},
 		{name: "older format", files: map[string]string{formatFile: "nomtstore-format 1\n"}, want: ErrFormatVersion,
 			says: []string{"format 1", fmt.Sprintf("format %d", FormatVersion)}},
+		{name: "previous format", files: map[string]string{formatFile: fmt.Sprintf("nomtstore-format %d\n", FormatVersion-1)}, want: ErrFormatVersion,
+			says: []string{fmt.Sprintf("format %d", FormatVersion-1), "resync"}},
 		{name: "foreign directory", files: map[string]string{"notes.txt": "hello"}, want: ErrNotNomtstore,
 			says: []string{"notes.txt"}},
 		{name: "foreign FORMAT file", files: map[string]string{formatFile: "something else\n"}, want: ErrNotNomtstore,

@@ -1,14 +1,20 @@
 package multistore
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +30,8 @@ import (
 	"github.com/nomtstore/nomtstore/commitment"
 )
 
+var restoreKills = flag.Int("restore-kills", 0, "TestRestoreKilled: kills (0: 12, 4 with -short)")
+
 // restoreStores are the stores of the synthetic snapshots below, with
 // their share of the keys.
 var restoreStores = []struct {
@@ -36,7 +44,14 @@ var restoreStores = []struct {
 func synthSnapshot(t testing.TB, keys int, seed uint64) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w := protoio.NewDelimitedWriter(&buf)
+	writeSynthSnapshot(t, &buf, keys, seed)
+	return buf.Bytes()
+}
+
+// writeSynthSnapshot writes synthSnapshot's stream to w.
+func writeSynthSnapshot(t testing.TB, out io.Writer, keys int, seed uint64) {
+	t.Helper()
+	w := protoio.NewDelimitedWriter(out)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for _, st := range restoreStores {
 		if err := w.WriteMsg(&snapshottypes.SnapshotItem{Item: &snapshottypes.SnapshotItem_Store{Store: &snapshottypes.SnapshotStoreItem{Name: st.name}}}); err != nil {
@@ -51,7 +66,6 @@ func synthSnapshot(t testing.TB, keys int, seed uint64) []byte {
 			}
 		}
 	}
-	return buf.Bytes()
 }
 
 // restoreTarget opens our store in dir with restoreStores mounted and loads
@@ -177,6 +191,9 @@ func TestRestoreKilled(t *testing.T) {
 	if testing.Short() {
 		kills = 4
 	}
+	if *restoreKills > 0 {
+		kills = *restoreKills
+	}
 	stream := synthSnapshot(t, 60_000, 2)
 	file := fmt.Sprintf("%s/snapshot", t.TempDir())
 	if err := os.WriteFile(file, stream, 0o644); err != nil {
@@ -253,13 +270,26 @@ func restoreChild(t *testing.T, arg string) {
 // against IAVL and memiavl.
 func BenchmarkRestore(b *testing.B) {
 	keys := 300_000
+	if testing.Short() {
+		keys = 20_000
+	}
 	if v := os.Getenv("NOMTSTORE_RESTORE_KEYS"); v != "" {
 		if _, err := fmt.Sscan(v, &keys); err != nil {
 			b.Fatal(err)
 		}
 	}
-	stream := synthSnapshot(b, keys, 3)
-	b.SetBytes(int64(len(stream)))
+	// Streamed to a file and read back as a node reads a snapshot's
+	// chunks: the process's peak RSS is the restore's.
+	file := filepath.Join(b.TempDir(), "snapshot")
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	writeSynthSnapshot(b, bw, keys, 3)
+	if err := errors.Join(bw.Flush(), f.Close()); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -268,13 +298,35 @@ func BenchmarkRestore(b *testing.B) {
 			opts.Engine.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 		}
 		s := restoreTarget(b, b.TempDir(), opts)
-		b.StartTimer()
-		if _, err := restoreSnapshot(s, 5, stream); err != nil {
+		f, err := os.Open(file)
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.StartTimer()
+		_, err = s.Restore(5, snapshottypes.CurrentFormat, protoio.NewDelimitedReader(bufio.NewReaderSize(f, 1<<20), 64<<20))
 		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = f.Close()
 		_ = s.Close()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(keys*b.N)/b.Elapsed().Seconds(), "keys/s")
+	b.ReportMetric(float64(peakRSS()>>20), "peak-RSS-MiB")
+}
+
+// peakRSS is the process's resident set high-water mark (Linux), in bytes.
+func peakRSS() int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -159,11 +159,18 @@ func writeReport(cmd *cobra.Command, rep *bench.Report, base string) error {
 	if err := rep.WriteMarkdown(cmd.OutOrStdout()); err != nil {
 		return failed("%v", err)
 	}
-	err := errors.Join(writeMarkdownFile(rep, base+".md"), rep.WriteJSON(base+".json"), rep.WriteChart(base+".png"))
+	written := base + ".md, " + base + ".json"
+	chartErr := rep.WriteChart(base + ".png")
+	if errors.Is(chartErr, bench.ErrNothingToChart) {
+		chartErr = nil // W5 alone: nothing per block to draw
+	} else if chartErr == nil {
+		written += ", " + base + ".png"
+	}
+	err := errors.Join(writeMarkdownFile(rep, base+".md"), rep.WriteJSON(base+".json"), chartErr)
 	if err != nil {
 		return failed("writing the report: %v", err)
 	}
-	_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s.md, %s.json, %s.png\n", base, base, base)
+	_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", written)
 	if rep.Failed() {
 		return failed("some stores failed a workload: see the table")
 	}

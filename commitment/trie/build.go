@@ -133,6 +133,7 @@ func (r *buildRun) node(prefix KeyPath, d int) (Node, error) {
 	if k <= r.window {
 		entries := ahead[:k]
 		w := newWalker(&r.tree)
+		w.noNotes = true
 		n, err := w.build(&entries[0].path, d, entries, nil)
 		if err != nil {
 			return Node{}, err

@@ -197,6 +197,9 @@ type walker struct {
 	pages  map[PageID]*workingPage
 	elided []ElidedSubtree
 	hashes int
+	// noNotes skips the ElidedSubtree notes, which a build from scratch
+	// has no cache to keep exact with.
+	noNotes bool
 	// precomputed holds the new nodes at depth 6 (the root page's bottom
 	// level) that workers already computed, by their index in the level.
 	precomputed map[int]Node
@@ -352,6 +355,9 @@ func (w *walker) updateElided(path *KeyPath, d int, old Node, ops []Op) (Node, e
 // noteElided records the keys of an elided subtree after the update (none
 // when fewer than two keys are left: it is no subtree any more).
 func (w *walker) noteElided(id PageID, entries []entry) {
+	if w.noNotes {
+		return
+	}
 	e := ElidedSubtree{ID: id}
 	if len(entries) >= 2 {
 		e.Leaves = make([]Leaf, len(entries))
