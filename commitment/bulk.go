@@ -103,7 +103,7 @@ type bulkLoad struct {
 
 	keys, bytes, placed int64
 	started, reported   time.Time
-	pipe *bulkPipe
+	pipe                *bulkPipe
 	// scratch holds the table entry being written (the writer copies it):
 	// pipe* the pipe's writer's, scratch* the build's.
 	pipeKey, pipeValue       []byte
