@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble"
 
@@ -70,7 +72,15 @@ type workingSet struct {
 	roots   map[trie.StoreID]trie.Hash // every tree, changed or not
 	updates []*treeUpdate
 	table   *bitbox.Table // the table the updates read their buckets from
+	// huge is set for a block of more than hugeBlockKeys keys: the value
+	// and leaf caches are dropped after it rather than written through,
+	// which would hold a copy of every entry it writes until the commit.
+	huge bool
 }
+
+// hugeBlockKeys is the block size past which a commit drops the caches of
+// the latest version instead of writing its entries through them.
+const hugeBlockKeys = 1 << 20
 
 type treeUpdate struct {
 	tree    *tree
@@ -229,11 +239,14 @@ func (db *DB) workingLocked() (*workingSet, error) {
 	for _, t := range db.trees {
 		w.roots[t.store] = db.record.roots[t.store]
 	}
+	keys := 0
 	for t, staged := range db.staged {
 		if len(staged) > 0 {
 			w.updates = append(w.updates, newTreeUpdate(t, staged))
+			keys += len(staged)
 		}
 	}
+	w.huge = keys > hugeBlockKeys
 	slices.SortFunc(w.updates, func(a, b *treeUpdate) int { return int(a.tree.store) - int(b.tree.store) })
 	// Trees hash in parallel; a lone big tree uses every worker inside.
 	perTree := max(1, db.opts.Workers/max(1, len(w.updates)))
@@ -246,7 +259,7 @@ func (db *DB) workingLocked() (*workingSet, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = db.updateTree(u, w.roots[u.tree.store], perTree)
+			errs[i] = db.updateTree(u, w.roots[u.tree.store], perTree, w.huge)
 		}()
 	}
 	wg.Wait()
@@ -261,32 +274,38 @@ func (db *DB) workingLocked() (*workingSet, error) {
 }
 
 func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
-	u := &treeUpdate{tree: t}
-	type item struct {
-		key  []byte
-		op   trie.Op
-		data []byte
-	}
-	items := make([]item, 0, len(staged))
+	n := len(staged)
+	u := &treeUpdate{tree: t, keys: make([][]byte, 0, n), ops: make([]trie.Op, 0, n), values: make([][]byte, 0, n)}
 	for k, s := range staged {
-		it := item{key: []byte(k), op: trie.Op{Path: trie.PathOf([]byte(k)), Delete: s.delete}, data: s.value}
+		// The staged map keeps k until the commit is over, and nothing
+		// writes to a key: its bytes are shared, not copied.
+		key := unsafe.Slice(unsafe.StringData(k), len(k))
+		op := trie.Op{Path: trie.PathOf(key), Delete: s.delete}
 		if !s.delete {
-			it.op.ValueHash = trie.ValueHash(s.value)
+			op.ValueHash = trie.ValueHash(s.value)
 		}
-		items = append(items, it)
+		u.keys, u.ops, u.values = append(u.keys, key), append(u.ops, op), append(u.values, s.value)
 	}
-	slices.SortFunc(items, func(a, b item) int { return bytes.Compare(a.op.Path[:], b.op.Path[:]) })
-	for _, it := range items {
-		u.keys = append(u.keys, it.key)
-		u.ops = append(u.ops, it.op)
-		u.values = append(u.values, it.data)
-	}
+	sort.Sort(byPath{u})
 	return u
+}
+
+// byPath sorts an update's parallel slices by key path in place.
+type byPath struct{ *treeUpdate }
+
+func (b byPath) Len() int { return len(b.ops) }
+func (b byPath) Less(i, j int) bool {
+	return bytes.Compare(b.ops[i].Path[:], b.ops[j].Path[:]) < 0
+}
+func (b byPath) Swap(i, j int) {
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+	b.ops[i], b.ops[j] = b.ops[j], b.ops[i]
+	b.values[i], b.values[j] = b.values[j], b.values[i]
 }
 
 // updateTree runs one tree's batch update and reads the values it
 // supersedes, which history keeps. REQUIRES: mu held (read).
-func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
+func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int, huge bool) error {
 	buckets := map[trie.PageID]uint64{}
 	tr, leaves := db.committedTree(u.tree, buckets)
 	var err error
@@ -296,7 +315,7 @@ func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int) error {
 	// The priors say which keys exist and with which value: the update
 	// need not look their leaves up in the index.
 	tr.Leaves = knownLeaves{leavesAt: leaves, ops: u.ops, priors: u.priors}
-	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers})
+	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers, SkipElidedNotes: huge})
 	if err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
@@ -390,7 +409,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	walDone := make(chan [][]byte, 1)
 	go func() { walDone <- db.encodeWAL(record, changes) }()
 	batch := db.newChunkedBatch(min(db.batchSize+db.batchSize/8, maxBatchHint))
-	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord)
+	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord, !w.huge)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
 	}
@@ -406,6 +425,12 @@ func (db *DB) Commit() (*CommitResult, error) {
 		}
 		for _, u := range w.updates {
 			db.leaves.apply(u.tree.store, u.result.Elided)
+		}
+		if w.huge {
+			// Not written through (writeVersion kept no entries, the
+			// update no elided subtrees): they fill again as read.
+			db.values.purge()
+			db.leaves.purge()
 		}
 		if db.bulk != nil {
 			db.bulk.committed()
@@ -457,7 +482,7 @@ type latestEntry struct {
 // and leaves, the superseded values, leaves and pages with the version that
 // orphaned them, the version's change list, its roots and the application's
 // record of it, if any. It returns the keys' new current entries.
-func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte) ([]latestEntry, error) {
+func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte, cached bool) ([]latestEntry, error) {
 	var changed changeList
 	var latest []latestEntry
 	var errs []error
@@ -475,12 +500,16 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 			if op.Delete {
 				set(deletedKey(store, key, version), nil)
 				errs = append(errs, batch.Delete(valueKey(store, key), nil), batch.Delete(leafKey(store, op.Path), nil))
-				latest = append(latest, latestEntry{store: store, key: key})
+				if cached {
+					latest = append(latest, latestEntry{store: store, key: key})
+				}
 			} else {
 				entry := bornValue(version, u.values[i])
 				set(valueKey(store, key), entry)
 				set(leafKey(store, op.Path), leafValue(version, trie.LeafHash(op.Path, op.ValueHash), key))
-				latest = append(latest, latestEntry{store: store, key: key, read: recentRead{entry: entry, found: true}})
+				if cached {
+					latest = append(latest, latestEntry{store: store, key: key, read: recentRead{entry: entry, found: true}})
+				}
 			}
 			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists, deleted: op.Delete})
 		}

@@ -50,6 +50,10 @@ type UpdateOptions struct {
 	// ParallelMinOps is the smallest batch worth splitting across workers;
 	// 0 means DefaultParallelMinOps.
 	ParallelMinOps int
+	// SkipElidedNotes leaves UpdateResult.Elided without the keys of the
+	// elided subtrees the update changed (64 bytes a key): for a caller
+	// that keeps no cache of them, or drops it after a very large batch.
+	SkipElidedNotes bool
 }
 
 // DefaultParallelMinOps is where splitting a batch across workers starts to
@@ -105,6 +109,7 @@ func (t *Tree) Update(root Hash, ops []Op, opts UpdateOptions) (*UpdateResult, e
 		return nil, err
 	}
 	w := newWalker(t)
+	w.noNotes = opts.SkipElidedNotes
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -691,6 +696,7 @@ func (w *walker) runInParallel(tasks []subtreeTask, workers int) error {
 	var wg sync.WaitGroup
 	for k := range walkers {
 		sub := newWalker(w.tree)
+		sub.noNotes = w.noNotes
 		walkers[k] = sub
 		wg.Add(1)
 		go func() {
