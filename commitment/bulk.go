@@ -766,7 +766,20 @@ func (s *leafSorter) newChunk() []bulkLeaf {
 }
 
 func sortLeaves(leaves []bulkLeaf) {
-	slices.SortFunc(leaves, func(a, b bulkLeaf) int { return bytes.Compare(a.path[:], b.path[:]) })
+	slices.SortFunc(leaves, func(a, b bulkLeaf) int { return comparePaths(&a.path, &b.path) })
+}
+
+// comparePaths orders key paths; paths are hashes, so their first eight
+// bytes almost always decide.
+func comparePaths(a, b *trie.KeyPath) int {
+	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return bytes.Compare(a[8:], b[8:])
 }
 
 // sources sorts the filling chunk and returns every chunk as a merge input.
@@ -914,7 +927,7 @@ type sourceHeap []leafSource
 
 func (h sourceHeap) Len() int { return len(h) }
 func (h sourceHeap) Less(i, j int) bool {
-	return bytes.Compare(h[i].current().path[:], h[j].current().path[:]) < 0
+	return comparePaths(&h[i].current().path, &h[j].current().path) < 0
 }
 func (h sourceHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *sourceHeap) Push(x any)   { *h = append(*h, x.(leafSource)) }
