@@ -23,7 +23,7 @@ var kindColors = map[string]color.RGBA{
 	KindMemIAVL:     {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
-// ErrNothingToChart: the report has no blocks (a run of W5 alone).
+// ErrNothingToChart is WriteChart's error for a report without blocks (a run of W5 alone).
 var ErrNothingToChart = errors.New("bench: no blocks to chart")
 
 // WriteChart draws commit latency per block for each store, one panel per

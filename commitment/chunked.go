@@ -81,7 +81,7 @@ func (c *chunkedBatch) DeleteRange(start, end []byte, o *pebble.WriteOptions) er
 }
 
 func (c *chunkedBatch) maybeSpill() error {
-	if c.Batch.Len() < c.limit {
+	if c.Len() < c.limit {
 		return nil
 	}
 	return c.spill()
@@ -96,7 +96,7 @@ func (c *chunkedBatch) spill() error {
 			c.tag = binary.BigEndian.Uint64(b[:])
 		}
 	}
-	repr := c.Batch.Repr()
+	repr := c.Repr()
 	rec := c.db.pebble.NewBatchWithSize(len(repr) + 64)
 	defer func() { _ = rec.Close() }()
 	if err := rec.Set(pendingChunkKey(c.tag, c.chunks), repr, nil); err != nil {
@@ -108,12 +108,12 @@ func (c *chunkedBatch) spill() error {
 	c.chunks++
 	c.db.stats.batchChunks.Add(1)
 	c.spilled += int64(len(repr))
-	c.Batch.Reset()
+	c.Reset()
 	return nil
 }
 
 // size is the operation's bytes: its chunks and the commit batch.
-func (c *chunkedBatch) size() int64 { return c.spilled + int64(c.Batch.Len()) }
+func (c *chunkedBatch) size() int64 { return c.spilled + int64(c.Len()) }
 
 // seal adds the pending record to the commit batch, if chunks were spilled.
 func (c *chunkedBatch) seal() error {
