@@ -176,7 +176,11 @@ func referenceRoots(t *testing.T, s bulkState, batches int) map[string]trie.Hash
 // survives a reopen, and takes ordinary commits, rollback and pruning on
 // top.
 func TestBulkLoadEqualsCommits(t *testing.T) {
-	s := newBulkState(1, 6000)
+	keys := 6000
+	if testing.Short() {
+		keys = 1500 // still several sort runs and page chunks
+	}
+	s := newBulkState(1, keys)
 	want := referenceRoots(t, s, 1)
 	if many := referenceRoots(t, s, 7); !rootsEqual(many, want) {
 		t.Fatalf("one block and seven give different roots")
@@ -391,7 +395,11 @@ func TestBulkLoadPowerCut(t *testing.T) {
 	if *bulkCuts > 0 {
 		cuts = *bulkCuts
 	}
-	s := newBulkState(5, 3000)
+	keys := 3000
+	if testing.Short() {
+		keys = 1000
+	}
+	s := newBulkState(5, keys)
 	want := referenceRoots(t, s, 1)
 	opts := bulkOptions()
 	open := func(fs *vfs.CrashFS, log *strings.Builder) *commitment.DB {

@@ -42,10 +42,13 @@ func rootsOf(db *commitment.DB) string {
 // store that commits the same keys in batches under the limit; a reopen
 // and a rollback of a chunked version read as they should.
 func TestLargeCommitInChunks(t *testing.T) {
-	const n = 20_000
+	n, limit := 20_000, int64(32<<10)
+	if testing.Short() {
+		n, limit = 5_000, 8<<10
+	}
 	trees := []string{"acc", "bank", "ibc"}
 	dir := t.TempDir()
-	small := commitment.Options{MaxBatchBytes: 32 << 10, ElideBelow: 8, InitialBuckets: 8}
+	small := commitment.Options{MaxBatchBytes: limit, ElideBelow: 8, InitialBuckets: 8}
 	db, err := commitment.Open(dir, trees, small)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func TestLargeCommitInChunks(t *testing.T) {
 	}
 	chunks := db.Stats().BatchChunks
 	if chunks < 10 {
-		t.Fatalf("a block of %d writes over a 32 KiB limit was written in %d chunks", n, chunks)
+		t.Fatalf("a block of %d writes over a %d-byte limit was written in %d chunks", n, limit, chunks)
 	}
 	v1 := rootsOf(db)
 	// Version 2: overwrite half, delete a tenth, in one block each side.
