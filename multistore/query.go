@@ -37,6 +37,11 @@ func (s *Store) Query(req *types.RequestQuery) (*types.ResponseQuery, error) {
 		return &types.ResponseQuery{}, errorsmod.Wrapf(types.ErrUnknownRequest, "store %s (type %T) doesn't support queries", storeName, store)
 	}
 	req.Path = subpath
+	if req.Prove && rootmulti.RequireProof(subpath) && s.isTree(storeName) {
+		if res, ok, err := s.queryMigratedHeight(storeName, req); ok {
+			return res, err
+		}
+	}
 	res, err := queryable.Query(req)
 	if !req.Prove || !rootmulti.RequireProof(subpath) {
 		return res, err

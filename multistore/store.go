@@ -114,6 +114,9 @@ type Store struct {
 	listeners    map[types.StoreKey]*types.MemoryListener
 	commitHeader cmtproto.Header
 
+	// migrated answers for the version of a switch from IAVL, if any.
+	migrated migratedHeight
+
 	traceMu      sync.Mutex
 	traceWriter  io.Writer
 	traceContext types.TraceContext

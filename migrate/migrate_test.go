@@ -1,0 +1,415 @@
+package migrate_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"cosmossdk.io/log"
+	"cosmossdk.io/store/metrics"
+	"cosmossdk.io/store/rootmulti"
+	"cosmossdk.io/store/types"
+	"github.com/cometbft/cometbft/crypto/merkle"
+	dbm "github.com/cosmos/cosmos-db"
+
+	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/commitment/vfs"
+	"github.com/nomtstore/nomtstore/migrate"
+	"github.com/nomtstore/nomtstore/multistore"
+)
+
+var storeNames = []string{"acc", "bank", "ibc", "upgrade"}
+
+// iavlChain is an SDK application database on IAVL, as a node's
+// application.db: rootmulti over goleveldb, with a model of each height's
+// state.
+type iavlChain struct {
+	dir    string
+	db     dbm.DB
+	states map[int64]map[string]map[string]string // height, store, key
+	hashes map[int64][]byte
+	latest int64
+}
+
+// newIAVLChain commits heights blocks of random writes and deletes.
+func newIAVLChain(t *testing.T, heights, keysPerBlock int) *iavlChain {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
+	keys := map[string]*types.KVStoreKey{}
+	for _, name := range storeNames {
+		keys[name] = types.NewKVStoreKey(name)
+		rs.MountStoreWithDB(keys[name], types.StoreTypeIAVL, nil)
+	}
+	if err := rs.LoadLatestVersion(); err != nil {
+		t.Fatal(err)
+	}
+	c := &iavlChain{dir: dir, db: db, states: map[int64]map[string]map[string]string{}, hashes: map[int64][]byte{}}
+	rng := rand.New(rand.NewPCG(1, uint64(heights)))
+	state := map[string]map[string]string{}
+	for _, name := range storeNames {
+		state[name] = map[string]string{}
+	}
+	for h := 1; h <= heights; h++ {
+		for i := 0; i < keysPerBlock; i++ {
+			name := storeNames[rng.IntN(len(storeNames))]
+			store := rs.GetCommitKVStore(keys[name])
+			key := fmt.Sprintf("k%06d", rng.IntN(keysPerBlock*heights/2+1))
+			if rng.IntN(5) == 0 {
+				store.Delete([]byte(key))
+				delete(state[name], key)
+				continue
+			}
+			value := fmt.Sprintf("v%d-%d", h, rng.Uint32())
+			store.Set([]byte(key), []byte(value))
+			state[name][key] = value
+		}
+		id := rs.Commit()
+		snapshot := map[string]map[string]string{}
+		for name, kv := range state {
+			snapshot[name] = map[string]string{}
+			for k, v := range kv {
+				snapshot[name][k] = v
+			}
+		}
+		c.states[id.Version], c.hashes[id.Version], c.latest = snapshot, id.Hash, id.Version
+	}
+	return c
+}
+
+func (c *iavlChain) keys(height int64) int64 {
+	var n int64
+	for _, kv := range c.states[height] {
+		n += int64(len(kv))
+	}
+	return n
+}
+
+// digest hashes every record of the application database.
+func digest(t *testing.T, db dbm.DB) [32]byte {
+	t.Helper()
+	it, err := db.Iterator(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	h := sha256.New()
+	for ; it.Valid(); it.Next() {
+		_, _ = fmt.Fprintf(h, "%x=%x;", it.Key(), it.Value())
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func migrateTo(t *testing.T, c *iavlChain, height int64, dir string, opts migrate.Options) (*migrate.Result, error) {
+	t.Helper()
+	src, err := migrate.OpenSource(c.db, height)
+	if err != nil {
+		return nil, err
+	}
+	return migrate.FromIAVL(context.Background(), src, dir, opts)
+}
+
+func openMultistore(t *testing.T, dir string, appDB dbm.DB) *multistore.Store {
+	t.Helper()
+	s, err := multistore.New(dir, nil, multistore.Options{AppDB: appDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for _, name := range storeNames {
+		s.MountStoreWithDB(types.NewKVStoreKey(name), types.StoreTypeIAVL, nil)
+	}
+	if err := s.LoadLatestVersion(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func proofRuntime() *merkle.ProofRuntime {
+	prt := rootmulti.DefaultProofRuntime()
+	prt.RegisterOpDecoder(types.ProofOpSMTCommitment, types.CommitmentOpDecoder)
+	return prt
+}
+
+// checkProof queries key in store at height with a proof and verifies it
+// against appHash, expecting a proof op of proofType first.
+func checkProof(t *testing.T, s *multistore.Store, store, key string, height int64, appHash []byte, want *string, proofType string) {
+	t.Helper()
+	res, err := s.Query(&types.RequestQuery{Path: "/" + store + "/key", Data: []byte(key), Height: height, Prove: true})
+	if err != nil {
+		t.Fatalf("query %s/%s at %d: %v", store, key, height, err)
+	}
+	if res.Height != height || res.ProofOps == nil || len(res.ProofOps.Ops) != 2 || res.ProofOps.Ops[0].Type != proofType {
+		t.Fatalf("query %s/%s at %d: height %d, proof %+v; want a %s proof", store, key, height, res.Height, res.ProofOps, proofType)
+	}
+	keyPath := merkle.KeyPath{}.AppendKey([]byte(store), merkle.KeyEncodingURL).AppendKey([]byte(key), merkle.KeyEncodingURL).String()
+	if want != nil {
+		if string(res.Value) != *want {
+			t.Fatalf("query %s/%s at %d: value %q, want %q", store, key, height, res.Value, *want)
+		}
+		err = proofRuntime().VerifyValue(res.ProofOps, appHash, keyPath, res.Value)
+	} else {
+		if res.Value != nil {
+			t.Fatalf("query %s/%s at %d: value %q, want none", store, key, height, res.Value)
+		}
+		err = proofRuntime().VerifyAbsence(res.ProofOps, appHash, keyPath)
+	}
+	if err != nil {
+		t.Fatalf("query %s/%s at %d: the proof does not verify against the app hash: %v", store, key, height, err)
+	}
+}
+
+func TestFromIAVL(t *testing.T) {
+	c := newIAVLChain(t, 12, 300)
+	for _, tc := range []struct {
+		name   string
+		height int64
+	}{
+		{"latest height, read from IAVL's fast index", c.latest},
+		{"past height, read by walking the tree", c.latest - 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := digest(t, c.db)
+			dir := filepath.Join(t.TempDir(), "nomtstore")
+			var phases []string
+			res, err := migrateTo(t, c, tc.height, dir, migrate.Options{Progress: func(p migrate.Progress) {
+				if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
+					phases = append(phases, p.Phase)
+				}
+				if p.TotalKeys != c.keys(tc.height) {
+					t.Errorf("progress %+v: total %d, want %d", p, p.TotalKeys, c.keys(tc.height))
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if digest(t, c.db) != before {
+				t.Fatal("the migration changed the IAVL database")
+			}
+			if res.Height != tc.height || string(res.AppHash) != string(c.hashes[tc.height]) || res.Keys != c.keys(tc.height) || res.Resumed || res.DiskBytes == 0 {
+				t.Fatalf("result %+v; want height %d, app hash %X, %d keys", res, tc.height, c.hashes[tc.height], c.keys(tc.height))
+			}
+			if fmt.Sprint(phases) != "[copy build verify]" {
+				t.Errorf("progress phases %v", phases)
+			}
+
+			s := openMultistore(t, dir, c.db)
+			if id := s.LastCommitID(); id.Version != tc.height || string(id.Hash) != string(c.hashes[tc.height]) {
+				t.Fatalf("migrated store's last commit %d %X; want IAVL's %d %X", id.Version, id.Hash, tc.height, c.hashes[tc.height])
+			}
+			state := c.states[tc.height]
+			for _, name := range storeNames {
+				store := s.GetKVStore(s.StoreKeysByName()[name])
+				for k, v := range state[name] {
+					if got := store.Get([]byte(k)); string(got) != v {
+						t.Fatalf("%s/%s = %q, want %q", name, k, got, v)
+					}
+				}
+			}
+			// At the migrated height proofs are IAVL's, against IAVL's app
+			// hash; a snapshot of it is refused.
+			for k, v := range state["bank"] {
+				checkProof(t, s, "bank", k, tc.height, c.hashes[tc.height], &v, types.ProofOpIAVLCommitment)
+				break
+			}
+			checkProof(t, s, "bank", "absent", tc.height, c.hashes[tc.height], nil, types.ProofOpIAVLCommitment)
+			if err := s.Snapshot(uint64(tc.height), nil); err == nil {
+				t.Error("a snapshot of the migrated height was taken")
+			}
+
+			// The next block commits nomtstore's roots; its proofs are
+			// nomtstore's.
+			s.GetKVStore(s.StoreKeysByName()["bank"]).Set([]byte("after"), []byte("switch"))
+			next := s.Commit()
+			if next.Version != tc.height+1 || string(next.Hash) == string(c.hashes[tc.height]) {
+				t.Fatalf("next commit %d %X", next.Version, next.Hash)
+			}
+			after := "switch"
+			checkProof(t, s, "bank", "after", next.Version, next.Hash, &after, types.ProofOpSMTCommitment)
+			checkProof(t, s, "bank", "after", tc.height, c.hashes[tc.height], nil, types.ProofOpIAVLCommitment)
+			// Height 0 reads the latest but one: the migrated height.
+			res2, err := s.Query(&types.RequestQuery{Path: "/acc/key", Data: []byte("absent"), Prove: true})
+			if err != nil || res2.Height != tc.height || res2.ProofOps.Ops[0].Type != types.ProofOpIAVLCommitment {
+				t.Fatalf("query at height 0: %+v %v", res2, err)
+			}
+		})
+	}
+}
+
+func TestFromIAVLWithoutTheIAVLData(t *testing.T) {
+	c := newIAVLChain(t, 3, 100)
+	dir := filepath.Join(t.TempDir(), "nomtstore")
+	if _, err := migrateTo(t, c, 0, dir, migrate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// A node that deleted application.db's IAVL data after the switch:
+	// proofs at the migrated height are refused, clearly; values are read.
+	s := openMultistore(t, dir, dbm.NewMemDB())
+	_, err := s.Query(&types.RequestQuery{Path: "/acc/key", Data: []byte("k"), Height: c.latest, Prove: true})
+	if err == nil || !errorsContains(err, "moved from IAVL") {
+		t.Fatalf("proof at the migrated height without IAVL's data: %v", err)
+	}
+	if _, err := s.Query(&types.RequestQuery{Path: "/acc/key", Data: []byte("k"), Height: c.latest}); err != nil {
+		t.Fatalf("unproved query at the migrated height: %v", err)
+	}
+}
+
+func errorsContains(err error, s string) bool {
+	return err != nil && contains(err.Error(), s)
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func engineVersion(t *testing.T, dir string) uint64 {
+	t.Helper()
+	db, err := commitment.Open(dir, nil, commitment.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return db.Version()
+}
+
+func TestFromIAVLRefuses(t *testing.T) {
+	c := newIAVLChain(t, 4, 50)
+	t.Run("a height IAVL does not have", func(t *testing.T) {
+		for _, h := range []int64{c.latest + 1, -1} {
+			if _, err := migrate.OpenSource(c.db, h); !errors.Is(err, migrate.ErrIAVLHeight) {
+				t.Errorf("height %d: %v", h, err)
+			}
+		}
+	})
+	t.Run("a database without IAVL state", func(t *testing.T) {
+		if _, err := migrate.OpenSource(dbm.NewMemDB(), 0); err == nil {
+			t.Error("migrated an empty database")
+		}
+	})
+	t.Run("corrupt commit info", func(t *testing.T) {
+		db := dbm.NewMemDB()
+		copyDB(t, c.db, db)
+		if err := db.Set(fmt.Appendf(nil, "s/%d", c.latest), []byte("\xff\xff\xff garbage")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := migrate.OpenSource(db, 0); err == nil || !errorsContains(err, "corrupt") {
+			t.Errorf("corrupt commit info: %v", err)
+		}
+	})
+	t.Run("a commit info naming other roots", func(t *testing.T) {
+		db := dbm.NewMemDB()
+		copyDB(t, c.db, db)
+		src, err := migrate.OpenSource(db, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Info.StoreInfos[1].CommitId.Hash = make([]byte, 32)
+		if _, err := migrate.FromIAVL(context.Background(), src, t.TempDir(), migrate.Options{}); err == nil || !errorsContains(err, "corrupt") {
+			t.Errorf("wrong root: %v", err)
+		}
+	})
+	t.Run("a nomtstore directory with other state", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, err := migrateTo(t, c, c.latest-1, dir, migrate.Options{SkipVerify: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := migrateTo(t, c, c.latest, dir, migrate.Options{}); !errors.Is(err, migrate.ErrNotEmpty) {
+			t.Errorf("migrating into a store at another height: %v", err)
+		}
+		if v := engineVersion(t, dir); v != uint64(c.latest-1) {
+			t.Errorf("the refused migration changed the store: version %d", v)
+		}
+	})
+}
+
+func copyDB(t *testing.T, from, to dbm.DB) {
+	t.Helper()
+	it, err := from.Iterator(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		if err := to.Set(it.Key(), it.Value()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A second run after a committed migration only verifies it.
+func TestFromIAVLRerun(t *testing.T) {
+	c := newIAVLChain(t, 4, 200)
+	dir := t.TempDir()
+	if _, err := migrateTo(t, c, 0, dir, migrate.Options{SkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := migrateTo(t, c, 0, dir, migrate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || res.VerifyTime == 0 || res.Keys != c.keys(c.latest) {
+		t.Fatalf("rerun: %+v", res)
+	}
+}
+
+// An interrupted migration (cancelled, or a full disk) leaves nomtstore
+// empty and IAVL untouched; the next run completes.
+func TestFromIAVLInterrupted(t *testing.T) {
+	c := newIAVLChain(t, 6, 3000)
+	before := digest(t, c.db)
+	dir := t.TempDir()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	src, err := migrate.OpenSource(c.db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = migrate.FromIAVL(ctx, src, dir, migrate.Options{ProgressEvery: 1, Progress: func(p migrate.Progress) {
+		if p.Phase == "copy" && p.Keys > 0 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled migration: %v", err)
+	}
+	if v := engineVersion(t, dir); v != 0 {
+		t.Fatalf("a cancelled migration left version %d", v)
+	}
+
+	ffs := vfs.NewFaultFS(vfs.Default)
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, Skip: 5, Err: syscall.ENOSPC, Sticky: true})
+	_, err = migrateTo(t, c, 0, dir, migrate.Options{Engine: commitment.Options{FS: ffs}})
+	if !errors.Is(err, syscall.ENOSPC) || ffs.Hits() == 0 {
+		t.Fatalf("migration on a full disk: %v (%d faults)", err, ffs.Hits())
+	}
+	if v := engineVersion(t, dir); v != 0 {
+		t.Fatalf("a migration failing on a full disk left version %d", v)
+	}
+	if digest(t, c.db) != before {
+		t.Fatal("the migration changed the IAVL database")
+	}
+	res, err := migrateTo(t, c, 0, dir, migrate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.AppHash) != string(c.hashes[c.latest]) || res.Keys != c.keys(c.latest) {
+		t.Fatalf("retried migration: %+v", res)
+	}
+}

@@ -1,0 +1,141 @@
+package multistore
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	errorsmod "cosmossdk.io/errors"
+	"cosmossdk.io/store/types"
+	cmtprotocrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+	"github.com/cosmos/iavl"
+	ics23 "github.com/cosmos/ics23/go"
+
+	"github.com/nomtstore/nomtstore/migrate"
+)
+
+// A store migrated from IAVL (package migrate) begins with the version of
+// the switch, whose commit record is IAVL's commit info: the app hash
+// CometBFT recorded for that height is IAVL's, and so must be any proof
+// against it. Such a version is always the earliest retained (nothing is
+// below it) and is recognised by its commit info naming store roots that
+// are not the engine's. Its proofs are IAVL's, read from the IAVL data the
+// migration left in the application database (the chain's relayers need
+// them to upgrade the counterparties' clients); every other query at it
+// reads the engine, which holds the same keys and values.
+type migratedHeight struct {
+	mu      sync.Mutex
+	checked int64 // the height examined last; carried is its answer
+	carried bool
+	source  *migrate.Source
+	trees   map[string]*iavl.ImmutableTree
+}
+
+// isMigratedHeight reports whether height is the version of a switch from
+// IAVL, whose app hash and proofs are IAVL's.
+func (s *Store) isMigratedHeight(height int64) (bool, error) {
+	if height <= 0 || uint64(height) != s.engine.EarliestVersion() {
+		return false, nil
+	}
+	m := &s.migrated
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.checked == height {
+		return m.carried, nil
+	}
+	info, err := s.GetCommitInfo(height)
+	if err != nil {
+		return false, err
+	}
+	roots, err := s.engine.RootsAt(uint64(height))
+	if err != nil {
+		return false, err
+	}
+	carried := false
+	for _, si := range info.StoreInfos {
+		if root, ok := roots[si.Name]; ok && !bytes.Equal(root[:], si.CommitId.Hash) {
+			carried = true
+			break
+		}
+	}
+	m.checked, m.carried, m.source, m.trees = height, carried, nil, nil
+	return carried, nil
+}
+
+// isTree reports whether name is a mounted engine tree.
+func (s *Store) isTree(name string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key := s.keysByName[name]
+	return key != nil && s.trees[key] != nil
+}
+
+// queryMigratedHeight answers a proved /key query at the version of a
+// switch from IAVL with IAVL's proof, or says it cannot; ok is false for
+// any other query, which the engine answers.
+func (s *Store) queryMigratedHeight(storeName string, req *types.RequestQuery) (res *types.ResponseQuery, ok bool, err error) {
+	height := queryHeight(s.engine, req)
+	if carried, err := s.isMigratedHeight(height); err != nil || !carried {
+		return nil, false, nil // a height the engine cannot read answers as usual
+	}
+	if len(req.Data) == 0 {
+		return &types.ResponseQuery{}, true, errorsmod.Wrap(types.ErrTxDecode, "query cannot be zero length")
+	}
+	tree, err := s.migratedTree(storeName, height)
+	if err != nil {
+		return &types.ResponseQuery{}, true, errorsmod.Wrapf(types.ErrInvalidRequest,
+			"height %d is where this chain moved from IAVL to nomtstore: its app hash is IAVL's and so must its proofs be, but the IAVL data of that height is not available here (%v); query a later height, or a node that kept application.db",
+			height, err)
+	}
+	value, err := tree.Get(req.Data)
+	if err != nil {
+		return &types.ResponseQuery{}, true, err
+	}
+	var proof *ics23.CommitmentProof
+	if value != nil {
+		proof, err = tree.GetMembershipProof(req.Data)
+	} else {
+		proof, err = tree.GetNonMembershipProof(req.Data)
+	}
+	if err != nil {
+		return &types.ResponseQuery{}, true, errorsmod.Wrapf(types.ErrInvalidRequest, "proving key %X in IAVL store %s at %d: %v", req.Data, storeName, height, err)
+	}
+	info, err := s.GetCommitInfo(height)
+	if err != nil {
+		return &types.ResponseQuery{}, true, err
+	}
+	return &types.ResponseQuery{
+		Key: req.Data, Value: value, Height: height,
+		ProofOps: &cmtprotocrypto.ProofOps{Ops: []cmtprotocrypto.ProofOp{
+			types.NewIavlCommitmentOp(req.Data, proof).ProofOp(),
+			info.ProofOp(storeName),
+		}},
+	}, true, nil
+}
+
+// migratedTree opens (once) a store's IAVL tree at the migrated height
+// from the application database, read-only.
+func (s *Store) migratedTree(storeName string, height int64) (*iavl.ImmutableTree, error) {
+	m := &s.migrated
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.trees[storeName]; t != nil && m.checked == height {
+		return t, nil
+	}
+	if s.appDB == nil {
+		return nil, fmt.Errorf("the store has no application database")
+	}
+	if m.source == nil {
+		src, err := migrate.OpenSource(s.appDB, height)
+		if err != nil {
+			return nil, err
+		}
+		m.source, m.trees = src, map[string]*iavl.ImmutableTree{}
+	}
+	t, err := m.source.Tree(storeName)
+	if err != nil {
+		return nil, err
+	}
+	m.trees[storeName] = t
+	return t, nil
+}
