@@ -10,8 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,30 +98,6 @@ func settle(quiet, limit time.Duration) time.Duration {
 		}
 	}
 	return time.Since(start)
-}
-
-// resetPeakRSS forgets the process's peak resident set so far (Linux
-// clear_refs 5), after returning freed memory to the system, so that the
-// peak read at the end of a run is that run's.
-func resetPeakRSS() error {
-	runtime.GC()
-	debug.FreeOSMemory()
-	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-// peakRSS is the process's peak resident set (VmHWM) since the last reset.
-func peakRSS() (int64, error) {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("/proc/self/status has no VmHWM")
 }
 
 // diskUsage is the space dir's files occupy (allocated blocks: a sparse

@@ -22,6 +22,7 @@ import (
 	protoio "github.com/cosmos/gogoproto/io"
 
 	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/internal/procstat"
 )
 
 // Report is a harness run: the configuration, the machine, and one Result
@@ -352,7 +353,7 @@ type preloadEnder interface{ endPreload() error }
 func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, blocks int, exec func() (blockWork, error), after func(b *Block)) (Result, error) {
 	res := Result{Workload: workload, Kind: r.kind}
 	r.settle()
-	if err := resetPeakRSS(); err != nil {
+	if err := procstat.ResetPeakRSS(); err != nil {
 		return res, fmt.Errorf("resetting the peak RSS: %w", err)
 	}
 	before, err := sampleProc()
@@ -418,7 +419,7 @@ func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, block
 	res.BytesWritten = after1.written - before.written
 	res.BytesPerWrite = float64(res.BytesWritten) / float64(res.Writes)
 	res.CPUSeconds = (after1.cpu - before.cpu).Seconds()
-	if res.PeakRSS, err = peakRSS(); err != nil {
+	if res.PeakRSS, err = procstat.PeakRSS(); err != nil {
 		return res, err
 	}
 	if res.DiskBytes, err = diskUsage(dir); err != nil {

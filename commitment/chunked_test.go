@@ -11,6 +11,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/commitment/trie"
+	"github.com/nomtstore/nomtstore/internal/procstat"
 )
 
 // bigBlock stages n writes over three trees, derived from seed, into db:
@@ -147,7 +148,7 @@ func TestHugeBlock(t *testing.T) {
 			}
 		}
 		roots[side] = db.Roots()
-		t.Logf("%d writes in %d block(s): %d batch chunks, peak RSS so far %d MiB", n, blocks, db.Stats().BatchChunks, peakRSS()>>20)
+		t.Logf("%d writes in %d block(s): %d batch chunks, peak RSS so far %d MiB", n, blocks, db.Stats().BatchChunks, peakMiB())
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -160,17 +161,7 @@ func TestHugeBlock(t *testing.T) {
 	}
 }
 
-// peakRSS is the process's resident set high-water mark (Linux), in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+func peakMiB() int64 {
+	peak, _ := procstat.PeakRSS()
+	return peak >> 20
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	idb "github.com/cosmos/iavl/db"
@@ -58,10 +59,11 @@ type Result struct {
 	// Resumed: the directory already held this migration, committed by an
 	// earlier run that did not finish verifying; only verification ran.
 	Resumed bool
-	// ReadTime is the time spent reading IAVL while copying; BuildTime the
-	// rest of the copy and nomtstore's build and commit; VerifyTime the
-	// comparison (both sides).
-	ReadTime, BuildTime, VerifyTime time.Duration
+	// CopyTime is the copy of IAVL's leaves into the bulk load, during
+	// which IAVL was read for ReadTime (on its own goroutine, overlapped);
+	// BuildTime is nomtstore's build and commit after it; VerifyTime the
+	// comparison with IAVL (both read at once).
+	CopyTime, ReadTime, BuildTime, VerifyTime time.Duration
 	// DiskBytes is the size of the nomtstore directory afterwards.
 	DiskBytes int64
 }
@@ -90,6 +92,9 @@ func FromIAVL(ctx context.Context, src *Source, dir string, opts Options) (res *
 	}
 	engineOpts := opts.Engine
 	engineOpts.BulkProgress = m.buildProgress
+	// The migration serves no blocks: caches of the latest values and
+	// leaves would only hold memory (the node fills its own when it opens).
+	engineOpts.ValueCacheBytes, engineOpts.LeafCacheBytes, engineOpts.ColdCaches = -1, -1, true
 	db, err := commitment.Open(dir, nil, engineOpts)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: opening nomtstore in %s: %w", dir, err)
@@ -135,6 +140,8 @@ type migration struct {
 	names []string
 	trees map[string]iavlTree
 	total int64
+	// readTime sums the IAVL readers' busy time while copying.
+	readTime atomic.Int64
 	// phase and lastReport pace progress reports.
 	phase      string
 	lastReport time.Time
@@ -184,41 +191,34 @@ func (m *migration) copy(ctx context.Context, res *Result) (err error) {
 	}()
 	copyStart := time.Now()
 	var keys, bytes int64
-	var readTime time.Duration
 	m.phase = "copy"
 	for _, name := range m.names {
-		readStart := time.Now()
-		it, err := m.trees[name].Iterator(nil, nil, true)
-		if err != nil {
-			return fmt.Errorf("migrate: store %q: %w", name, err)
-		}
-		for ; it.Valid(); it.Next() {
-			key, value := it.Key(), it.Value()
-			readTime += time.Since(readStart)
-			if err := m.db.Set(name, key, value); err != nil {
-				_ = it.Close()
-				return fmt.Errorf("migrate: store %q, key %X: %w", name, key, err)
-			}
-			keys++
-			bytes += int64(len(key) + len(value))
-			if keys%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					_ = it.Close()
-					return err
+		// IAVL is read on its own goroutine, a batch ahead of the load.
+		pairs := m.readAhead(ctx, name, true)
+		for batch := range pairs.batches {
+			for _, kv := range batch {
+				if err := m.db.Set(name, kv.key, kv.value); err != nil {
+					pairs.stop()
+					return fmt.Errorf("migrate: store %q, key %X: %w", name, kv.key, err)
 				}
-				m.report(Progress{Store: name, Keys: keys, Bytes: bytes}, false)
+				keys++
+				bytes += int64(len(kv.key) + len(kv.value))
 			}
-			readStart = time.Now()
+			if err := ctx.Err(); err != nil {
+				pairs.stop()
+				return err
+			}
+			m.report(Progress{Store: name, Keys: keys, Bytes: bytes}, false)
 		}
-		readTime += time.Since(readStart)
-		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return fmt.Errorf("migrate: reading IAVL store %q: %w", name, err)
+		if err := pairs.err(); err != nil {
+			return err
 		}
 	}
 	if keys != m.total {
 		return fmt.Errorf("%w: IAVL's trees say %d keys but their iterators gave %d: the IAVL database is corrupt", ErrMismatch, m.total, keys)
 	}
 	m.report(Progress{Keys: keys, Bytes: bytes}, true)
+	buildStart := time.Now()
 	m.phase = "build"
 	m.db.SetVersionRecord(m.src.RawInfo)
 	if _, err := m.db.WorkingRoots(); err != nil {
@@ -236,8 +236,9 @@ func (m *migration) copy(ctx context.Context, res *Result) (err error) {
 	}
 	m.report(Progress{Keys: keys}, true)
 	res.Keys, res.Bytes = keys, bytes
-	res.ReadTime = readTime
-	res.BuildTime = time.Since(copyStart) - readTime
+	res.ReadTime = time.Duration(m.readTime.Load())
+	res.CopyTime = buildStart.Sub(copyStart)
+	res.BuildTime = time.Since(buildStart)
 	return nil
 }
 
@@ -272,38 +273,38 @@ func (m *migration) verify(ctx context.Context) error {
 }
 
 func (m *migration) verifyStore(ctx context.Context, name string, done int64) (n int64, err error) {
-	want, err := m.trees[name].Iterator(nil, nil, true)
-	if err != nil {
-		return 0, fmt.Errorf("migrate: store %q: %w", name, err)
-	}
-	defer func() { err = errors.Join(err, want.Close()) }()
 	got, err := m.db.NewIteratorAt(name, nil, nil, false, uint64(m.src.height))
 	if err != nil {
 		return 0, fmt.Errorf("migrate: store %q: %w", name, err)
 	}
 	defer func() { err = errors.Join(err, got.Close()) }()
-	for ; want.Valid(); want.Next() {
-		switch {
-		case !got.Valid():
-			return n, fmt.Errorf("%w: store %q: nomtstore ends before IAVL's key %X", ErrMismatch, name, want.Key())
-		case !bytes.Equal(got.Key(), want.Key()):
-			return n, fmt.Errorf("%w: store %q: IAVL's next key is %X, nomtstore's %X", ErrMismatch, name, want.Key(), got.Key())
-		case !bytes.Equal(got.Value(), want.Value()):
-			return n, fmt.Errorf("%w: store %q: key %X: IAVL's value is %X, nomtstore's %X", ErrMismatch, name, want.Key(), want.Value(), got.Value())
-		}
-		n++
-		got.Next()
-		if n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return n, err
+	want := m.readAhead(ctx, name, false)
+	defer want.stop()
+	for batch := range want.batches {
+		for _, kv := range batch {
+			switch {
+			case !got.Valid():
+				return n, fmt.Errorf("%w: store %q: nomtstore ends before IAVL's key %X", ErrMismatch, name, kv.key)
+			case !bytes.Equal(got.Key(), kv.key):
+				return n, fmt.Errorf("%w: store %q: IAVL's next key is %X, nomtstore's %X", ErrMismatch, name, kv.key, got.Key())
+			case !bytes.Equal(got.Value(), kv.value):
+				return n, fmt.Errorf("%w: store %q: key %X: IAVL's value is %X, nomtstore's %X", ErrMismatch, name, kv.key, kv.value, got.Value())
 			}
-			m.report(Progress{Store: name, Keys: done + n}, false)
+			n++
+			got.Next()
 		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m.report(Progress{Store: name, Keys: done + n}, false)
+	}
+	if err := want.err(); err != nil {
+		return n, err
 	}
 	if got.Valid() {
 		return n, fmt.Errorf("%w: store %q: nomtstore has key %X after IAVL's last", ErrMismatch, name, got.Key())
 	}
-	if err := errors.Join(want.Error(), got.Error()); err != nil {
+	if err := got.Error(); err != nil {
 		return n, fmt.Errorf("migrate: verifying store %q: %w", name, err)
 	}
 	return n, nil

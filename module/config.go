@@ -153,8 +153,9 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 	return c, nil
 }
 
-// engineOptions maps the section onto the engine's options.
-func (c Config) engineOptions() commitment.Options {
+// EngineOptions maps the section onto the engine's options (for tools
+// that open the store themselves, as the node would).
+func (c Config) EngineOptions() commitment.Options {
 	o := commitment.Options{
 		PageCachePages:     c.PageCachePages,
 		PebbleCacheBytes:   int64(c.PebbleCacheMB) << 20,
@@ -176,8 +177,8 @@ func (c Config) engineOptions() commitment.Options {
 	return o
 }
 
-// dir resolves the store directory under home.
-func (c Config) dir(home string) string {
+// StoreDir resolves the store directory under the node's home.
+func (c Config) StoreDir(home string) string {
 	if filepath.IsAbs(c.Dir) {
 		return c.Dir
 	}

@@ -75,12 +75,12 @@ func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, 
 	if cast.ToBool(appOpts.Get("telemetry.enabled")) {
 		m = metrics.NewMetrics([][]string{{"chain_id", cast.ToString(appOpts.Get(flags.FlagChainID))}})
 	}
-	dir := cfg.dir(home)
+	dir := cfg.StoreDir(home)
 	// The observer is installed whether or not app.toml enables telemetry:
 	// the server enables it after creating the app, and each call checks
 	// telemetry.IsTelemetryEnabled (with it off, calls return at once).
 	s, err := multistore.New(dir, app.Logger(), multistore.Options{
-		Engine: cfg.engineOptions(), AppDB: db, Metrics: m, Observer: TelemetryObserver{},
+		Engine: cfg.EngineOptions(), AppDB: db, Metrics: m, Observer: TelemetryObserver{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nomtstore: opening %s: %w", dir, err)

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	protoio "github.com/cosmos/gogoproto/io"
 
 	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/internal/procstat"
 )
 
 var restoreKills = flag.Int("restore-kills", 0, "TestRestoreKilled: kills (0: 12, 4 with -short)")
@@ -313,20 +313,9 @@ func BenchmarkRestore(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(keys*b.N)/b.Elapsed().Seconds(), "keys/s")
-	b.ReportMetric(float64(peakRSS()>>20), "peak-RSS-MiB")
-}
-
-// peakRSS is the process's resident set high-water mark (Linux), in bytes.
-func peakRSS() int64 {
-	raw, err := os.ReadFile("/proc/self/status")
+	peak, err := procstat.PeakRSS()
 	if err != nil {
-		return 0
+		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	b.ReportMetric(float64(peak>>20), "peak-RSS-MiB")
 }

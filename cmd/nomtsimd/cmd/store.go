@@ -39,7 +39,7 @@ func storeCommand() *cobra.Command {
 		Short: "Inspect, verify and prune the node's nomtstore, and check store proofs",
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(statsCmd(), verifyCmd(), pruneCmd(), moduleHashCmd(), proveCmd())
+	cmd.AddCommand(statsCmd(), verifyCmd(), pruneCmd(), moduleHashCmd(), proveCmd(), migrateCmd())
 	for _, c := range cmd.Commands() {
 		c.SilenceUsage = true // errors are about the store, not the flags
 	}
@@ -55,10 +55,7 @@ func openOffline(cmd *cobra.Command) (*commitment.DB, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	dir := cfg.Dir
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(home, dir)
-	}
+	dir := cfg.StoreDir(home)
 	if _, err := os.Stat(filepath.Join(dir, "FORMAT")); err != nil {
 		return nil, "", fmt.Errorf("%s is not a nomtstore home: no store in %s (run `init` and `start` first, or pass --home)", home, dir)
 	}

@@ -1,0 +1,208 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	dbm "github.com/cosmos/cosmos-db"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cosmos/cosmos-sdk/server"
+
+	"github.com/nomtstore/nomtstore/migrate"
+	nomtmodule "github.com/nomtstore/nomtstore/module"
+)
+
+type migrateJSON struct {
+	Height          int64   `json:"height"`
+	AppHash         string  `json:"app_hash"`
+	Dir             string  `json:"dir"`
+	Stores          int     `json:"stores"`
+	Keys            int64   `json:"keys"`
+	Bytes           int64   `json:"bytes"`
+	Resumed         bool    `json:"resumed"`
+	Verified        bool    `json:"verified"`
+	CopySeconds     float64 `json:"copy_seconds"`
+	ReadSeconds     float64 `json:"read_seconds"`
+	BuildSeconds    float64 `json:"build_seconds"`
+	VerifySeconds   float64 `json:"verify_seconds"`
+	KeysPerSecond   float64 `json:"keys_per_second"`
+	DiskBytes       int64   `json:"disk_bytes"`
+	SourceDiskBytes int64   `json:"source_disk_bytes"`
+}
+
+func migrateCmd() *cobra.Command {
+	var fromIAVL, skipVerify bool
+	var height int64
+	cmd := &cobra.Command{
+		Use:   "migrate --from-iavl",
+		Short: "Move a stopped node's IAVL state (data/application.db) into its nomtstore directory at one height",
+		Long: `Reads the IAVL stores of the stopped node's application.db (in the backend
+config.toml's db_backend names) at --height (default: the latest), writes them
+into the nomtstore directory app.toml names as that height's version, carrying
+IAVL's commit info so the node still reports the app hash CometBFT recorded,
+then compares every store key for key with IAVL (--skip-verify skips it).
+The IAVL data is only read. A run interrupted before its commit leaves the
+nomtstore directory empty: run it again. See docs/migration.md for the
+upgrade-height procedure around it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !fromIAVL {
+				return errors.New("say what to migrate from: --from-iavl (the node's IAVL application.db) is the only source")
+			}
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return err
+			}
+			serverCtx := server.GetServerContextFromCmd(cmd)
+			home := serverCtx.Config.RootDir
+			cfg, err := nomtmodule.ReadConfig(serverCtx.Viper)
+			if err != nil {
+				return err
+			}
+			dir := cfg.StoreDir(home)
+			dataDir := serverCtx.Config.DBDir()
+			appDBDir := filepath.Join(dataDir, "application.db")
+			if _, err := os.Stat(appDBDir); err != nil {
+				return fmt.Errorf("no IAVL state to migrate: %s does not exist (is %s the node's home?)", appDBDir, home)
+			}
+			backend := dbm.BackendType(serverCtx.Config.DBBackend)
+			appDB, err := dbm.NewDB("application", backend, dataDir)
+			if err != nil {
+				if strings.Contains(err.Error(), "lock") || strings.Contains(err.Error(), "temporarily unavailable") {
+					return fmt.Errorf("%s is in use: stop the node first (%w)", appDBDir, err)
+				}
+				return fmt.Errorf("opening %s (db_backend %q): %w", appDBDir, backend, err)
+			}
+			defer func() { _ = appDB.Close() }()
+			src, err := migrate.OpenSource(appDB, height)
+			if err != nil {
+				return err
+			}
+			show := newMigrateProgress(cmd.ErrOrStderr())
+			defer show.finish()
+			_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "migrating %d stores of %s at height %d into %s\n", len(src.Info.StoreInfos), appDBDir, src.Height(), dir)
+			opts := migrate.Options{SkipVerify: skipVerify, Engine: cfg.EngineOptions(), Progress: show.update, ProgressEvery: 200 * time.Millisecond}
+			res, err := migrate.FromIAVL(cmd.Context(), src, dir, opts)
+			show.finish()
+			if err != nil {
+				if strings.Contains(err.Error(), "lock") {
+					return fmt.Errorf("the nomtstore directory %s is in use: stop the node first (%w)", dir, err)
+				}
+				return err
+			}
+			total := res.CopyTime + res.BuildTime + res.VerifyTime
+			out := migrateJSON{
+				Height: res.Height, AppHash: fmt.Sprintf("%X", res.AppHash), Dir: dir, Stores: res.Stores, Keys: res.Keys, Bytes: res.Bytes,
+				Resumed: res.Resumed, Verified: !skipVerify,
+				CopySeconds: res.CopyTime.Seconds(), ReadSeconds: res.ReadTime.Seconds(), BuildSeconds: res.BuildTime.Seconds(), VerifySeconds: res.VerifyTime.Seconds(),
+				DiskBytes: res.DiskBytes, SourceDiskBytes: dirSize(appDBDir),
+			}
+			if total > 0 {
+				out.KeysPerSecond = float64(res.Keys) / total.Seconds()
+			}
+			if format == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			t := newTable(cmd.OutOrStdout())
+			t.row("migrated", "height %d, %s keys in %d stores", out.Height, count(uint64(out.Keys)), out.Stores)
+			if out.Bytes > 0 {
+				t.row("  data", "%s of keys and values", humanBytes(uint64(out.Bytes)))
+			}
+			t.row("app hash", "%s (IAVL's; the next block commits nomtstore's roots)", out.AppHash)
+			if res.Resumed {
+				t.row("resumed", "the directory already held this migration; only verified it")
+			}
+			t.row("time", "%v (%.0f keys/s): copy %v (of which reading IAVL %v, overlapped), nomtstore build %v, verify %v", total.Round(time.Millisecond),
+				out.KeysPerSecond, res.CopyTime.Round(time.Millisecond), res.ReadTime.Round(time.Millisecond), res.BuildTime.Round(time.Millisecond), res.VerifyTime.Round(time.Millisecond))
+			verified := "every store equal to IAVL's, key for key"
+			if skipVerify {
+				verified = "skipped (--skip-verify)"
+			}
+			t.row("verified", "%s", verified)
+			t.row("disk", "%s in %s (IAVL's application.db, only read: %s)", humanBytes(uint64(out.DiskBytes)), dir, humanBytes(uint64(out.SourceDiskBytes)))
+			return t.flush()
+		},
+	}
+	cmd.Flags().BoolVar(&fromIAVL, "from-iavl", false, "migrate from the node's IAVL application.db")
+	cmd.Flags().Int64Var(&height, "height", 0, "the IAVL height to migrate (default: the latest)")
+	cmd.Flags().BoolVar(&skipVerify, "skip-verify", false, "skip comparing every store with IAVL after the migration")
+	addOutputFlag(cmd)
+	return cmd
+}
+
+// migrateProgress shows a migration's phases: a bar with keys, keys/s and
+// ETA on a terminal, otherwise a line every five seconds.
+type migrateProgress struct {
+	w        io.Writer
+	terminal bool
+	bar      *progressbar.ProgressBar
+	phase    string
+	lastLine time.Time
+}
+
+func newMigrateProgress(w io.Writer) *migrateProgress {
+	f, ok := w.(*os.File)
+	return &migrateProgress{w: w, terminal: ok && term.IsTerminal(int(f.Fd()))}
+}
+
+func (p *migrateProgress) update(pr migrate.Progress) {
+	if pr.Phase != p.phase {
+		p.finish()
+		p.phase = pr.Phase
+		if p.terminal {
+			p.bar = progressbar.NewOptions64(pr.TotalKeys,
+				progressbar.OptionSetWriter(p.w),
+				progressbar.OptionSetDescription(pr.Phase),
+				progressbar.OptionSetItsString("keys"),
+				progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(100*time.Millisecond),
+			)
+		}
+	}
+	if p.bar != nil {
+		_ = p.bar.Set64(pr.Keys)
+		return
+	}
+	if time.Since(p.lastLine) < 5*time.Second && pr.Keys != pr.TotalKeys {
+		return
+	}
+	p.lastLine = time.Now()
+	line := fmt.Sprintf("migrate: %s %s of %s keys", pr.Phase, count(uint64(pr.Keys)), count(uint64(pr.TotalKeys)))
+	if secs := pr.Elapsed.Seconds(); secs > 0 {
+		line += fmt.Sprintf(", %.0f keys/s since the start", float64(pr.Keys)/secs)
+	}
+	if pr.Store != "" {
+		line += ", store " + pr.Store
+	}
+	_, _ = fmt.Fprintln(p.w, line)
+}
+
+func (p *migrateProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		_, _ = fmt.Fprintln(p.w)
+		p.bar = nil
+	}
+}
+
+// dirSize is the size of a directory's files.
+func dirSize(dir string) int64 {
+	var total int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total
+}

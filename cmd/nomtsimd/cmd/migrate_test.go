@@ -1,0 +1,108 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cosmossdk.io/log"
+	"cosmossdk.io/store/metrics"
+	"cosmossdk.io/store/rootmulti"
+	storetypes "cosmossdk.io/store/types"
+	dbm "github.com/cosmos/cosmos-db"
+)
+
+// makeIAVLHome commits a few blocks of two IAVL stores into home's
+// data/application.db, as a node on IAVL leaves it, and returns the app
+// hash of the last.
+func makeIAVLHome(t *testing.T, home string) []byte {
+	t.Helper()
+	db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, filepath.Join(home, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
+	bank, acc := storetypes.NewKVStoreKey("bank"), storetypes.NewKVStoreKey("acc")
+	rs.MountStoreWithDB(bank, storetypes.StoreTypeIAVL, nil)
+	rs.MountStoreWithDB(acc, storetypes.StoreTypeIAVL, nil)
+	if err := rs.LoadLatestVersion(); err != nil {
+		t.Fatal(err)
+	}
+	var id storetypes.CommitID
+	for i := range 4 {
+		for j := range 50 {
+			rs.GetCommitKVStore(bank).Set(fmt.Appendf(nil, "b%d-%d", i, j), []byte("value"))
+			rs.GetCommitKVStore(acc).Set(fmt.Appendf(nil, "a%d", j), fmt.Appendf(nil, "v%d", i))
+		}
+		id = rs.Commit()
+	}
+	return id.Hash
+}
+
+func TestMigrateCommand(t *testing.T) {
+	home := t.TempDir()
+	appHash := makeIAVLHome(t, home)
+	empty := t.TempDir()
+	tests := []struct {
+		name    string
+		home    string
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{"needs a source", home, []string{"nomtstore", "migrate"}, "", "--from-iavl"},
+		{"no application.db", empty, []string{"nomtstore", "migrate", "--from-iavl"}, "", "does not exist"},
+		{"a height IAVL does not have", home, []string{"nomtstore", "migrate", "--from-iavl", "--height", "9"}, "", "the latest is 4"},
+		{"migrate", home, []string{"nomtstore", "migrate", "--from-iavl"}, fmt.Sprintf("%X", appHash), ""},
+		{"again: only verifies", home, []string{"nomtstore", "migrate", "--from-iavl"}, "only verified it", ""},
+		{"then the store is a nomtstore home", home, []string{"nomtstore", "stats"}, "4..4, 1 retained", ""},
+		{"another height into a migrated store", home, []string{"nomtstore", "migrate", "--from-iavl", "--height", "3"}, "", "needs an empty store"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, tc.home, tc.args...)
+			t.Logf("%s", out)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one about %q (output %s)", err, tc.wantErr, out)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("output %q, %v; want %q", out, err, tc.want)
+			}
+		})
+	}
+
+	t.Run("json", func(t *testing.T) {
+		home := t.TempDir()
+		makeIAVLHome(t, home)
+		out, err := run(t, home, "nomtstore", "migrate", "--from-iavl", "--height", "2", "--skip-verify", "-o", "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res migrateJSON
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+		if res.Height != 2 || res.Keys != 150 || res.Stores != 2 || res.Verified || res.DiskBytes == 0 {
+			t.Fatalf("%+v", res)
+		}
+	})
+
+	t.Run("a running node", func(t *testing.T) {
+		home := t.TempDir()
+		makeIAVLHome(t, home)
+		db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, filepath.Join(home, "data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = db.Close() }()
+		if _, err := run(t, home, "nomtstore", "migrate", "--from-iavl"); err == nil || !strings.Contains(err.Error(), "stop the node first") {
+			t.Fatalf("migrating a held application.db: %v", err)
+		}
+	})
+}
