@@ -26,6 +26,8 @@ type node struct {
 	rpc  int
 	cmd  *exec.Cmd
 	log  *os.File
+	// startArgs are added to the start command's flags.
+	startArgs []string
 }
 
 func freePort(t *testing.T) int {
@@ -125,6 +127,7 @@ func (n *node) start() {
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", n.rpc+1),
 		"--grpc.address", fmt.Sprintf("127.0.0.1:%d", n.rpc+2),
 		"--api.enable=false", "--grpc-web.enable=false")
+	n.cmd.Args = append(n.cmd.Args, n.startArgs...)
 	n.cmd.Stdout, n.cmd.Stderr = log, log
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)

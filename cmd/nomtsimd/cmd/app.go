@@ -1,12 +1,14 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"cosmossdk.io/log"
+	upgradetypes "cosmossdk.io/x/upgrade/types"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	dbm "github.com/cosmos/cosmos-db"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/cosmos/cosmos-sdk/server/api"
 	"github.com/cosmos/cosmos-sdk/server/config"
 	servertypes "github.com/cosmos/cosmos-sdk/server/types"
+	sdkmodule "github.com/cosmos/cosmos-sdk/types/module"
 	"github.com/cosmos/cosmos-sdk/x/staking"
 	"github.com/cosmos/ibc-go/v10/testing/simapp"
 	"github.com/spf13/cast"
@@ -44,7 +47,21 @@ func (a NodeApp) RegisterAPIRoutes(apiSvr *api.Server, apiConfig config.APIConfi
 	a.nomtstore.RegisterGRPCGatewayRoutes(apiSvr.ClientCtx, apiSvr.GRPCGatewayRouter)
 }
 
+// FlagIAVL runs the node on the SDK's IAVL store instead of nomtstore: the
+// binary before a switch (docs/migration.md), for trying the migration
+// procedure on a local chain.
+const FlagIAVL = "iavl"
+
+// SwitchUpgrade names the upgrade plan of a switch from IAVL: the binary
+// on nomtstore has its handler, the one on IAVL (--iavl) does not, and so
+// halts at its height.
+const SwitchUpgrade = "nomtstore-switch"
+
 func newSimApp(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bool, appOpts servertypes.AppOptions) NodeApp {
+	if cast.ToBool(appOpts.Get(FlagIAVL)) {
+		app := simapp.NewSimApp(logger, db, traceStore, loadLatest, appOpts, server.DefaultBaseappOptions(appOpts)...)
+		return NodeApp{SimApp: app, nomtstore: module.NewAppModule(nil)}
+	}
 	storeOpt, db := module.StoreOption(cast.ToString(appOpts.Get(flags.FlagHome)), appOpts, db)
 	opts := append([]func(*baseapp.BaseApp){storeOpt}, server.DefaultBaseappOptions(appOpts)...)
 	app := simapp.NewSimApp(logger, db, traceStore, loadLatest, appOpts, opts...)
@@ -52,6 +69,10 @@ func newSimApp(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bo
 	if err := nomt.RegisterServices(app.GRPCQueryRouter()); err != nil {
 		panic(err)
 	}
+	// The switch changes no module: its handler only has to exist.
+	app.UpgradeKeeper.SetUpgradeHandler(SwitchUpgrade, func(ctx context.Context, _ upgradetypes.Plan, vm sdkmodule.VersionMap) (sdkmodule.VersionMap, error) {
+		return app.ModuleManager.RunMigrations(ctx, app.Configurator(), vm)
+	})
 	return NodeApp{SimApp: app, nomtstore: nomt}
 }
 

@@ -105,7 +105,9 @@ func NewRootCmd() *cobra.Command {
 		snapshot.Cmd(NewApp),
 		storeCommand(),
 	)
-	server.AddCommands(rootCmd, DefaultNodeHome(), NewApp, ExportApp, func(*cobra.Command) {})
+	server.AddCommands(rootCmd, DefaultNodeHome(), NewApp, ExportApp, func(start *cobra.Command) {
+		start.Flags().Bool(FlagIAVL, false, "run on the SDK's IAVL store instead of nomtstore (the binary before a switch, to try docs/migration.md on a local chain)")
+	})
 	for _, c := range rootCmd.Commands() {
 		if c.Name() == "rollback" {
 			rootCmd.RemoveCommand(c)
