@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -8,15 +9,18 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
 	"cosmossdk.io/log"
 	"cosmossdk.io/store/metrics"
 	"cosmossdk.io/store/rootmulti"
+	snapshottypes "cosmossdk.io/store/snapshots/types"
 	"cosmossdk.io/store/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
 	dbm "github.com/cosmos/cosmos-db"
+	protoio "github.com/cosmos/gogoproto/io"
 
 	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/commitment/vfs"
@@ -271,17 +275,8 @@ func TestFromIAVLWithoutTheIAVLData(t *testing.T) {
 	}
 }
 
-func errorsContains(err error, s string) bool {
-	return err != nil && contains(err.Error(), s)
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
+func errorsContains(err error, sub string) bool {
+	return err != nil && strings.Contains(err.Error(), sub)
 }
 
 func engineVersion(t *testing.T, dir string) uint64 {
@@ -416,5 +411,73 @@ func TestFromIAVLInterrupted(t *testing.T) {
 	}
 	if string(res.AppHash) != string(c.hashes[c.latest]) || res.Keys != c.keys(c.latest) {
 		t.Fatalf("retried migration: %+v", res)
+	}
+}
+
+// State sync across the switch: a migrated node's snapshot of a height
+// after the switch restores on a new node to the same app hash; an IAVL
+// node's snapshot restores to nomtstore's app hash, never the IAVL one
+// the chain recorded, and the restore says so (CometBFT's app-hash check
+// then refuses it).
+func TestStateSyncAcrossTheSwitch(t *testing.T) {
+	c := newIAVLChain(t, 5, 200)
+	dir := filepath.Join(t.TempDir(), "nomtstore")
+	if _, err := migrateTo(t, c, 0, dir, migrate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	src := openMultistore(t, dir, c.db)
+	for i := range 3 {
+		src.GetKVStore(src.StoreKeysByName()["bank"]).Set(fmt.Appendf(nil, "after-%d", i), []byte("switch"))
+		src.Commit()
+	}
+	height := c.latest + 2
+	info, err := src.GetCommitInfo(height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	if err := src.Snapshot(uint64(height), protoio.NewDelimitedWriter(&stream)); err != nil {
+		t.Fatal(err)
+	}
+	dst := openMultistore(t, filepath.Join(t.TempDir(), "nomtstore"), nil)
+	if _, err := dst.Restore(uint64(height), snapshottypes.CurrentFormat, protoio.NewDelimitedReader(&stream, 64<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dst.LastCommitID(); got.Version != height || !bytes.Equal(got.Hash, info.Hash()) {
+		t.Fatalf("restored from a migrated node: %d %X, want %d %X", got.Version, got.Hash, height, info.Hash())
+	}
+
+	// An IAVL node's snapshot of the last IAVL height.
+	rs := rootmulti.NewStore(c.db, log.NewNopLogger(), metrics.NewNoOpMetrics())
+	for _, name := range append(slices.Clone(storeNames), emptyStore) {
+		rs.MountStoreWithDB(types.NewKVStoreKey(name), types.StoreTypeIAVL, nil)
+	}
+	if err := rs.LoadLatestVersion(); err != nil {
+		t.Fatal(err)
+	}
+	stream.Reset()
+	if err := rs.Snapshot(uint64(c.latest), protoio.NewDelimitedWriter(&stream)); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	fromIAVL, err := multistore.New(filepath.Join(t.TempDir(), "nomtstore"), log.NewLogger(&logged), multistore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromIAVL.Close()
+	for _, name := range append(slices.Clone(storeNames), emptyStore) {
+		fromIAVL.MountStoreWithDB(types.NewKVStoreKey(name), types.StoreTypeIAVL, nil)
+	}
+	if err := fromIAVL.LoadLatestVersion(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fromIAVL.Restore(uint64(c.latest), snapshottypes.CurrentFormat, protoio.NewDelimitedReader(&stream, 64<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fromIAVL.LastCommitID(); bytes.Equal(got.Hash, c.hashes[c.latest]) {
+		t.Fatal("an IAVL snapshot restored to IAVL's app hash")
+	}
+	if !strings.Contains(logged.String(), "taken by a node on IAVL") {
+		t.Fatalf("the restore of an IAVL node's snapshot did not say so; log:\n%s", logged.String())
 	}
 }

@@ -128,6 +128,7 @@ func (s *Store) Restore(height uint64, format uint32, protoReader protoio.Reader
 	trees := s.treeNames()
 	var current string
 	restored := map[string]int{}
+	iavlNodes := 0
 loop:
 	for {
 		item = snapshottypes.SnapshotItem{}
@@ -157,6 +158,7 @@ loop:
 				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "node height %v out of range 0..%v", node.Height, math.MaxInt8)
 			}
 			if node.Height > 0 {
+				iavlNodes++
 				continue // an IAVL inner node
 			}
 			value := node.Value
@@ -177,6 +179,14 @@ loop:
 		return snapshottypes.SnapshotItem{}, err
 	}
 	s.logger.Info("nomtstore restored a snapshot", "height", height, "stores", len(restored))
+	if iavlNodes > 0 {
+		// Its keys are right, but the app hash the chain recorded for the
+		// height is IAVL's (a height before a switch to nomtstore), which
+		// this store does not make: CometBFT's check after the restore
+		// fails ("appHash verification failed").
+		s.logger.Error("the restored snapshot was taken by a node on IAVL (it carries IAVL's inner nodes): its app hash is nomtstore's, never the IAVL app hash the chain recorded at that height, so state sync will refuse it; state-sync from a node on nomtstore, at a height after the chain's switch",
+			"height", height, "iavl_inner_nodes", iavlNodes)
+	}
 	return item, s.LoadLatestVersion()
 }
 

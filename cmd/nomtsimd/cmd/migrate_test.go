@@ -3,7 +3,9 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -19,7 +21,12 @@ import (
 // hash of the last.
 func makeIAVLHome(t *testing.T, home string) []byte {
 	t.Helper()
-	db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, filepath.Join(home, "data"))
+	return makeIAVLHomeOn(t, home, dbm.GoLevelDBBackend)
+}
+
+func makeIAVLHomeOn(t *testing.T, home string, backend dbm.BackendType) []byte {
+	t.Helper()
+	db, err := dbm.NewDB("application", backend, filepath.Join(home, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +97,45 @@ func TestMigrateCommand(t *testing.T) {
 		}
 		if res.Height != 2 || res.Keys != 150 || res.Stores != 2 || res.Verified || res.DiskBytes == 0 {
 			t.Fatalf("%+v", res)
+		}
+	})
+
+	t.Run("pebbledb, as config.toml's db_backend says", func(t *testing.T) {
+		home := t.TempDir()
+		appHash := makeIAVLHomeOn(t, home, dbm.PebbleDBBackend)
+		_, _ = run(t, home, "nomtstore", "migrate") // writes the default config.toml
+		config := filepath.Join(home, "config", "config.toml")
+		b, err := os.ReadFile(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = regexp.MustCompile(`(?m)^db_backend = .*$`).ReplaceAll(b, []byte(`db_backend = "pebbledb"`))
+		if err := os.WriteFile(config, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, home, "nomtstore", "migrate", "--from-iavl")
+		if err != nil || !strings.Contains(out, fmt.Sprintf("%X", appHash)) {
+			t.Fatalf("migrating a pebbledb application.db: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("a corrupt application.db", func(t *testing.T) {
+		home := t.TempDir()
+		makeIAVLHome(t, home)
+		manifests, _ := filepath.Glob(filepath.Join(home, "data", "application.db", "MANIFEST-*"))
+		if len(manifests) == 0 {
+			t.Fatal("no MANIFEST in application.db")
+		}
+		for _, m := range manifests {
+			if err := os.WriteFile(m, []byte("this is not a leveldb manifest"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := run(t, home, "nomtstore", "migrate", "--from-iavl"); err == nil || !strings.Contains(err.Error(), "application.db") {
+			t.Fatalf("migrating a corrupt application.db: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(home, "data", "nomtstore", "FORMAT")); err == nil {
+			t.Fatal("a failed migration created a store")
 		}
 	})
 
