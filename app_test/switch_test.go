@@ -260,6 +260,62 @@ func (n *node) tx(args ...string) {
 	n.t.Fatalf("tx %v (%s) was not included", args, res.TxHash)
 }
 
+// scheduleSwitch passes a governance proposal of the switch's software
+// upgrade, blocksAhead blocks ahead, voted in by every validator, and
+// returns its height.
+func scheduleSwitch(t *testing.T, nodes []*node, blocksAhead int64) int64 {
+	t.Helper()
+	gov := authtypes.NewModuleAddress(govtypes.ModuleName).String()
+	upgradeHeight := nodes[0].height() + blocksAhead
+	proposal := filepath.Join(t.TempDir(), "proposal.json")
+	prop := fmt.Sprintf(`{"messages":[{"@type":"/cosmos.upgrade.v1beta1.MsgSoftwareUpgrade","authority":%q,"plan":{"name":%q,"height":"%d"}}],
+		"deposit":"10000000stake","title":"move to nomtstore","summary":"switch the store from IAVL to nomtstore"}`, gov, cmd.SwitchUpgrade, upgradeHeight)
+	if err := os.WriteFile(proposal, []byte(prop), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].tx("tx", "gov", "submit-proposal", proposal)
+	for _, nd := range nodes {
+		nd.tx("tx", "gov", "vote", "1", "yes")
+	}
+	return upgradeHeight
+}
+
+// waitHalt waits until every node on IAVL has halted at the switch.
+func waitHalt(nodes []*node, upgradeHeight int64) {
+	halt := fmt.Sprintf("UPGRADE %q NEEDED at height: %d", cmd.SwitchUpgrade, upgradeHeight)
+	for _, nd := range nodes {
+		nd.waitLog(halt, 3*time.Minute)
+	}
+}
+
+// TestAbandonSwitch: before any block on nomtstore, the switch is undone as
+// docs/migration.md says: the nomtstore directory deleted, the binary on
+// IAVL restarted with --unsafe-skip-upgrades, and the chain goes on from
+// IAVL's state, which the migration left as it was.
+func TestAbandonSwitch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a node process and a governance vote: not in -short")
+	}
+	nodes := newLocalnet(t, 1)
+	val := nodes[0]
+	val.startArgs = []string{"--" + cmd.FlagIAVL}
+	val.start()
+	val.waitHeight(2)
+	upgradeHeight := scheduleSwitch(t, nodes, 45) // past the 6 s voting period
+	waitHalt(nodes, upgradeHeight)
+	val.stop()
+	val.run("nomtstore", "migrate", "--from-iavl", "--home", val.home)
+	if err := os.RemoveAll(filepath.Join(val.home, "data", "nomtstore")); err != nil {
+		t.Fatal(err)
+	}
+	val.startArgs = []string{"--" + cmd.FlagIAVL, "--unsafe-skip-upgrades", strconv.FormatInt(upgradeHeight, 10)}
+	val.start()
+	val.waitHeight(upgradeHeight + 3)
+	if _, err := os.Stat(filepath.Join(val.home, "data", "nomtstore")); err == nil {
+		t.Fatal("the node on IAVL created a nomtstore directory")
+	}
+}
+
 // TestSwitchFromIAVL is the operator procedure of docs/migration.md on a
 // three-validator chain of separate processes: the chain runs on IAVL
 // (--iavl), a governance proposal schedules the switch, every validator
@@ -287,26 +343,11 @@ func TestSwitchFromIAVL(t *testing.T) {
 	start(true)
 	nodes[0].waitHeight(3)
 
-	// The proposal: a software upgrade at U, voted in by every validator.
-	gov := authtypes.NewModuleAddress(govtypes.ModuleName).String()
-	upgradeHeight := nodes[0].height() + 30
-	proposal := filepath.Join(t.TempDir(), "proposal.json")
-	prop := fmt.Sprintf(`{"messages":[{"@type":"/cosmos.upgrade.v1beta1.MsgSoftwareUpgrade","authority":%q,"plan":{"name":%q,"height":"%d"}}],
-		"deposit":"10000000stake","title":"move to nomtstore","summary":"switch the store from IAVL to nomtstore"}`, gov, cmd.SwitchUpgrade, upgradeHeight)
-	if err := os.WriteFile(proposal, []byte(prop), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	nodes[0].tx("tx", "gov", "submit-proposal", proposal)
-	for _, nd := range nodes {
-		nd.tx("tx", "gov", "vote", "1", "yes")
-	}
+	upgradeHeight := scheduleSwitch(t, nodes, 30)
 	recipient := authtypes.NewModuleAddress("switch-test-recipient").String()
 	nodes[1].tx("tx", "bank", "send", "val", recipient, "1234stake")
 
-	halt := fmt.Sprintf("UPGRADE %q NEEDED at height: %d", cmd.SwitchUpgrade, upgradeHeight)
-	for _, nd := range nodes {
-		nd.waitLog(halt, 3*time.Minute)
-	}
+	waitHalt(nodes, upgradeHeight)
 	lastIAVL := upgradeHeight - 1
 	iavlAppHash := nodes[0].headerAppHash(upgradeHeight)
 	t.Logf("%v: every validator halted at the upgrade height %d; last IAVL app hash %s", time.Since(began).Round(time.Second), upgradeHeight, iavlAppHash)
