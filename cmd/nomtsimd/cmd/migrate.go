@@ -120,8 +120,12 @@ upgrade-height procedure around it.`,
 			if res.Resumed {
 				t.row("resumed", "the directory already held this migration; only verified it")
 			}
-			t.row("time", "%v (%.0f keys/s): copy %v (of which reading IAVL %v, overlapped), nomtstore build %v, verify %v", total.Round(time.Millisecond),
-				out.KeysPerSecond, res.CopyTime.Round(time.Millisecond), res.ReadTime.Round(time.Millisecond), res.BuildTime.Round(time.Millisecond), res.VerifyTime.Round(time.Millisecond))
+			if res.Resumed {
+				t.row("time", "%v verifying (%.0f keys/s)", total.Round(time.Millisecond), out.KeysPerSecond)
+			} else {
+				t.row("time", "%v (%.0f keys/s): copy %v (of which reading IAVL %v, overlapped), nomtstore build %v, verify %v", total.Round(time.Millisecond),
+					out.KeysPerSecond, res.CopyTime.Round(time.Millisecond), res.ReadTime.Round(time.Millisecond), res.BuildTime.Round(time.Millisecond), res.VerifyTime.Round(time.Millisecond))
+			}
 			verified := "every store equal to IAVL's, key for key"
 			if skipVerify {
 				verified = "skipped (--skip-verify)"
@@ -195,8 +199,11 @@ func (p *migrateProgress) finish() {
 	}
 }
 
-// dirSize is the size of a directory's files.
+// dirSize is the size of a directory's files (a symlinked directory's).
 func dirSize(dir string) int64 {
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
 	var total int64
 	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
