@@ -62,11 +62,7 @@ func freePort(t *testing.T) int {
 func newNode(t *testing.T, pruning, keepRecent, interval string) *node {
 	t.Helper()
 	dir := t.TempDir()
-	n := &node{t: t, bin: filepath.Join(dir, "nomtsimd"), home: filepath.Join(dir, "home"), rpc: freePort(t)}
-	build := exec.Command("go", "build", "-o", n.bin, "../cmd/nomtsimd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building nomtsimd: %v\n%s", err, out)
-	}
+	n := &node{t: t, bin: nomtsimdBinary(t), home: filepath.Join(dir, "home"), rpc: freePort(t)}
 	kr := []string{"--keyring-backend", "test", "--home", n.home}
 	n.run("init", "node", "--chain-id", "nomt-node-test", "--home", n.home)
 	n.run(append([]string{"keys", "add", "val"}, kr...)...)

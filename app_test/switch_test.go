@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,11 +33,7 @@ const switchChainID = "nomt-switch-test"
 func newLocalnet(t *testing.T, n int) []*node {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "nomtsimd")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/nomtsimd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building nomtsimd: %v\n%s", err, out)
-	}
+	bin := nomtsimdBinary(t)
 	nodes := make([]*node, n)
 	addrs := make([]string, n)
 	for i := range nodes {
