@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -100,7 +99,7 @@ func TestMigrateKilled(t *testing.T) {
 			Verified bool   `json:"verified"`
 			Keys     int64  `json:"keys"`
 		}
-		if err := json.Unmarshal(out[strings.Index(string(out), "{"):], &res); err != nil {
+		if err := json.Unmarshal(jsonObject(string(out)), &res); err != nil {
 			t.Fatalf("kill %d: %v in %s", i, err, out)
 		}
 		if res.AppHash != fmt.Sprintf("%X", appHash) || !res.Verified || res.Keys != 100_000 {

@@ -233,7 +233,7 @@ func (n *node) tx(args ...string) {
 		TxHash string `json:"txhash"`
 		RawLog string `json:"raw_log"`
 	}
-	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil || res.Code != 0 {
+	if err := json.Unmarshal(jsonObject(out), &res); err != nil || res.Code != 0 {
 		n.t.Fatalf("tx %v: %v, code %d %s\n%s", args, err, res.Code, res.RawLog, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -359,7 +359,7 @@ func TestSwitchFromIAVL(t *testing.T) {
 			Keys     int64  `json:"keys"`
 			Verified bool   `json:"verified"`
 		}
-		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		if err := json.Unmarshal(jsonObject(out), &res); err != nil {
 			t.Fatalf("validator %d: %v in %s", i, err, out)
 		}
 		if res.Height != lastIAVL || res.AppHash != iavlAppHash || !res.Verified || res.Keys == 0 {
@@ -404,4 +404,13 @@ func TestSwitchFromIAVL(t *testing.T) {
 
 	// The chain goes on taking transactions.
 	nodes[2].tx("tx", "bank", "send", "val", recipient, "1stake")
+}
+
+// jsonObject is the JSON document a command printed after its log lines
+// (nothing if it printed none, which then fails to decode).
+func jsonObject(out string) []byte {
+	if i := strings.Index(out, "{"); i >= 0 {
+		return []byte(out[i:])
+	}
+	return nil
 }

@@ -45,7 +45,7 @@ func BenchmarkFromIAVL(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	if latest, err := migrate.IAVLLatestHeight(db); err != nil {
 		b.Fatal(err)
 	} else if latest == 0 {

@@ -21,7 +21,7 @@ const (
 	iavlStorePrefix   = "s/k:%s/"
 )
 
-// ErrIAVLHeight: the IAVL database does not hold the height asked for.
+// ErrIAVLHeight is the error for a height the IAVL database does not hold.
 var ErrIAVLHeight = errors.New("migrate: IAVL does not have that height")
 
 // ErrReadOnly is what a write to the IAVL database gets: the migration

@@ -16,10 +16,11 @@ import (
 )
 
 var (
-	// ErrNotEmpty: the nomtstore directory already holds a state that is
-	// not this migration's.
+	// ErrNotEmpty is the error for a nomtstore directory that already
+	// holds a state that is not this migration's.
 	ErrNotEmpty = errors.New("migrate: the nomtstore directory already holds state")
-	// ErrMismatch: verification found nomtstore and IAVL disagreeing.
+	// ErrMismatch is the error of a verification that found nomtstore and
+	// IAVL disagreeing.
 	ErrMismatch = errors.New("migrate: nomtstore and IAVL differ")
 )
 

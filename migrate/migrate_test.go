@@ -111,7 +111,7 @@ func digest(t *testing.T, db dbm.DB) [32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }()
 	h := sha256.New()
 	for ; it.Valid(); it.Next() {
 		_, _ = fmt.Fprintf(h, "%x=%x;", it.Key(), it.Value())
@@ -285,7 +285,7 @@ func engineVersion(t *testing.T, dir string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	return db.Version()
 }
 
@@ -345,7 +345,7 @@ func copyDB(t *testing.T, from, to dbm.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }()
 	for ; it.Valid(); it.Next() {
 		if err := to.Set(it.Key(), it.Value()); err != nil {
 			t.Fatal(err)
@@ -464,7 +464,7 @@ func TestStateSyncAcrossTheSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fromIAVL.Close()
+	defer func() { _ = fromIAVL.Close() }()
 	for _, name := range append(slices.Clone(storeNames), emptyStore) {
 		fromIAVL.MountStoreWithDB(types.NewKVStoreKey(name), types.StoreTypeIAVL, nil)
 	}

@@ -92,7 +92,11 @@ func TestMigrateCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		var res migrateJSON
-		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		start := strings.Index(out, "{")
+		if start < 0 {
+			t.Fatalf("no JSON in %q", out)
+		}
+		if err := json.Unmarshal([]byte(out[start:]), &res); err != nil {
 			t.Fatalf("%v in %q", err, out)
 		}
 		if res.Height != 2 || res.Keys != 150 || res.Stores != 2 || res.Verified || res.DiskBytes == 0 {
