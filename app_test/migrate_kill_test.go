@@ -1,8 +1,6 @@
 package app_test
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -14,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"cosmossdk.io/log"
-	"cosmossdk.io/store/metrics"
-	"cosmossdk.io/store/rootmulti"
-	storetypes "cosmossdk.io/store/types"
 	dbm "github.com/cosmos/cosmos-db"
+
+	"github.com/nomtstore/nomtstore/internal/iavltest"
 )
 
 // appDBDigest hashes every record of a home's application.db.
@@ -29,18 +25,7 @@ func appDBDigest(t *testing.T, home string) [32]byte {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	it, err := db.Iterator(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = it.Close() }()
-	h := sha256.New()
-	for ; it.Valid(); it.Next() {
-		_, _ = fmt.Fprintf(h, "%x=%x;", it.Key(), it.Value())
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum
+	return iavltest.Digest(t, db)
 }
 
 // TestMigrateKilled SIGKILLs `nomtsimd nomtstore migrate --from-iavl` at
@@ -113,8 +98,8 @@ func TestMigrateKilled(t *testing.T) {
 	t.Logf("%d kills within %v runs: %v", kills, full.Round(time.Millisecond), outcomes)
 }
 
-// preloadIAVLHome commits keys random keys in two IAVL stores into home's
-// application.db, and returns the last app hash.
+// preloadIAVLHome commits keys random keys into home's application.db
+// and returns the last app hash.
 func preloadIAVLHome(t *testing.T, home string, keys int) []byte {
 	t.Helper()
 	db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, filepath.Join(home, "data"))
@@ -122,25 +107,5 @@ func preloadIAVLHome(t *testing.T, home string, keys int) []byte {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
-	bank, acc := storetypes.NewKVStoreKey("bank"), storetypes.NewKVStoreKey("acc")
-	rs.MountStoreWithDB(bank, storetypes.StoreTypeIAVL, nil)
-	rs.MountStoreWithDB(acc, storetypes.StoreTypeIAVL, nil)
-	if err := rs.LoadLatestVersion(); err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(3, 3))
-	var id storetypes.CommitID
-	for done := 0; done < keys; {
-		for i := 0; i < 100_000 && done < keys; i, done = i+1, done+1 {
-			key := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, rng.Uint64()), rng.Uint64())
-			store := bank
-			if rng.IntN(3) == 0 {
-				store = acc
-			}
-			rs.GetCommitKVStore(store).Set(key, binary.BigEndian.AppendUint64(nil, rng.Uint64()))
-		}
-		id = rs.Commit()
-	}
-	return id.Hash
+	return iavltest.Preload(t, db, keys, 3)
 }

@@ -2,20 +2,15 @@ package migrate_test
 
 import (
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"cosmossdk.io/log"
-	"cosmossdk.io/store/metrics"
-	"cosmossdk.io/store/rootmulti"
-	"cosmossdk.io/store/types"
 	dbm "github.com/cosmos/cosmos-db"
 
+	"github.com/nomtstore/nomtstore/internal/iavltest"
 	"github.com/nomtstore/nomtstore/internal/procstat"
 	"github.com/nomtstore/nomtstore/migrate"
 )
@@ -49,7 +44,9 @@ func BenchmarkFromIAVL(b *testing.B) {
 	if latest, err := migrate.IAVLLatestHeight(db); err != nil {
 		b.Fatal(err)
 	} else if latest == 0 {
-		preloadIAVL(b, db, keys)
+		start := time.Now()
+		iavltest.Preload(b, db, keys, 7)
+		b.Logf("preloaded %d IAVL keys in %v", keys, time.Since(start).Round(time.Second))
 	}
 	var res *migrate.Result
 	var peak int64
@@ -83,36 +80,4 @@ func BenchmarkFromIAVL(b *testing.B) {
 	b.ReportMetric(res.VerifyTime.Seconds(), "verify-s")
 	b.ReportMetric(float64(peak>>20), "peak-RSS-MiB")
 	b.ReportMetric(float64(res.DiskBytes>>20), "disk-MiB")
-}
-
-func preloadIAVL(b *testing.B, db dbm.DB, keys int) {
-	b.Helper()
-	start := time.Now()
-	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
-	bank, acc := types.NewKVStoreKey("bank"), types.NewKVStoreKey("acc")
-	rs.MountStoreWithDB(bank, types.StoreTypeIAVL, nil)
-	rs.MountStoreWithDB(acc, types.StoreTypeIAVL, nil)
-	if err := rs.LoadLatestVersion(); err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(7, 7))
-	for done := 0; done < keys; {
-		for i := 0; i < 100_000 && done < keys; i, done = i+1, done+1 {
-			// IAVL keeps the slices it is given.
-			key, value := make([]byte, 32), make([]byte, 40)
-			for j := 0; j < 32; j += 8 {
-				binary.BigEndian.PutUint64(key[j:], rng.Uint64())
-			}
-			for j := 0; j < 40; j += 8 {
-				binary.BigEndian.PutUint64(value[j:], rng.Uint64())
-			}
-			store := bank
-			if rng.IntN(10) < 3 {
-				store = acc
-			}
-			rs.GetCommitKVStore(store).Set(key, value)
-		}
-		rs.Commit()
-	}
-	b.Logf("preloaded %d IAVL keys in %v", keys, time.Since(start).Round(time.Second))
 }

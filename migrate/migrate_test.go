@@ -3,7 +3,6 @@ package migrate_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,7 +13,6 @@ import (
 	"testing"
 
 	"cosmossdk.io/log"
-	"cosmossdk.io/store/metrics"
 	"cosmossdk.io/store/rootmulti"
 	snapshottypes "cosmossdk.io/store/snapshots/types"
 	"cosmossdk.io/store/types"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/commitment/vfs"
+	"github.com/nomtstore/nomtstore/internal/iavltest"
 	"github.com/nomtstore/nomtstore/migrate"
 	"github.com/nomtstore/nomtstore/multistore"
 )
@@ -54,15 +53,7 @@ func newIAVLChain(t *testing.T, heights, keysPerBlock int) *iavlChain {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
-	keys := map[string]*types.KVStoreKey{}
-	for _, name := range append(slices.Clone(storeNames), emptyStore) {
-		keys[name] = types.NewKVStoreKey(name)
-		rs.MountStoreWithDB(keys[name], types.StoreTypeIAVL, nil)
-	}
-	if err := rs.LoadLatestVersion(); err != nil {
-		t.Fatal(err)
-	}
+	rs, keys := iavltest.NewRootMulti(t, db, append(slices.Clone(storeNames), emptyStore)...)
 	c := &iavlChain{dir: dir, db: db, states: map[int64]map[string]map[string]string{}, hashes: map[int64][]byte{}}
 	rng := rand.New(rand.NewPCG(1, uint64(heights)))
 	state := map[string]map[string]string{}
@@ -104,21 +95,9 @@ func (c *iavlChain) keys(height int64) int64 {
 	return n
 }
 
-// digest hashes every record of the application database.
 func digest(t *testing.T, db dbm.DB) [32]byte {
 	t.Helper()
-	it, err := db.Iterator(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = it.Close() }()
-	h := sha256.New()
-	for ; it.Valid(); it.Next() {
-		_, _ = fmt.Fprintf(h, "%x=%x;", it.Key(), it.Value())
-	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out
+	return iavltest.Digest(t, db)
 }
 
 func migrateTo(t *testing.T, c *iavlChain, height int64, dir string, opts migrate.Options) (*migrate.Result, error) {
@@ -448,13 +427,7 @@ func TestStateSyncAcrossTheSwitch(t *testing.T) {
 	}
 
 	// An IAVL node's snapshot of the last IAVL height.
-	rs := rootmulti.NewStore(c.db, log.NewNopLogger(), metrics.NewNoOpMetrics())
-	for _, name := range append(slices.Clone(storeNames), emptyStore) {
-		rs.MountStoreWithDB(types.NewKVStoreKey(name), types.StoreTypeIAVL, nil)
-	}
-	if err := rs.LoadLatestVersion(); err != nil {
-		t.Fatal(err)
-	}
+	rs, _ := iavltest.NewRootMulti(t, c.db, append(slices.Clone(storeNames), emptyStore)...)
 	stream.Reset()
 	if err := rs.Snapshot(uint64(c.latest), protoio.NewDelimitedWriter(&stream)); err != nil {
 		t.Fatal(err)

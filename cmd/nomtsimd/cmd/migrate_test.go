@@ -9,11 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"cosmossdk.io/log"
-	"cosmossdk.io/store/metrics"
-	"cosmossdk.io/store/rootmulti"
 	storetypes "cosmossdk.io/store/types"
 	dbm "github.com/cosmos/cosmos-db"
+
+	"github.com/nomtstore/nomtstore/internal/iavltest"
 )
 
 // makeIAVLHome commits a few blocks of two IAVL stores into home's
@@ -31,13 +30,8 @@ func makeIAVLHomeOn(t *testing.T, home string, backend dbm.BackendType) []byte {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	rs := rootmulti.NewStore(db, log.NewNopLogger(), metrics.NewNoOpMetrics())
-	bank, acc := storetypes.NewKVStoreKey("bank"), storetypes.NewKVStoreKey("acc")
-	rs.MountStoreWithDB(bank, storetypes.StoreTypeIAVL, nil)
-	rs.MountStoreWithDB(acc, storetypes.StoreTypeIAVL, nil)
-	if err := rs.LoadLatestVersion(); err != nil {
-		t.Fatal(err)
-	}
+	rs, keys := iavltest.NewRootMulti(t, db, "bank", "acc")
+	bank, acc := keys["bank"], keys["acc"]
 	var id storetypes.CommitID
 	for i := range 4 {
 		for j := range 50 {
@@ -53,13 +47,7 @@ func TestMigrateCommand(t *testing.T) {
 	home := t.TempDir()
 	appHash := makeIAVLHome(t, home)
 	empty := t.TempDir()
-	tests := []struct {
-		name    string
-		home    string
-		args    []string
-		want    string
-		wantErr string
-	}{
+	tests := []cliCase{
 		{"needs a source", home, []string{"nomtstore", "migrate"}, "", "--from-iavl"},
 		{"no application.db", empty, []string{"nomtstore", "migrate", "--from-iavl"}, "", "does not exist"},
 		{"a height IAVL does not have", home, []string{"nomtstore", "migrate", "--from-iavl", "--height", "9"}, "", "the latest is 4"},
@@ -68,21 +56,7 @@ func TestMigrateCommand(t *testing.T) {
 		{"then the store is a nomtstore home", home, []string{"nomtstore", "stats"}, "4..4, 1 retained", ""},
 		{"another height into a migrated store", home, []string{"nomtstore", "migrate", "--from-iavl", "--height", "3"}, "", "needs an empty store"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := run(t, tc.home, tc.args...)
-			t.Logf("%s", out)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one about %q (output %s)", err, tc.wantErr, out)
-				}
-				return
-			}
-			if err != nil || !strings.Contains(out, tc.want) {
-				t.Fatalf("output %q, %v; want %q", out, err, tc.want)
-			}
-		})
-	}
+	runCases(t, tests)
 
 	t.Run("json", func(t *testing.T) {
 		home := t.TempDir()

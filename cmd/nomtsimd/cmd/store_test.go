@@ -50,17 +50,39 @@ func run(t *testing.T, home string, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// cliCase is one command run against a home: its output contains want,
+// or it fails with an error containing wantErr.
+type cliCase struct {
+	name    string
+	home    string
+	args    []string
+	want    string
+	wantErr string
+}
+
+func runCases(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, tc.home, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one about %q (output %s)", err, tc.wantErr, out)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("output %q, %v; want %q", out, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestStoreCommands(t *testing.T) {
 	home := t.TempDir()
 	makeStore(t, home)
 	empty := t.TempDir()
-	tests := []struct {
-		name    string
-		home    string
-		args    []string
-		want    string // in the output
-		wantErr string
-	}{
+	tests := []cliCase{
 		{"stats", home, []string{"nomtstore", "stats"}, "1..5, 5 retained", ""},
 		{"verify", home, []string{"nomtstore", "verify", "--all-versions"}, "result    ok", ""},
 		{"module hash", home, []string{"nomtstore", "module-hash", "3"}, "app hash", ""},
@@ -76,20 +98,7 @@ func TestStoreCommands(t *testing.T) {
 		{"prove a bad balance", home, []string{"nomtstore", "prove", "--balance", "nobody"}, "", "want ADDRESS:DENOM"},
 		{"prove a bad key", home, []string{"nomtstore", "prove", "--store", "bank", "--key", "zz"}, "", "--key"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := run(t, tc.home, tc.args...)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one about %q (output %s)", err, tc.wantErr, out)
-				}
-				return
-			}
-			if err != nil || !strings.Contains(out, tc.want) {
-				t.Fatalf("output %q, %v; want %q", out, err, tc.want)
-			}
-		})
-	}
+	runCases(t, tests)
 }
 
 // TestStoreCommandsRefuseARunningNode: the offline commands say the node

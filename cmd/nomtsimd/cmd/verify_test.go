@@ -252,13 +252,7 @@ func TestStoreCommandErrors(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name    string
-		home    string
-		args    []string
-		want    string // in the output
-		wantErr string
-	}{
+	tests := []cliCase{
 		{"prune beyond the latest", home, []string{"nomtstore", "prune", "--to", "9"}, "", "--to 9 is beyond the latest version (5)"},
 		{"prune --to not a number", home, []string{"nomtstore", "prune", "--to", "two"}, "", `invalid argument "two" for "--to"`},
 		{"prune --to negative", home, []string{"nomtstore", "prune", "--to", "-1"}, "", `invalid argument "-1" for "--to"`},
@@ -271,20 +265,7 @@ func TestStoreCommandErrors(t *testing.T) {
 		{"verify after pruning", home, []string{"nomtstore", "verify"}, "versions  4..5", ""},
 		{"module hash of a pruned height", home, []string{"nomtstore", "module-hash", "2"}, "", "pruned"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := run(t, tc.home, tc.args...)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one about %q (output %s)", err, tc.wantErr, out)
-				}
-				return
-			}
-			if err != nil || !strings.Contains(out, tc.want) {
-				t.Fatalf("output %q, %v; want %q", out, err, tc.want)
-			}
-		})
-	}
+	runCases(t, tests)
 
 	// With the node running (the store open), every offline command says
 	// so, including prune of any height.
