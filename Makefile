@@ -31,7 +31,7 @@ unit:
 # The race detector over the short variants: parallel hashing shares pages
 # and the leaf index across goroutines.
 race:
-	$(GO) test -count=1 -race -short -timeout 20m ./...
+	$(GO) test -count=1 -race -short -timeout 30m ./...
 
 fuzz-smoke:
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./commitment/trie
