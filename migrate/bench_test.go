@@ -45,7 +45,11 @@ func BenchmarkFromIAVL(b *testing.B) {
 		b.Fatal(err)
 	} else if latest == 0 {
 		start := time.Now()
-		iavltest.Preload(b, db, keys, 7)
+		if os.Getenv("NOMTSTORE_MIGRATE_IMPORT") != "" {
+			iavltest.Import(b, db, keys, 100, 7)
+		} else {
+			iavltest.Preload(b, db, keys, 7)
+		}
 		b.Logf("preloaded %d IAVL keys in %v", keys, time.Since(start).Round(time.Second))
 	}
 	var res *migrate.Result
