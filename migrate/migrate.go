@@ -141,7 +141,7 @@ func FromIAVL(ctx context.Context, src *Source, dir string, opts Options) (res *
 	if err := m.db.WaitFlushed(); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	res.DiskBytes = dirBytes(dir)
+	res.DiskBytes = DirBytes(dir)
 	return res, nil
 }
 
@@ -336,8 +336,11 @@ func (m *migration) report(p Progress, final bool) {
 	m.opts.Progress(p)
 }
 
-// dirBytes is the disk a directory's files take (their sizes).
-func dirBytes(dir string) int64 {
+// DirBytes is the size of a directory's files (a symlinked directory's).
+func DirBytes(dir string) int64 {
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
 	var total int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

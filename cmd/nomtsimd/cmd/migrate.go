@@ -103,7 +103,7 @@ upgrade-height procedure around it.`,
 				Height: res.Height, AppHash: fmt.Sprintf("%X", res.AppHash), Dir: dir, Stores: res.Stores, Keys: res.Keys, Bytes: res.Bytes,
 				Resumed: res.Resumed, Verified: !skipVerify,
 				CopySeconds: res.CopyTime.Seconds(), ReadSeconds: res.ReadTime.Seconds(), BuildSeconds: res.BuildTime.Seconds(), VerifySeconds: res.VerifyTime.Seconds(),
-				DiskBytes: res.DiskBytes, SourceDiskBytes: dirSize(appDBDir),
+				DiskBytes: res.DiskBytes, SourceDiskBytes: migrate.DirBytes(appDBDir),
 			}
 			if total > 0 {
 				out.KeysPerSecond = float64(res.Keys) / total.Seconds()
@@ -197,19 +197,4 @@ func (p *migrateProgress) finish() {
 		_, _ = fmt.Fprintln(p.w)
 		p.bar = nil
 	}
-}
-
-// dirSize is the size of a directory's files (a symlinked directory's).
-func dirSize(dir string) int64 {
-	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = resolved
-	}
-	var total int64
-	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			total += info.Size()
-		}
-		return nil
-	})
-	return total
 }
