@@ -80,7 +80,9 @@ const bulkPageChunkBytes = 16 << 20
 
 // BulkProgress is what a bulk load reports as it goes (Options.BulkProgress).
 type BulkProgress struct {
-	Phase string // "load" while keys arrive, "build" while pages are built
+	// Phase is "load" while keys arrive, "build" while pages are built, and
+	// "committed" once, when the load has committed.
+	Phase string
 	Tree  string
 	Keys  int64 // keys taken so far, all trees
 	Bytes int64 // key and value bytes taken so far
@@ -101,9 +103,9 @@ type bulkLoad struct {
 	loaded  map[*tree]bool
 	built   bool
 
-	keys, bytes, placed int64
-	started, reported   time.Time
-	pipe                *bulkPipe
+	keys, bytes, placed          int64
+	started, reported, callbacks time.Time
+	pipe                         *bulkPipe
 	// scratch holds the table entry being written (the writer copies it):
 	// pipe* the pipe's writer's, scratch* the build's.
 	pipeKey, pipeValue       []byte
@@ -141,14 +143,12 @@ func (db *DB) BeginBulk() error {
 	case version != 0:
 		return fmt.Errorf("%w: version %d is committed", ErrBulkNotEmpty, version)
 	}
-	for _, staged := range db.staged {
-		if len(staged) > 0 {
-			return fmt.Errorf("%w: changes are staged", ErrBulkNotEmpty)
-		}
+	if db.stagedKeys() > 0 {
+		return fmt.Errorf("%w: changes are staged", ErrBulkNotEmpty)
 	}
 	b := &bulkLoad{db: db, version: max(db.initialVersion, 1), fs: vfs.PebbleFS(db.opts.FS),
 		dir: filepath.Join(db.dir, bulkDir), loaded: map[*tree]bool{}, started: time.Now()}
-	b.reported = b.started
+	b.reported, b.callbacks = b.started, b.started
 	popts := db.pebbleOpts
 	b.writer = popts.MakeWriterOptions(len(popts.Levels)-1, db.pebble.FormatMajorVersion().MaxTableFormat())
 	if err := b.fs.RemoveAll(b.dir); err != nil {
@@ -264,18 +264,24 @@ func (b *bulkLoad) writeItem(it *bulkItem) error {
 	return bt.leaves.add(it.path, it.leaf, it.key)
 }
 
-// report hands the progress to the options' callback and logs it, every
-// few seconds.
+// report hands the progress to the options' callback every second and
+// logs it every five.
 func (b *bulkLoad) report(phase, tree string) {
 	now := time.Now()
-	if now.Sub(b.reported) < 5*time.Second {
+	f := b.db.opts.BulkProgress
+	toCallback, toLog := f != nil && now.Sub(b.callbacks) >= time.Second, now.Sub(b.reported) >= 5*time.Second
+	if !toCallback && !toLog {
+		return
+	}
+	p := BulkProgress{Phase: phase, Tree: tree, Keys: b.keys, Bytes: b.bytes, Built: b.placed, Elapsed: now.Sub(b.started)}
+	if toCallback {
+		b.callbacks = now
+		f(p)
+	}
+	if !toLog {
 		return
 	}
 	b.reported = now
-	p := BulkProgress{Phase: phase, Tree: tree, Keys: b.keys, Bytes: b.bytes, Built: b.placed, Elapsed: now.Sub(b.started)}
-	if f := b.db.opts.BulkProgress; f != nil {
-		f(p)
-	}
 	rate := float64(b.keys) / max(p.Elapsed.Seconds(), 1e-9)
 	if phase == "build" {
 		rate = float64(b.placed) / max(p.Elapsed.Seconds(), 1e-9)

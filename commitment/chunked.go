@@ -81,13 +81,28 @@ func (c *chunkedBatch) DeleteRange(start, end []byte, o *pebble.WriteOptions) er
 }
 
 func (c *chunkedBatch) maybeSpill() error {
-	if c.Len() < c.limit {
+	limit := c.limit
+	if c.chunks > 0 {
+		// Chunked already: the rest goes out piece by piece.
+		limit = min(limit, chunkPieceBytes)
+	}
+	if c.Len() < limit {
 		return nil
 	}
 	return c.spill()
 }
 
-// spill writes the current chunk as a pending record and starts the next.
+// chunkPieceBytes bounds each record a spilled chunk is written as. Pebble
+// holds a batch larger than half a memtable (16 MiB here) in memory as a
+// memtable of its own until a flush writes it out, and a huge operation's
+// chunks arrive faster than flushes: the ten 64 MiB chunks of a 5M-write
+// block were all held at once, with Pebble's sstable writer buffering each
+// as one value. Pieces well under that go through the memtables, whose
+// number Pebble bounds by stalling writes.
+const chunkPieceBytes = 4 << 20
+
+// spill writes the current chunk as pending records, in pieces of at most
+// chunkPieceBytes, and starts the next.
 func (c *chunkedBatch) spill() error {
 	if c.tag == 0 {
 		var b [8]byte
@@ -96,7 +111,56 @@ func (c *chunkedBatch) spill() error {
 			c.tag = binary.BigEndian.Uint64(b[:])
 		}
 	}
-	repr := c.Repr()
+	if c.Len() <= chunkPieceBytes {
+		if err := c.writePiece(c.Repr()); err != nil {
+			return err
+		}
+		c.Reset()
+		return nil
+	}
+	piece := c.db.pebble.NewBatchWithSize(chunkPieceBytes + chunkPieceBytes/4)
+	defer func() { _ = piece.Close() }()
+	r, _ := pebble.ReadBatch(c.Repr())
+	for {
+		kind, key, value, ok, err := r.Next()
+		if err != nil {
+			return fmt.Errorf("commitment: re-reading a chunk of a large commit: %w", err)
+		}
+		if !ok {
+			break
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet:
+			err = piece.Set(key, value, nil)
+		case pebble.InternalKeyKindDelete:
+			err = piece.Delete(key, nil)
+		case pebble.InternalKeyKindRangeDelete:
+			err = piece.DeleteRange(key, value, nil)
+		default:
+			err = fmt.Errorf("commitment: a chunk of a large commit holds an entry of kind %s", kind)
+		}
+		if err != nil {
+			return err
+		}
+		if piece.Len() >= chunkPieceBytes {
+			if err := c.writePiece(piece.Repr()); err != nil {
+				return err
+			}
+			piece.Reset()
+		}
+	}
+	if !piece.Empty() {
+		if err := c.writePiece(piece.Repr()); err != nil {
+			return err
+		}
+	}
+	c.Reset()
+	return nil
+}
+
+// writePiece writes repr, a batch's representation, as the next pending
+// record of the operation.
+func (c *chunkedBatch) writePiece(repr []byte) error {
 	rec := c.db.pebble.NewBatchWithSize(len(repr) + 64)
 	defer func() { _ = rec.Close() }()
 	if err := rec.Set(pendingChunkKey(c.tag, c.chunks), repr, nil); err != nil {
@@ -108,7 +172,6 @@ func (c *chunkedBatch) spill() error {
 	c.chunks++
 	c.db.stats.batchChunks.Add(1)
 	c.spilled += int64(len(repr))
-	c.Reset()
 	return nil
 }
 

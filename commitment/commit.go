@@ -80,7 +80,7 @@ type workingSet struct {
 
 // hugeBlockKeys is the block size past which a commit drops the caches of
 // the latest version instead of writing its entries through them.
-const hugeBlockKeys = 1 << 20
+var hugeBlockKeys = 1 << 20 // a variable for tests
 
 type treeUpdate struct {
 	tree    *tree
@@ -159,6 +159,7 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 		// copies it as it writes it.
 		op.value = bytes.Clone(op.value)
 	}
+	db.restageLocked()
 	m := db.staged[t]
 	if m == nil {
 		m = map[string]stagedOp{}
@@ -184,9 +185,45 @@ func (db *DB) Discard() {
 			db.opts.Logger.Error("nomtstore bulk load discard failed", "err", err)
 		}
 	}
-	clear(db.staged)
+	db.clearStagedLocked()
 	db.stagedRecord = nil
-	db.working = nil
+}
+
+// clearStagedLocked drops every staged change. REQUIRES: writeMu.
+func (db *DB) clearStagedLocked() {
+	clear(db.staged)
+	db.working, db.stagedInWorking = nil, false
+}
+
+// restageLocked puts a huge block's staged changes back into the maps from
+// its working set (stagedInWorking). REQUIRES: writeMu.
+func (db *DB) restageLocked() {
+	if !db.stagedInWorking {
+		return
+	}
+	for _, u := range db.working.updates {
+		m := make(map[string]stagedOp, len(u.keys))
+		for i, key := range u.keys {
+			m[string(key)] = stagedOp{value: u.values[i], delete: u.ops[i].Delete}
+		}
+		db.staged[u.tree] = m
+	}
+	db.stagedInWorking = false
+}
+
+// stagedKeys counts the staged changes. REQUIRES: writeMu.
+func (db *DB) stagedKeys() int {
+	n := 0
+	if db.stagedInWorking {
+		for _, u := range db.working.updates {
+			n += len(u.keys)
+		}
+		return n
+	}
+	for _, staged := range db.staged {
+		n += len(staged)
+	}
+	return n
 }
 
 // SetVersionRecord stages the application's record of the next version
@@ -270,6 +307,11 @@ func (db *DB) workingLocked() (*workingSet, error) {
 		w.roots[u.tree.store] = u.result.Root
 	}
 	db.working = w
+	if w.huge {
+		// The updates hold every key (the maps' own strings) and value.
+		clear(db.staged)
+		db.stagedInWorking = true
+	}
 	return w, nil
 }
 
@@ -277,8 +319,8 @@ func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
 	n := len(staged)
 	u := &treeUpdate{tree: t, keys: make([][]byte, 0, n), ops: make([]trie.Op, 0, n), values: make([][]byte, 0, n)}
 	for k, s := range staged {
-		// The staged map keeps k until the commit is over, and nothing
-		// writes to a key: its bytes are shared, not copied.
+		// Nothing writes to a staged key: its bytes are shared, not
+		// copied, and outlive the map if a huge block drops it.
 		key := unsafe.Slice(unsafe.StringData(k), len(k))
 		op := trie.Op{Path: trie.PathOf(key), Delete: s.delete}
 		if !s.delete {
@@ -309,7 +351,7 @@ func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int, huge bool) 
 	buckets := map[trie.PageID]uint64{}
 	tr, leaves := db.committedTree(u.tree, buckets)
 	var err error
-	if u.priors, err = db.readPriors(u); err != nil {
+	if u.priors, err = db.readPriors(u, !huge); err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
 	// The priors say which keys exist and with which value: the update
@@ -343,12 +385,14 @@ func (k knownLeaves) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
 	return trie.Leaf{}, false, nil
 }
 
-// readPriors reads the committed value of each key a tree update touches.
-// REQUIRES: mu held (read).
-func (db *DB) readPriors(u *treeUpdate) ([]prior, error) {
+// readPriors reads the committed value of each key a tree update touches,
+// through the value cache; cache false leaves out what the cache misses (a
+// huge block, after which the cache is purged anyway). REQUIRES: mu held
+// (read).
+func (db *DB) readPriors(u *treeUpdate, cache bool) ([]prior, error) {
 	priors := make([]prior, len(u.keys))
 	for i, key := range u.keys {
-		r, err := db.currentEntry(u.tree.store, key)
+		r, err := db.currentEntry(u.tree.store, key, cache)
 		if err != nil {
 			return nil, err
 		}
@@ -405,15 +449,12 @@ func (db *DB) Commit() (*CommitResult, error) {
 	// which the WAL record carries: they come first.
 	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
-	// The WAL record encodes on the other core while the batch is built.
-	walDone := make(chan [][]byte, 1)
-	go func() { walDone <- db.encodeWAL(record, changes) }()
+	wal := db.planWAL(record, changes)
 	batch := db.newChunkedBatch(min(db.batchSize+db.batchSize/8, maxBatchHint))
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord, !w.huge)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
 	}
-	wal := <-walDone
 	if err != nil {
 		_ = batch.Close()
 		return nil, err
@@ -442,19 +483,19 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if b := db.bulk; b != nil {
 		db.bulk = nil
 		b.cleanup()
+		elapsed := time.Since(b.started)
+		if f := db.opts.BulkProgress; f != nil {
+			f(BulkProgress{Phase: "committed", Keys: b.keys, Bytes: b.bytes, Built: b.placed, Elapsed: elapsed})
+		}
 		db.opts.Logger.Info("nomtstore bulk load committed", "version", record.version, "keys", b.keys, "bytes", b.bytes,
-			"elapsed", time.Since(b.started).Round(time.Millisecond))
+			"elapsed", elapsed.Round(time.Millisecond))
 	}
-	keys, hashes := 0, 0
-	for _, staged := range db.staged {
-		keys += len(staged)
-	}
+	keys, hashes := db.stagedKeys(), 0
 	for _, u := range w.updates {
 		hashes += u.result.NodeHashes
 	}
-	clear(db.staged)
+	db.clearStagedLocked()
 	db.stagedRecord = nil
-	db.working = nil
 	db.stats.commits.Add(1)
 	db.mu.RLock()
 	roots := db.namedRoots(record.roots)
@@ -483,10 +524,19 @@ type latestEntry struct {
 // orphaned them, the version's change list, its roots and the application's
 // record of it, if any. It returns the keys' new current entries.
 func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, version uint64, first bool, appRecord []byte, cached bool) ([]latestEntry, error) {
-	var changed changeList
+	var changed changeListBuilder
 	var latest []latestEntry
-	var errs []error
-	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
+	var err error // the first failure; a huge block makes millions of calls
+	set := func(key, value []byte) {
+		if e := batch.Set(key, value, nil); err == nil {
+			err = e
+		}
+	}
+	del := func(key []byte) {
+		if e := batch.Delete(key, nil); err == nil {
+			err = e
+		}
+	}
 	for ui, u := range w.updates {
 		store := u.tree.store
 		for i, key := range u.keys {
@@ -499,7 +549,8 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 			}
 			if op.Delete {
 				set(deletedKey(store, key, version), nil)
-				errs = append(errs, batch.Delete(valueKey(store, key), nil), batch.Delete(leafKey(store, op.Path), nil))
+				del(valueKey(store, key))
+				del(leafKey(store, op.Path))
 				if cached {
 					latest = append(latest, latestEntry{store: store, key: key})
 				}
@@ -511,7 +562,7 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 					latest = append(latest, latestEntry{store: store, key: key, read: recentRead{entry: entry, found: true}})
 				}
 			}
-			changed.keys = append(changed.keys, changedKey{store: store, key: key, hadPrior: was.exists, deleted: op.Delete})
+			changed.addKey(changedKey{store: store, key: key, hadPrior: was.exists, deleted: op.Delete})
 		}
 		for pi, pc := range u.result.Pages {
 			entry := pageEntries[ui][pi]
@@ -519,7 +570,7 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 				set(oldPageKey(version, store, pc.ID), entry)
 			}
 			set(oldPageIndexKey(store, pc.ID, version), entry[:1])
-			changed.pages = append(changed.pages, changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
+			changed.addPage(changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}
 	if !changed.empty() {
@@ -532,7 +583,7 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 	if first {
 		set(keyEarliest, binary.BigEndian.AppendUint64(nil, version))
 	}
-	return latest, errors.Join(errs...)
+	return latest, err
 }
 
 // supersededPages returns each update's superseded page entries, parallel
@@ -548,45 +599,76 @@ func supersededPages(w *workingSet) [][][]byte {
 	return entries
 }
 
-// encodeWAL returns the WAL records of a version's page changes under the
-// next sequence numbers, which it takes in record: one record, or several
-// of at most MaxBatchBytes each for a very large version (chunked.go); none
-// when no page changes. REQUIRES: writeMu.
-func (db *DB) encodeWAL(record *commitRecord, changes []bitbox.Change) [][]byte {
-	if len(changes) == 0 {
-		return nil
-	}
+// versionWAL are the WAL records of a version's page changes, under the
+// next sequence numbers (planWAL takes them in the version's record): one
+// record, or, for a version whose batch is written in chunks (chunked.go),
+// several that fit its pieces; none when no page changes. A single record
+// is encoded ahead, on the other core while the batch is built; several are
+// encoded one at a time as the batch takes them, so that a version changing
+// a million pages never holds all their records at once.
+type versionWAL struct {
+	firstSeq, generation uint64
+	parts                [][]bitbox.Change
+	ahead                chan []byte // the single record, when encoded ahead
+}
+
+// planWAL plans the WAL records of a version's page changes. REQUIRES:
+// writeMu.
+func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL {
 	db.mu.RLock()
 	generation := db.pages.table.Generation()
 	db.mu.RUnlock()
-	var records [][]byte
-	for _, part := range splitChanges(changes, int(db.opts.MaxBatchBytes)) {
-		record.lastSeq++
-		records = append(records, bitbox.EncodeWAL(record.lastSeq, generation, part))
+	w := &versionWAL{firstSeq: record.lastSeq + 1, generation: generation}
+	if len(changes) == 0 {
+		return w
 	}
-	return records
+	w.parts = splitChanges(changes, int(db.opts.MaxBatchBytes))
+	if len(w.parts) > 1 {
+		w.parts = splitChanges(changes, int(min(db.opts.MaxBatchBytes, chunkPieceBytes)))
+	}
+	record.lastSeq += uint64(len(w.parts))
+	if len(w.parts) == 1 {
+		w.ahead = make(chan []byte, 1)
+		go func() { w.ahead <- bitbox.EncodeWAL(w.firstSeq, generation, w.parts[0]) }()
+	}
+	return w
+}
+
+// writeTo adds the records to batch and returns their size.
+func (w *versionWAL) writeTo(batch batchWriter) (int, error) {
+	size := 0
+	for i, part := range w.parts {
+		seq := w.firstSeq + uint64(i)
+		var rec []byte
+		if w.ahead != nil {
+			rec = <-w.ahead
+		} else {
+			rec = bitbox.EncodeWAL(seq, w.generation, part)
+		}
+		if err := batch.Set(walKey(seq), rec, nil); err != nil {
+			return 0, err
+		}
+		size += len(rec)
+	}
+	return size, nil
 }
 
 // commitDurably runs steps 2 and 3 of the protocol for a prepared version:
-// the WAL records of its page changes (encodeWAL) and the commit record join
+// the WAL records of its page changes (planWAL) and the commit record join
 // its batch, the batch is committed with one sync (the commit point), the
 // chunks of a large batch are applied (chunked.go), and the committed state
 // swaps to the new version: pages applied, and the caches of the latest
 // version brought to it by swapCaches, under mu. Commit and rollback share
 // it. It consumes batch and returns the WAL records' size. REQUIRES:
 // writeMu.
-func (db *DB) commitDurably(record *commitRecord, wal [][]byte, changes []bitbox.Change, batch *chunkedBatch, swapCaches func()) (int, error) {
+func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, swapCaches func()) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
-	walBytes := 0
-	firstSeq := record.lastSeq - uint64(len(wal)) + 1
-	for i, w := range wal {
-		if err := batch.Set(walKey(firstSeq+uint64(i)), w, nil); err != nil {
-			_ = batch.Close()
-			return 0, err
-		}
-		walBytes += len(w)
+	walBytes, err := wal.writeTo(batch)
+	if err != nil {
+		_ = batch.Close()
+		return 0, err
 	}
 	db.stats.walBytes.Add(uint64(walBytes))
 	if err := errors.Join(batch.seal(), batch.Batch.Set(keyCommit, record.encode(), nil)); err != nil {

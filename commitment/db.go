@@ -151,8 +151,8 @@ type Options struct {
 	// tree's leaves in; a bigger tree is sorted in runs spilled to disk and
 	// merged. Default 256 MiB (about 2M keys per run).
 	BulkSortBytes int64
-	// BulkProgress, if set, receives a bulk load's progress every few
-	// seconds (it is also logged).
+	// BulkProgress, if set, receives a bulk load's progress every second
+	// (it is logged every five).
 	BulkProgress func(BulkProgress)
 	// Workers bounds the goroutines hashing; 0 means GOMAXPROCS.
 	Workers int
@@ -280,6 +280,12 @@ type DB struct {
 	stagedRecord []byte
 	// working caches WorkingRoots until the next change. REQUIRES: writeMu.
 	working *workingSet
+	// stagedInWorking: the staged changes are held by working's updates
+	// alone. A huge block's maps are dropped once its working set holds the
+	// same keys and values (sorted by path), which halves what the block
+	// costs while it commits; restageLocked puts them back if the block
+	// changes again. REQUIRES: writeMu.
+	stagedInWorking bool
 	// bulk is the running bulk load, if any (bulk.go). REQUIRES: writeMu.
 	bulk *bulkLoad
 	// failed is sticky once a commit point, a checkpoint, or a growth past

@@ -350,35 +350,44 @@ const (
 	keyDeleted
 )
 
-func (c *changeList) empty() bool { return len(c.pages) == 0 && len(c.keys) == 0 }
+// changeListBuilder encodes a change list entry by entry, as a version is
+// written: a block of millions of keys holds their encoding, not a struct
+// per key and then the encoding too.
+type changeListBuilder struct {
+	pages, keys   []byte
+	nPages, nKeys int
+}
 
-func (c *changeList) encode() []byte {
-	size := 20 + len(c.pages)*(5+trie.EncodedPageIDSize)
-	for _, k := range c.keys {
-		size += 8 + len(k.key)
+func (b *changeListBuilder) empty() bool { return b.nPages == 0 && b.nKeys == 0 }
+
+func (b *changeListBuilder) addPage(p changedPage) {
+	b.pages = binary.BigEndian.AppendUint32(b.pages, uint32(p.store))
+	b.pages = p.id.AppendEncoded(b.pages)
+	b.pages = append(b.pages, boolByte(p.hadPrior))
+	b.nPages++
+}
+
+func (b *changeListBuilder) addKey(k changedKey) {
+	b.keys = binary.BigEndian.AppendUint32(b.keys, uint32(k.store))
+	b.keys = binary.AppendUvarint(b.keys, uint64(len(k.key)))
+	b.keys = append(b.keys, k.key...)
+	flags := byte(0)
+	if k.hadPrior {
+		flags |= keyHadPrior
 	}
-	b := make([]byte, 0, size)
-	b = binary.AppendUvarint(b, uint64(len(c.pages)))
-	for _, p := range c.pages {
-		b = binary.BigEndian.AppendUint32(b, uint32(p.store))
-		b = p.id.AppendEncoded(b)
-		b = append(b, boolByte(p.hadPrior))
+	if k.deleted {
+		flags |= keyDeleted
 	}
-	b = binary.AppendUvarint(b, uint64(len(c.keys)))
-	for _, k := range c.keys {
-		b = binary.BigEndian.AppendUint32(b, uint32(k.store))
-		b = binary.AppendUvarint(b, uint64(len(k.key)))
-		b = append(b, k.key...)
-		flags := byte(0)
-		if k.hadPrior {
-			flags |= keyHadPrior
-		}
-		if k.deleted {
-			flags |= keyDeleted
-		}
-		b = append(b, flags)
-	}
-	return b
+	b.keys = append(b.keys, flags)
+	b.nKeys++
+}
+
+func (b *changeListBuilder) encode() []byte {
+	out := make([]byte, 0, 2*binary.MaxVarintLen64+len(b.pages)+len(b.keys))
+	out = binary.AppendUvarint(out, uint64(b.nPages))
+	out = append(out, b.pages...)
+	out = binary.AppendUvarint(out, uint64(b.nKeys))
+	return append(out, b.keys...)
 }
 
 func boolByte(v bool) byte {

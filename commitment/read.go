@@ -168,7 +168,7 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 		// at the working hash): warming what is read leaves the update
 		// the pages and subtrees of the block's writes in the caches.
 		db.warm.warmLater(t, key)
-		r, err := db.currentEntry(t.store, key)
+		r, err := db.currentEntry(t.store, key, true)
 		if err != nil || !r.found {
 			return nil, err
 		}
@@ -182,9 +182,10 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 	return v, nil
 }
 
-// currentEntry reads a key's current entry, through the value cache. The
-// entry is shared: callers must not change it. REQUIRES: mu (read).
-func (db *DB) currentEntry(store trie.StoreID, key []byte) (recentRead, error) {
+// currentEntry reads a key's current entry, through the value cache (cache
+// false: a miss is not added). The entry is shared: callers must not change
+// it. REQUIRES: mu (read).
+func (db *DB) currentEntry(store trie.StoreID, key []byte, cache bool) (recentRead, error) {
 	if r, ok := db.values.get(store, key); ok {
 		return r, nil
 	}
@@ -193,7 +194,9 @@ func (db *DB) currentEntry(store trie.StoreID, key []byte) (recentRead, error) {
 		return recentRead{}, fmt.Errorf("commitment: get: %w", err)
 	}
 	r := recentRead{entry: entry, found: found}
-	db.values.put(store, key, r)
+	if cache {
+		db.values.put(store, key, r)
+	}
 	return r, nil
 }
 

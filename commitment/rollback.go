@@ -24,8 +24,7 @@ func (db *DB) Rollback(target uint64) error {
 	defer db.pruneMu.Unlock()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	clear(db.staged)
-	db.working = nil
+	db.clearStagedLocked()
 	db.mu.RLock()
 	latest := db.record.version
 	err := db.checkVersionLocked(target)
@@ -122,7 +121,7 @@ func (db *DB) undoVersion(v uint64) error {
 		db.leaves.purge()
 	}
 	undone := &commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}
-	if _, err = db.commitDurably(undone, db.encodeWAL(undone, changes), changes, batch, purge); err != nil {
+	if _, err = db.commitDurably(undone, db.planWAL(undone, changes), changes, batch, purge); err != nil {
 		return err
 	}
 	return db.pages.afterCommit()

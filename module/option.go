@@ -20,8 +20,15 @@ import (
 	"github.com/cosmos/cosmos-sdk/server"
 	servertypes "github.com/cosmos/cosmos-sdk/server/types"
 
+	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/multistore"
 )
+
+// BulkProgressOption is the app option (an in-process value, not an
+// app.toml key) that receives a state-sync restore's progress every second:
+// a func(commitment.BulkProgress). A command that restores a snapshot sets
+// it to draw its progress bar; a node's restore logs its progress anyway.
+const BulkProgressOption = "nomtstore.bulk-progress"
 
 // StoreOption returns the baseapp option that installs nomtstore as the
 // app's CommitMultiStore, opened under home (app.toml's [nomtstore] dir,
@@ -79,8 +86,12 @@ func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, 
 	// The observer is installed whether or not app.toml enables telemetry:
 	// the server enables it after creating the app, and each call checks
 	// telemetry.IsTelemetryEnabled (with it off, calls return at once).
+	engine := cfg.EngineOptions()
+	if progress, ok := appOpts.Get(BulkProgressOption).(func(commitment.BulkProgress)); ok {
+		engine.BulkProgress = progress
+	}
 	s, err := multistore.New(dir, app.Logger(), multistore.Options{
-		Engine: cfg.EngineOptions(), AppDB: db, Metrics: m, Observer: TelemetryObserver{},
+		Engine: engine, AppDB: db, Metrics: m, Observer: TelemetryObserver{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nomtstore: opening %s: %w", dir, err)

@@ -86,10 +86,10 @@ upgrade-height procedure around it.`,
 			if err != nil {
 				return err
 			}
-			show := newMigrateProgress(cmd.ErrOrStderr())
+			show := newPhaseProgress(cmd.ErrOrStderr(), "migrate")
 			defer show.finish()
 			_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "migrating %d stores of %s at height %d into %s\n", len(src.Info.StoreInfos), appDBDir, src.Height(), dir)
-			opts := migrate.Options{SkipVerify: skipVerify, Engine: cfg.EngineOptions(), Progress: show.update, ProgressEvery: 200 * time.Millisecond}
+			opts := migrate.Options{SkipVerify: skipVerify, Engine: cfg.EngineOptions(), Progress: func(p migrate.Progress) { show.update(p.Phase, p.Keys, p.TotalKeys, p.Elapsed, p.Store) }, ProgressEvery: 200 * time.Millisecond}
 			res, err := migrate.FromIAVL(cmd.Context(), src, dir, opts)
 			show.finish()
 			if err != nil {
@@ -142,29 +142,33 @@ upgrade-height procedure around it.`,
 	return cmd
 }
 
-// migrateProgress shows a migration's phases: a bar with keys, keys/s and
-// ETA on a terminal, otherwise a line every five seconds.
-type migrateProgress struct {
+// phaseProgress shows a long job's phases: on a terminal, a bar per phase
+// with keys, keys/s and ETA (a spinner with keys and keys/s when the
+// phase's total is unknown, -1); otherwise a line every five seconds.
+type phaseProgress struct {
 	w        io.Writer
+	job      string // the lines' prefix
 	terminal bool
 	bar      *progressbar.ProgressBar
 	phase    string
 	lastLine time.Time
 }
 
-func newMigrateProgress(w io.Writer) *migrateProgress {
+func newPhaseProgress(w io.Writer, job string) *phaseProgress {
 	f, ok := w.(*os.File)
-	return &migrateProgress{w: w, terminal: ok && term.IsTerminal(int(f.Fd()))}
+	return &phaseProgress{w: w, job: job, terminal: ok && term.IsTerminal(int(f.Fd()))}
 }
 
-func (p *migrateProgress) update(pr migrate.Progress) {
-	if pr.Phase != p.phase {
+// update shows done of total keys in phase; detail (a store's name) goes
+// on the lines.
+func (p *phaseProgress) update(phase string, done, total int64, elapsed time.Duration, detail string) {
+	if phase != p.phase {
 		p.finish()
-		p.phase = pr.Phase
+		p.phase = phase
 		if p.terminal {
-			p.bar = progressbar.NewOptions64(pr.TotalKeys,
+			p.bar = progressbar.NewOptions64(total,
 				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionSetDescription(pr.Phase),
+				progressbar.OptionSetDescription(phase),
 				progressbar.OptionSetItsString("keys"),
 				progressbar.OptionShowCount(),
 				progressbar.OptionShowIts(),
@@ -174,24 +178,27 @@ func (p *migrateProgress) update(pr migrate.Progress) {
 		}
 	}
 	if p.bar != nil {
-		_ = p.bar.Set64(pr.Keys)
+		_ = p.bar.Set64(done)
 		return
 	}
-	if time.Since(p.lastLine) < 5*time.Second && pr.Keys != pr.TotalKeys {
+	if time.Since(p.lastLine) < 5*time.Second && done != total {
 		return
 	}
 	p.lastLine = time.Now()
-	line := fmt.Sprintf("migrate: %s %s of %s keys", pr.Phase, count(uint64(pr.Keys)), count(uint64(pr.TotalKeys)))
-	if secs := pr.Elapsed.Seconds(); secs > 0 {
-		line += fmt.Sprintf(", %.0f keys/s since the start", float64(pr.Keys)/secs)
+	line := fmt.Sprintf("%s: %s %s keys", p.job, phase, count(uint64(done)))
+	if total >= 0 {
+		line = fmt.Sprintf("%s: %s %s of %s keys", p.job, phase, count(uint64(done)), count(uint64(total)))
 	}
-	if pr.Store != "" {
-		line += ", store " + pr.Store
+	if secs := elapsed.Seconds(); secs > 0 {
+		line += fmt.Sprintf(", %.0f keys/s since the start", float64(done)/secs)
+	}
+	if detail != "" {
+		line += ", store " + detail
 	}
 	_, _ = fmt.Fprintln(p.w, line)
 }
 
-func (p *migrateProgress) finish() {
+func (p *phaseProgress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		_, _ = fmt.Fprintln(p.w)

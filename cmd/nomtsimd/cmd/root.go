@@ -102,7 +102,7 @@ func NewRootCmd() *cobra.Command {
 	rootCmd.AddCommand(
 		genutilcli.InitCmd(basics, DefaultNodeHome()),
 		debug.Cmd(),
-		snapshot.Cmd(NewApp),
+		snapshotCommand(),
 		storeCommand(),
 	)
 	server.AddCommands(rootCmd, DefaultNodeHome(), NewApp, ExportApp, func(start *cobra.Command) {
@@ -189,5 +189,18 @@ func txCommand() *cobra.Command {
 		authcmd.GetDecodeCommand(),
 		authcmd.GetSimulateCmd(),
 	)
+	return cmd
+}
+
+// snapshotCommand is the SDK's `snapshots` command with its restore
+// replaced by one that shows the restore's progress.
+func snapshotCommand() *cobra.Command {
+	cmd := snapshot.Cmd(NewApp)
+	for _, c := range cmd.Commands() {
+		if c.Name() == "restore" {
+			cmd.RemoveCommand(c)
+		}
+	}
+	cmd.AddCommand(restoreSnapshotCommand())
 	return cmd
 }
