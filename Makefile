@@ -35,6 +35,7 @@ race:
 
 fuzz-smoke:
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime $(FUZZTIME) ./commitment/trie
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzRestoreItem$$' -fuzztime $(FUZZTIME) ./multistore
 
 # Every Go benchmark once (-short keeps them small), and the harness of
 # docs/benchmarks.md through every workload and store at a small N
@@ -94,6 +95,7 @@ test-long:
 	$(GO) test -count=1 -race -run '^TestSoak$$' -timeout 1h -v ./commitment -soak 5m
 	NOMTSTORE_HUGE_BLOCK=5000000 $(GO) test -count=1 -run '^TestHugeBlock$$' -timeout 1h -v ./commitment
 	NOMTSTORE_MIGRATE_KILLS=100 $(GO) test -count=1 -run '^TestMigrateKilled$$' -timeout 1h -v ./app_test
+	$(MAKE) fuzz
 
 # The long crash test: 10,000 SIGKILLs of a committing process.
 crash-long:
@@ -102,6 +104,7 @@ crash-long:
 # A long fuzzing run, for a developer's machine.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUpdate$$' -fuzztime 10m ./commitment/trie
+	$(GO) test -run '^$$' -fuzz '^FuzzRestoreItem$$' -fuzztime 10m ./multistore
 
 clean:
 	rm -rf $(BIN)

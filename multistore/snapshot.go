@@ -129,18 +129,18 @@ func (s *Store) Restore(height uint64, format uint32, protoReader protoio.Reader
 	var current string
 	restored := map[string]int{}
 	iavlNodes := 0
+	var it restoreItem
 loop:
 	for {
-		item = snapshottypes.SnapshotItem{}
-		err := protoReader.ReadMsg(&item)
+		err := protoReader.ReadMsg(&it)
 		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			return snapshottypes.SnapshotItem{}, errorsmod.Wrap(err, "invalid protobuf message")
 		}
-		switch it := item.Item.(type) {
-		case *snapshottypes.SnapshotItem_Store:
-			name := it.Store.Name
+		switch it.kind {
+		case itemStore:
+			name := string(it.storeName)
 			if !trees[name] {
 				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "cannot import into non-IAVL store %q", name)
 			}
@@ -149,29 +149,37 @@ loop:
 			}
 			current = name
 			restored[name] = 0
-		case *snapshottypes.SnapshotItem_IAVL:
+		case itemIAVL:
 			if current == "" {
 				return snapshottypes.SnapshotItem{}, errorsmod.Wrap(types.ErrLogic, "received IAVL node item before store item")
 			}
-			node := it.IAVL
-			if node.Height > math.MaxInt8 || node.Height < 0 {
-				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "node height %v out of range 0..%v", node.Height, math.MaxInt8)
+			if it.height > math.MaxInt8 || it.height < 0 {
+				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "node height %v out of range 0..%v", it.height, math.MaxInt8)
 			}
-			if node.Height > 0 {
+			if it.height > 0 {
 				iavlNodes++
 				continue // an IAVL inner node
 			}
-			value := node.Value
+			value := it.value
 			if value == nil {
 				value = []byte{}
 			}
 			// The engine refuses a key out of order, as it takes each
-			// store's keys in one sorted run.
-			if err := s.engine.Set(current, node.Key, value); err != nil {
+			// store's keys in one sorted run; it copies key and value,
+			// which are the reader's buffer.
+			if err := s.engine.Set(current, it.key, value); err != nil {
 				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "store %q: %v", current, err)
 			}
 			restored[current]++
 		default:
+			// An extension's item, or none of the oneof: the generated
+			// type decodes it, to return it as rootmulti does.
+			item = snapshottypes.SnapshotItem{}
+			if it.raw != nil {
+				if err := item.Unmarshal(it.raw); err != nil {
+					return snapshottypes.SnapshotItem{}, errorsmod.Wrap(err, "invalid protobuf message")
+				}
+			}
 			break loop
 		}
 	}
