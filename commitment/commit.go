@@ -192,13 +192,18 @@ func (db *DB) Discard() {
 // clearStagedLocked drops every staged change. REQUIRES: writeMu.
 func (db *DB) clearStagedLocked() {
 	clear(db.staged)
-	db.working, db.stagedInWorking = nil, false
+	db.working = nil
 }
 
+// stagedInWorking reports whether the staged changes are held by the
+// working set alone (a huge block's). REQUIRES: writeMu.
+func (db *DB) stagedInWorking() bool { return db.working != nil && db.working.huge }
+
 // restageLocked puts a huge block's staged changes back into the maps from
-// its working set (stagedInWorking). REQUIRES: writeMu.
+// its working set, which it drops: the block is changing again.
+// REQUIRES: writeMu.
 func (db *DB) restageLocked() {
-	if !db.stagedInWorking {
+	if !db.stagedInWorking() {
 		return
 	}
 	for _, u := range db.working.updates {
@@ -208,13 +213,13 @@ func (db *DB) restageLocked() {
 		}
 		db.staged[u.tree] = m
 	}
-	db.stagedInWorking = false
+	db.working = nil
 }
 
 // stagedKeys counts the staged changes. REQUIRES: writeMu.
 func (db *DB) stagedKeys() int {
 	n := 0
-	if db.stagedInWorking {
+	if db.stagedInWorking() {
 		for _, u := range db.working.updates {
 			n += len(u.keys)
 		}
@@ -310,7 +315,6 @@ func (db *DB) workingLocked() (*workingSet, error) {
 	if w.huge {
 		// The updates hold every key (the maps' own strings) and value.
 		clear(db.staged)
-		db.stagedInWorking = true
 	}
 	return w, nil
 }

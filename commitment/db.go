@@ -278,14 +278,12 @@ type DB struct {
 	// stagedRecord is the application's record for the next version.
 	// REQUIRES: writeMu.
 	stagedRecord []byte
-	// working caches WorkingRoots until the next change. REQUIRES: writeMu.
+	// working caches WorkingRoots until the next change. A huge block's
+	// working set also holds its staged changes: its maps are dropped once
+	// its updates hold the same keys and values (sorted by path), which
+	// halves what the block costs while it commits (stagedInWorking).
+	// REQUIRES: writeMu.
 	working *workingSet
-	// stagedInWorking: the staged changes are held by working's updates
-	// alone. A huge block's maps are dropped once its working set holds the
-	// same keys and values (sorted by path), which halves what the block
-	// costs while it commits; restageLocked puts them back if the block
-	// changes again. REQUIRES: writeMu.
-	stagedInWorking bool
 	// bulk is the running bulk load, if any (bulk.go). REQUIRES: writeMu.
 	bulk *bulkLoad
 	// failed is sticky once a commit point, a checkpoint, or a growth past

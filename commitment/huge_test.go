@@ -28,7 +28,7 @@ func TestHugeBlockStagedInWorkingSet(t *testing.T) {
 		if _, err := db.WorkingRoots(); err != nil {
 			t.Fatal(err)
 		}
-		if !db.stagedInWorking || db.stagedKeys() == 0 {
+		if !db.stagedInWorking() || db.stagedKeys() == 0 {
 			t.Fatalf("a block of %d keys kept its staged maps", db.stagedKeys())
 		}
 	}
@@ -43,7 +43,7 @@ func TestHugeBlockStagedInWorkingSet(t *testing.T) {
 	t.Run("more writes after the working roots", func(t *testing.T) {
 		stageHuge(t, m)
 		randomEngineBatch(t, rng, db, m, 30)
-		if db.stagedInWorking {
+		if db.stagedInWorking() {
 			t.Fatal("a write after the working roots left the changes in the working set")
 		}
 		commit(t)
