@@ -1,7 +1,6 @@
 package commitment
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,21 +59,55 @@ func ftCommit(t *testing.T, db *DB, want uint64) {
 	}
 }
 
-// ftWALs lists the sequence numbers of the WAL records an open DB keeps:
-// after recovery, or after a failed checkpoint, they are part of the
-// contract.
+// ftWALs lists the sequence numbers of the WAL records an open DB's log
+// keeps: after recovery, or after a failed checkpoint, they are part of
+// the contract.
 func ftWALs(t *testing.T, db *DB) []uint64 {
 	t.Helper()
-	it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixWAL}, UpperBound: []byte{prefixWAL + 1}})
+	var seqs []uint64
+	for _, s := range ftSegments(t, db.dir) {
+		if err := s.scan(vfs.Default, func(seq uint64, _ walLocation) { seqs = append(seqs, seq) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return seqs
+}
+
+// ftSegments lists the log segments in dir, in order.
+func ftSegments(t *testing.T, dir string) []*walSegment {
+	t.Helper()
+	_, found, err := openWALLog(vfs.Default, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = it.Close() }()
-	var seqs []uint64
-	for it.First(); it.Valid(); it.Next() {
-		seqs = append(seqs, binary.BigEndian.Uint64(it.Key()[1:]))
+	return found
+}
+
+// ftEditWAL lets edit change the bytes of the log segment holding the
+// last occurrence of record seq, as damage on the disk would; edit gets
+// the segment and the record's offset and length in it.
+func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, off, n int) []byte) {
+	t.Helper()
+	var at *walLocation
+	for _, s := range ftSegments(t, dir) {
+		if err := s.scan(vfs.Default, func(got uint64, loc walLocation) {
+			if got == seq {
+				at = &loc
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return seqs
+	if at == nil {
+		t.Fatalf("no WAL record %d in %s", seq, dir)
+	}
+	data, err := os.ReadFile(at.segment.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(at.segment.path, edit(data, int(at.offset), int(at.length)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ftEditPebble opens the Pebble instance of a closed DB's directory and
@@ -155,6 +188,15 @@ func TestCommitFailsCleanlyOnInjectedFaults(t *testing.T) {
 		{name: "growth disk full", grow: true, fault: vfs.Fault{Op: vfs.OpAllocate, PathContains: "pages.ht.grow", Err: vfs.ENOSPC}},
 		{name: "growth rename", grow: true, fault: vfs.Fault{Op: vfs.OpRename, PathContains: "pages.ht"}},
 		{name: "growth dir fsync", grow: true, sticky: true, fault: vfs.Fault{Op: vfs.OpSyncDir}},
+		// The version's WAL record is appended to the log before the
+		// commit point: a failure there leaves the previous version, and
+		// the next attempt writes the record again, in a new segment.
+		{name: "wal segment create", fault: vfs.Fault{Op: vfs.OpCreate, PathContains: walDir + "/"}},
+		{name: "wal segment dir fsync", fault: vfs.Fault{Op: vfs.OpSyncDir, PathContains: "/" + walDir}},
+		{name: "wal write", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: walDir + "/"}},
+		{name: "wal short write", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: walDir + "/", Skip: 1, Short: true}},
+		{name: "wal disk full", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: walDir + "/", Err: vfs.ENOSPC}},
+		{name: "wal fsync", fault: vfs.Fault{Op: vfs.OpSync, PathContains: walDir + "/"}},
 		// The checkpoint after the commit point writes the version's pages.
 		{name: "table write", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht"}},
 		{name: "table short write", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht", Skip: 3, Short: true}},
@@ -555,19 +597,21 @@ func TestCorruptionIsDetected(t *testing.T) {
 
 	walDamage := []struct {
 		name   string
-		damage func(record []byte) []byte
-		offset int64 // where the error must point, -1: anywhere
+		damage func(segment []byte, off, n int) []byte
+		says   string // what the error names
+		offset int64  // within the record, -1 for any, with says
 	}{
-		{name: "intact", damage: nil},
-		{name: "flipped byte mid-record", offset: -1, damage: func(r []byte) []byte {
-			r[len(r)/2] ^= 0x5a
-			return r
+		{name: "intact"},
+		{name: "flipped byte mid-record", offset: -1, damage: func(b []byte, off, n int) []byte {
+			b[off+n/2] ^= 0x5a
+			return b
 		}},
-		{name: "flipped header byte", offset: 32, damage: func(r []byte) []byte {
-			r[20] ^= 0x5a // the sequence number
-			return r
+		{name: "flipped header byte", says: "is missing", damage: func(b []byte, off, n int) []byte {
+			b[off+20] ^= 0x5a // the sequence number
+			return b
 		}},
-		{name: "torn tail", offset: -1, damage: func(r []byte) []byte { return r[:len(r)-100] }},
+		{name: "torn tail", says: "unreadable from byte", damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
+		{name: "segment gone", says: "is missing", damage: func(b []byte, off, n int) []byte { return b[:0] }},
 	}
 	for i, tc := range walDamage {
 		t.Run("committed wal/"+tc.name, func(t *testing.T) {
@@ -581,31 +625,22 @@ func TestCorruptionIsDetected(t *testing.T) {
 				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version, m)
 				return
 			}
-			ftEditPebble(t, dir, func(pdb *pebble.DB) {
-				v, closer, err := pdb.Get(walKey(seq))
-				if err != nil {
-					t.Fatal(err)
-				}
-				damaged := tc.damage(bytes.Clone(v))
-				_ = closer.Close()
-				if err := pdb.Set(walKey(seq), damaged, pebble.Sync); err != nil {
-					t.Fatal(err)
-				}
-			})
+			ftEditWAL(t, dir, seq, tc.damage)
+			before := ftList(t, filepath.Join(dir, walDir))
 			db, err := Open(dir, testTrees, opts)
 			if err == nil {
 				_ = db.Close()
 				t.Fatal("opened over a damaged committed WAL record")
 			}
-			ftWantCorrupt(t, "open", err, fmt.Sprintf("WAL record %d", seq), tc.offset)
+			if tc.says == "" {
+				ftWantCorrupt(t, "open", err, fmt.Sprintf("WAL record %d", seq), tc.offset)
+			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("WAL record %d", seq)) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("open: %v, want ErrCorrupt naming WAL record %d and %q", err, seq, tc.says)
+			}
 			// The evidence stays for whoever repairs the directory.
-			ftEditPebble(t, dir, func(pdb *pebble.DB) {
-				if _, closer, err := pdb.Get(walKey(seq)); err != nil {
-					t.Fatalf("the damaged WAL record is gone: %v", err)
-				} else {
-					_ = closer.Close()
-				}
-			})
+			if after := ftList(t, filepath.Join(dir, walDir)); !slices.Equal(before, after) {
+				t.Fatalf("the log changed over a failed open: %v, then %v", before, after)
+			}
 		})
 	}
 
@@ -641,17 +676,20 @@ func TestCorruptionIsDetected(t *testing.T) {
 		if len(clears) == 0 {
 			t.Fatal("no root pages")
 		}
-		ftEditPebble(t, dir, func(pdb *pebble.DB) {
-			for seq, data := range map[uint64][]byte{
-				1000: bitbox.EncodeWAL(1000, gen, clears),
-				1:    bitbox.EncodeWAL(1, gen, clears),
-				1001: []byte("not a WAL at all, just bytes a crash left behind"),
-			} {
-				if err := pdb.Set(walKey(seq), data, pebble.Sync); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+		// In a segment after the last one, as a process that appended
+		// them and died before their commit point would leave.
+		var segment []byte
+		for _, data := range [][]byte{
+			bitbox.EncodeWAL(1000, gen, clears),
+			bitbox.EncodeWAL(1, gen, clears),
+			[]byte("not a WAL at all, just bytes a crash left behind"),
+		} {
+			segment = binary.BigEndian.AppendUint32(segment, uint32(len(data)))
+			segment = append(segment, data...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, walDir, segmentName(1<<40)), segment, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		rng2 := rand.New(rand.NewPCG(9, 10))
 		opts.FS = vfs.Default
 		db = ftOpen(t, dir, opts)
