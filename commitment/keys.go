@@ -144,7 +144,6 @@ func pendingChunkKey(tag uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(versionKey(prefixPending, tag), i)
 }
 
-
 // splitBorn splits an entry's value into its born version and the rest.
 func splitBorn(entry []byte) (uint64, []byte, error) {
 	if len(entry) < bornSize {

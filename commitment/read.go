@@ -402,7 +402,6 @@ func (db *DB) Stats() Stats {
 	return s
 }
 
-
 // CheckTreeChangesAt checks what a retained version changed in one tree,
 // at a cost that follows the size of that change rather than of the tree:
 // each key the version set or deleted is proven at the version from its
