@@ -20,34 +20,42 @@ import (
 	"github.com/nomtstore/nomtstore/commitment/vfs"
 )
 
-// The commit protocol. A commit of version v is one sync of every tree:
+// The commit protocol. A commit of version v is one commit point for every
+// tree:
 //
 //  1. Begin: the new roots (WorkingRoots) and the pages they change; buckets
 //     for new pages (growing the table first, after a checkpoint, if it
 //     would pass its load factor); the Pebble batch of values, leaf index
 //     entries, what the version supersedes (values, leaves and pages, keyed
 //     by the version that orphaned them: keys.go), the version's change list
-//     and roots, the WAL record of its page changes (bitbox/wal.go) under
-//     the next sequence number, and the commit record naming v and that
-//     sequence number.
-//  2. The commit point: the batch is committed with one sync. Before it v
-//     does not exist; after it v is committed, whatever happens next. The
-//     WAL record and the commit record are durable together or not at all.
+//     and roots, and the commit record naming v and the next WAL sequence
+//     number; the WAL record of its page changes (bitbox/wal.go) under that
+//     number, appended to the log (wallog.go) and synced.
+//  2. The commit point: once the log is synced, the batch is committed with
+//     one sync. Before it v does not exist; after it v is committed,
+//     whatever happens next. A WAL record past the last one a commit record
+//     names belongs to no version: recovery ignores it, and the next commit
+//     reuses its sequence number.
 //  3. The new pages are applied to the page table in memory (pages.go): they
 //     are dirty, served from memory, until a checkpoint writes them.
 //  4. A checkpoint, in the background every CheckpointInterval commits or
 //     once the dirty pages pass CheckpointBytes, writes every dirty page
 //     once (a page changed by K commits is written once, not K times) with
-//     the meta map, syncs the table, then records in Pebble that the file
-//     holds every WAL up to its sequence number and deletes those records.
+//     the meta map, syncs the table, then records in Pebble, synced, that
+//     the file holds every WAL record up to its sequence number, and
+//     removes the log segments holding only those.
 //
 // Ordering rules, each load-bearing:
 //   - no table page is written before the WAL record naming it is durable
 //     (checkpoints write applied, hence committed, pages);
+//   - no commit record names a WAL record before the log holds it synced;
 //   - recovery replays, in order, exactly the WAL records after the
-//     checkpoint record and up to the commit record's sequence number:
-//     there can be no other, since a record is written in its commit's batch;
-//   - the checkpoint record is written only after the table file is synced;
+//     checkpoint record and up to the commit record's sequence number, the
+//     last occurrence of each in the log (an earlier one is a failed
+//     attempt's);
+//   - the checkpoint record is written only after the table file is synced,
+//     and a log segment removed only after a durable checkpoint record
+//     covers every record in it;
 //   - the table grows only right after a checkpoint, with no dirty page,
 //     and a WAL record names the table generation it planned buckets for;
 //     records of an older generation were in the table it grew from.

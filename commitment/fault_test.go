@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -912,4 +913,48 @@ func ftNoPanic(t *testing.T, f func() error) (err error) {
 		}
 	}()
 	return f()
+}
+
+// TestWALRecordOfAFailedAttemptIsNotReplayed: a commit that fails after
+// appending its WAL record (here, the free-space check before the commit
+// point) leaves that record in the log; the next commit, of other
+// changes, reuses its sequence number. Recovery must replay the second.
+func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	rng := rand.New(rand.NewPCG(31, 1))
+	db := ftOpen(t, dir, opts)
+	m := newModel()
+	for v := uint64(1); v <= 3; v++ {
+		randomEngineBatch(t, rng, db, m, 40)
+		ftCommit(t, db, v)
+	}
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	committed := ftCloneModel(m)
+	randomEngineBatch(t, rng, db, ftCloneModel(m), 60)
+	db.opts.DiskReserveBytes = 1 << 62
+	if _, err := db.Commit(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("commit with no room: %v, want ENOSPC", err)
+	}
+	db.opts.DiskReserveBytes = -1
+	failed := ftWALs(t, db)
+	if len(failed) != 1 {
+		t.Fatalf("log after the failed attempt: %v, want its record", failed)
+	}
+	db.Discard()
+	m = committed
+	randomEngineBatch(t, rng, db, m, 60)
+	ftCommit(t, db, 4)
+	if got := ftWALs(t, db); !slices.Equal(got, []uint64{failed[0], failed[0]}) {
+		t.Fatalf("log after the retry: %v, want sequence %d twice", got, failed[0])
+	}
+	// Only the log holds version 4's pages.
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	ftReopenAt(t, rng, dir, opts, 4, m)
 }
