@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/cockroachdb/pebble"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
@@ -107,21 +104,6 @@ func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, o
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(at.segment.path, edit(data, int(at.offset), int(at.length)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// ftEditPebble opens the Pebble instance of a closed DB's directory and
-// lets edit change it, as damage on the disk would.
-func ftEditPebble(t *testing.T, dir string, edit func(db *pebble.DB)) {
-	t.Helper()
-	quiet := quietPebbleLogger{slog.New(slog.NewTextHandler(io.Discard, nil))}
-	pdb, err := pebble.Open(filepath.Join(dir, pebbleDir), &pebble.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit(pdb)
-	if err := pdb.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
