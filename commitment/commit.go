@@ -704,6 +704,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
+	pointStart := db.opts.now()
 	appended := wal.appended(db.pages.wal)
 	if appended.err != nil {
 		_ = batch.Close()
@@ -721,7 +722,6 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		return 0, err
 	}
 	db.opts.hookAt("before-commit-point")
-	pointStart := db.opts.now()
 	if err := batch.Commit(pebble.Sync); err != nil {
 		// The batch may or may not be durable: take no commit until a
 		// reopen decides.
