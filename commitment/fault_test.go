@@ -108,6 +108,21 @@ func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, o
 	}
 }
 
+// ftThreeVersions opens a new DB in dir and commits three versions of 40
+// random operations each, returning the DB, their model and the random
+// source, which goes on from there.
+func ftThreeVersions(t *testing.T, dir string, opts Options, src rand.Source) (*DB, model, *rand.Rand) {
+	t.Helper()
+	rng := rand.New(src)
+	db := ftOpen(t, dir, opts)
+	m := newModel()
+	for v := uint64(1); v <= 3; v++ {
+		randomEngineBatch(t, rng, db, m, 40)
+		ftCommit(t, db, v)
+	}
+	return db, m, rng
+}
+
 // ftList returns the names in a directory.
 func ftList(t *testing.T, dir string) []string {
 	t.Helper()
@@ -436,13 +451,7 @@ func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, ui
 	t.Helper()
 	ffs := vfs.NewFaultFS(vfs.Default)
 	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-	rng := rand.New(rand.NewPCG(seed, 2))
-	db := ftOpen(t, dir, opts)
-	m := newModel()
-	for v := uint64(1); v <= 3; v++ {
-		randomEngineBatch(t, rng, db, m, 40)
-		ftCommit(t, db, v)
-	}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(seed, 2))
 	if err := db.WaitFlushed(); err != nil {
 		t.Fatal(err)
 	}
@@ -631,13 +640,7 @@ func TestCorruptionIsDetected(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-		rng := rand.New(rand.NewPCG(9, 9))
-		db := ftOpen(t, dir, opts)
-		m := newModel()
-		for v := uint64(1); v <= 3; v++ {
-			randomEngineBatch(t, rng, db, m, 40)
-			ftCommit(t, db, v)
-		}
+		db, m, _ := ftThreeVersions(t, dir, opts, rand.NewPCG(9, 9))
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -905,13 +908,7 @@ func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
 	dir := t.TempDir()
 	ffs := vfs.NewFaultFS(vfs.Default)
 	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-	rng := rand.New(rand.NewPCG(31, 1))
-	db := ftOpen(t, dir, opts)
-	m := newModel()
-	for v := uint64(1); v <= 3; v++ {
-		randomEngineBatch(t, rng, db, m, 40)
-		ftCommit(t, db, v)
-	}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(31, 1))
 	if err := db.WaitFlushed(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package commitment
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -111,7 +112,7 @@ func openWALLog(fs vfs.FS, dir string) (*walLog, []*walSegment, error) {
 		found = append(found, &walSegment{num: num, path: filepath.Join(path, e.Name())})
 		l.next = max(l.next, num+1)
 	}
-	slices.SortFunc(found, func(a, b *walSegment) int { return cmpUint64(a.num, b.num) })
+	slices.SortFunc(found, func(a, b *walSegment) int { return cmp.Compare(a.num, b.num) })
 	return l, found, nil
 }
 
@@ -124,16 +125,6 @@ func parseSegmentName(name string) (uint64, bool) {
 	}
 	num, err := strconv.ParseUint(hex, 16, 64)
 	return num, err == nil
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // index finds, in segments, the last occurrence of every record with a
