@@ -48,8 +48,11 @@ func TestNetworkQueryService(t *testing.T) {
 	// (elision): their tries live in the leaf index, and the table may
 	// hold no page yet.
 	require.LessOrEqual(t, st.Table.Full, table.Full)
-	require.Len(t, st.Disk, 2)
+	require.Len(t, st.Disk, 3)
 	for _, d := range st.Disk {
+		if d.Component == "write-ahead log" {
+			continue // empty right after a checkpoint
+		}
 		require.Positive(t, d.Bytes, "%s uses no disk", d.Component)
 	}
 	require.Positive(t, st.Commits)

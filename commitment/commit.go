@@ -20,34 +20,42 @@ import (
 	"github.com/nomtstore/nomtstore/commitment/vfs"
 )
 
-// The commit protocol. A commit of version v is one sync of every tree:
+// The commit protocol. A commit of version v is one commit point for every
+// tree:
 //
 //  1. Begin: the new roots (WorkingRoots) and the pages they change; buckets
 //     for new pages (growing the table first, after a checkpoint, if it
 //     would pass its load factor); the Pebble batch of values, leaf index
 //     entries, what the version supersedes (values, leaves and pages, keyed
 //     by the version that orphaned them: keys.go), the version's change list
-//     and roots, the WAL record of its page changes (bitbox/wal.go) under
-//     the next sequence number, and the commit record naming v and that
-//     sequence number.
-//  2. The commit point: the batch is committed with one sync. Before it v
-//     does not exist; after it v is committed, whatever happens next. The
-//     WAL record and the commit record are durable together or not at all.
+//     and roots, and the commit record naming v and the next WAL sequence
+//     number; the WAL record of its page changes (bitbox/wal.go) under that
+//     number, appended to the log (wallog.go) and synced.
+//  2. The commit point: once the log is synced, the batch is committed with
+//     one sync. Before it v does not exist; after it v is committed,
+//     whatever happens next. A WAL record past the last one a commit record
+//     names belongs to no version: recovery ignores it, and the next commit
+//     reuses its sequence number.
 //  3. The new pages are applied to the page table in memory (pages.go): they
 //     are dirty, served from memory, until a checkpoint writes them.
 //  4. A checkpoint, in the background every CheckpointInterval commits or
 //     once the dirty pages pass CheckpointBytes, writes every dirty page
 //     once (a page changed by K commits is written once, not K times) with
-//     the meta map, syncs the table, then records in Pebble that the file
-//     holds every WAL up to its sequence number and deletes those records.
+//     the meta map, syncs the table, then records in Pebble, synced, that
+//     the file holds every WAL record up to its sequence number, and
+//     removes the log segments holding only those.
 //
 // Ordering rules, each load-bearing:
 //   - no table page is written before the WAL record naming it is durable
 //     (checkpoints write applied, hence committed, pages);
+//   - no commit record names a WAL record before the log holds it synced;
 //   - recovery replays, in order, exactly the WAL records after the
-//     checkpoint record and up to the commit record's sequence number:
-//     there can be no other, since a record is written in its commit's batch;
-//   - the checkpoint record is written only after the table file is synced;
+//     checkpoint record and up to the commit record's sequence number, the
+//     last occurrence of each in the log (an earlier one is a failed
+//     attempt's);
+//   - the checkpoint record is written only after the table file is synced,
+//     and a log segment removed only after a durable checkpoint record
+//     covers every record in it;
 //   - the table grows only right after a checkpoint, with no dirty page,
 //     and a WAL record names the table generation it planned buckets for;
 //     records of an older generation were in the table it grew from.
@@ -461,6 +469,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	}
 	if err != nil {
 		_ = batch.Close()
+		wal.appended(db.pages.wal) // not named by any commit record
 		return nil, err
 	}
 	db.opts.observePhase(PhaseBatch, batchStart)
@@ -607,17 +616,26 @@ func supersededPages(w *workingSet) [][][]byte {
 // next sequence numbers (planWAL takes them in the version's record): one
 // record, or, for a version whose batch is written in chunks (chunked.go),
 // several that fit its pieces; none when no page changes. A single record
-// is encoded ahead, on the other core while the batch is built; several are
-// encoded one at a time as the batch takes them, so that a version changing
-// a million pages never holds all their records at once.
+// is encoded and appended to the log ahead, on the other core while the
+// batch is built; several are encoded one at a time as the log takes them,
+// so that a version changing a million pages never holds all their
+// records at once.
 type versionWAL struct {
 	firstSeq, generation uint64
 	parts                [][]bitbox.Change
-	ahead                chan []byte // the single record, when encoded ahead
+	ahead                chan walAppend // the single record's append, when run ahead
+	done                 *walAppend
 }
 
-// planWAL plans the WAL records of a version's page changes. REQUIRES:
-// writeMu.
+// walAppend is the outcome of appending a version's records to the log.
+type walAppend struct {
+	bytes int
+	err   error
+}
+
+// planWAL plans the WAL records of a version's page changes and starts
+// appending a single one. REQUIRES: writeMu, until the records are
+// appended (appended).
 func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL {
 	db.mu.RLock()
 	generation := db.pages.table.Generation()
@@ -632,34 +650,51 @@ func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL
 	}
 	record.lastSeq += uint64(len(w.parts))
 	if len(w.parts) == 1 {
-		w.ahead = make(chan []byte, 1)
-		go func() { w.ahead <- bitbox.EncodeWAL(w.firstSeq, generation, w.parts[0]) }()
+		w.ahead = make(chan walAppend, 1)
+		log := db.pages.wal
+		go func() {
+			rec := bitbox.EncodeWAL(w.firstSeq, generation, w.parts[0])
+			n, err := log.append(w.firstSeq, func() []byte {
+				r := rec
+				rec = nil
+				return r
+			})
+			w.ahead <- walAppend{bytes: n, err: err}
+		}()
 	}
 	return w
 }
 
-// writeTo adds the records to batch and returns their size.
-func (w *versionWAL) writeTo(batch batchWriter) (int, error) {
-	size := 0
-	for i, part := range w.parts {
-		seq := w.firstSeq + uint64(i)
-		var rec []byte
-		if w.ahead != nil {
-			rec = <-w.ahead
-		} else {
-			rec = bitbox.EncodeWAL(seq, w.generation, part)
-		}
-		if err := batch.Set(walKey(seq), rec, nil); err != nil {
-			return 0, err
-		}
-		size += len(rec)
+// appended appends the records to the log, or waits for the append run
+// ahead, and returns its outcome; once appended (and synced), the records
+// may be named by a commit record. Every planned version calls it, whether
+// it commits or not, before its writer lets go of writeMu.
+func (w *versionWAL) appended(log *walLog) walAppend {
+	switch {
+	case w.done != nil:
+	case w.ahead != nil:
+		r := <-w.ahead
+		w.done = &r
+	case len(w.parts) == 0:
+		w.done = &walAppend{}
+	default:
+		i := 0
+		n, err := log.append(w.firstSeq, func() []byte {
+			if i == len(w.parts) {
+				return nil
+			}
+			i++
+			return bitbox.EncodeWAL(w.firstSeq+uint64(i-1), w.generation, w.parts[i-1])
+		})
+		w.done = &walAppend{bytes: n, err: err}
 	}
-	return size, nil
+	return *w.done
 }
 
 // commitDurably runs steps 2 and 3 of the protocol for a prepared version:
-// the WAL records of its page changes (planWAL) and the commit record join
-// its batch, the batch is committed with one sync (the commit point), the
+// once the WAL records of its page changes (planWAL) are durable in the
+// log, the commit record joins its batch, the batch is committed with one
+// sync (the commit point), the
 // chunks of a large batch are applied (chunked.go), and the committed state
 // swaps to the new version: pages applied, and the caches of the latest
 // version brought to it by swapCaches, under mu. Commit and rollback share
@@ -669,11 +704,13 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
-	walBytes, err := wal.writeTo(batch)
-	if err != nil {
+	pointStart := db.opts.now()
+	appended := wal.appended(db.pages.wal)
+	if appended.err != nil {
 		_ = batch.Close()
-		return 0, err
+		return 0, appended.err
 	}
+	walBytes := appended.bytes
 	db.stats.walBytes.Add(uint64(walBytes))
 	if err := errors.Join(batch.seal(), batch.Batch.Set(keyCommit, record.encode(), nil)); err != nil {
 		_ = batch.Close()
@@ -685,7 +722,6 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		return 0, err
 	}
 	db.opts.hookAt("before-commit-point")
-	pointStart := db.opts.now()
 	if err := batch.Commit(pebble.Sync); err != nil {
 		// The batch may or may not be durable: take no commit until a
 		// reopen decides.

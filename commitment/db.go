@@ -36,8 +36,10 @@ import (
 // pages reach the table at checkpoints ('W', "checkpoint", "params"); 5,
 // bulk loads ("bulk": an unfinished one is wiped at open) and large
 // commits in chunks applied after their commit point ('B', "pending"),
-// which a format 4 build would not know to finish or wipe.
-const FormatVersion = 5
+// which a format 4 build would not know to finish or wipe; 6, WAL records
+// in log segments (wal/, wallog.go) instead of Pebble ('W'), which a
+// format 5 build would not replay.
+const FormatVersion = 6
 
 const (
 	formatFile = "FORMAT"
@@ -580,7 +582,12 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.register(registry, treeNames); err != nil {
 		return err
 	}
-	if err := db.pages.recover(db.record); err != nil {
+	wal, found, err := openWALLog(db.opts.FS, db.dir)
+	if err != nil {
+		return err
+	}
+	db.pages.wal = wal
+	if err := db.pages.recover(db.record, found); err != nil {
 		return err
 	}
 	db.snap = newSnapshot(db.pebble)
@@ -772,6 +779,7 @@ func (db *DB) Close() error {
 	// The caches' arenas go back to fastcache's free list for the next DB.
 	db.values.purge()
 	db.leaves.purge()
+	db.pages.wal.close()
 	err := errors.Join(flushErr, db.pages.table.Close(), db.pebble.Close())
 	if err != nil {
 		return fmt.Errorf("commitment: closing %s: %w", db.dir, err)

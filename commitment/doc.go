@@ -1,9 +1,10 @@
 // Package commitment is nomtstore's durable engine: N named trees (module
 // stores) in one directory, each a trie of package trie whose pages live in
 // one bitbox page table and whose values, leaf index and commit records live
-// in one Pebble instance. A commit makes every tree's changes durable as ONE
-// sync with one commit point; recovery on open replays the committed WAL and
-// nothing else.
+// in one Pebble instance. A commit appends its page changes to the WAL log
+// and syncs it, then makes every tree's changes durable with ONE commit
+// point, a synced Pebble batch; recovery on open replays the WAL records
+// that commit points name and nothing else.
 //
 // It owns the commit protocol (commit.go), the on-disk layout of the
 // directory (db.go) and of Pebble keys (keys.go), the page cache (pages.go),
@@ -17,6 +18,7 @@
 //
 //	FORMAT       "nomtstore-format <n>\n": the directory's format version
 //	pages.ht     the bitbox page table (format in bitbox/table.go)
-//	wal/         at most one live WAL, <seq>.wal (format in bitbox/wal.go)
+//	wal/         WAL records since the last checkpoint, in segments (wallog.go;
+//	             the records' format in bitbox/wal.go)
 //	pebble/      values, leaf index, history, tree registry, commit record (keys.go)
 package commitment

@@ -1,22 +1,19 @@
 package commitment
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/cockroachdb/pebble"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
@@ -60,36 +57,70 @@ func ftCommit(t *testing.T, db *DB, want uint64) {
 	}
 }
 
-// ftWALs lists the sequence numbers of the WAL records an open DB keeps:
-// after recovery, or after a failed checkpoint, they are part of the
-// contract.
+// ftWALs lists the sequence numbers of the WAL records an open DB's log
+// keeps: after recovery, or after a failed checkpoint, they are part of
+// the contract.
 func ftWALs(t *testing.T, db *DB) []uint64 {
 	t.Helper()
-	it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixWAL}, UpperBound: []byte{prefixWAL + 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = it.Close() }()
 	var seqs []uint64
-	for it.First(); it.Valid(); it.Next() {
-		seqs = append(seqs, binary.BigEndian.Uint64(it.Key()[1:]))
+	for _, s := range ftSegments(t, db.dir) {
+		if err := s.scan(vfs.Default, func(seq uint64, _ walLocation) { seqs = append(seqs, seq) }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return seqs
 }
 
-// ftEditPebble opens the Pebble instance of a closed DB's directory and
-// lets edit change it, as damage on the disk would.
-func ftEditPebble(t *testing.T, dir string, edit func(db *pebble.DB)) {
+// ftSegments lists the log segments in dir, in order.
+func ftSegments(t *testing.T, dir string) []*walSegment {
 	t.Helper()
-	quiet := quietPebbleLogger{slog.New(slog.NewTextHandler(io.Discard, nil))}
-	pdb, err := pebble.Open(filepath.Join(dir, pebbleDir), &pebble.Options{Logger: quiet})
+	_, found, err := openWALLog(vfs.Default, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit(pdb)
-	if err := pdb.Close(); err != nil {
+	return found
+}
+
+// ftEditWAL lets edit change the bytes of the log segment holding the
+// last occurrence of record seq, as damage on the disk would; edit gets
+// the segment and the record's offset and length in it.
+func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, off, n int) []byte) {
+	t.Helper()
+	var at *walLocation
+	for _, s := range ftSegments(t, dir) {
+		if err := s.scan(vfs.Default, func(got uint64, loc walLocation) {
+			if got == seq {
+				at = &loc
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if at == nil {
+		t.Fatalf("no WAL record %d in %s", seq, dir)
+	}
+	data, err := os.ReadFile(at.segment.path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(at.segment.path, edit(data, int(at.offset), int(at.length)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ftThreeVersions opens a new DB in dir and commits three versions of 40
+// random operations each, returning the DB, their model and the random
+// source, which goes on from there.
+func ftThreeVersions(t *testing.T, dir string, opts Options, src rand.Source) (*DB, model, *rand.Rand) {
+	t.Helper()
+	rng := rand.New(src)
+	db := ftOpen(t, dir, opts)
+	m := newModel()
+	for v := uint64(1); v <= 3; v++ {
+		randomEngineBatch(t, rng, db, m, 40)
+		ftCommit(t, db, v)
+	}
+	return db, m, rng
 }
 
 // ftList returns the names in a directory.
@@ -155,6 +186,15 @@ func TestCommitFailsCleanlyOnInjectedFaults(t *testing.T) {
 		{name: "growth disk full", grow: true, fault: vfs.Fault{Op: vfs.OpAllocate, PathContains: "pages.ht.grow", Err: vfs.ENOSPC}},
 		{name: "growth rename", grow: true, fault: vfs.Fault{Op: vfs.OpRename, PathContains: "pages.ht"}},
 		{name: "growth dir fsync", grow: true, sticky: true, fault: vfs.Fault{Op: vfs.OpSyncDir}},
+		// The version's WAL record is appended to the log before the
+		// commit point: a failure there leaves the previous version, and
+		// the next attempt writes the record again, in a new segment.
+		{name: "wal segment create", fault: vfs.Fault{Op: vfs.OpCreate, PathContains: walDir + "/"}},
+		{name: "wal segment dir fsync", fault: vfs.Fault{Op: vfs.OpSyncDir, PathContains: "/" + walDir}},
+		{name: "wal write", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: walDir + "/"}},
+		{name: "wal short write", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: walDir + "/", Skip: 1, Short: true}},
+		{name: "wal disk full", fault: vfs.Fault{Op: vfs.OpWrite, PathContains: walDir + "/", Err: vfs.ENOSPC}},
+		{name: "wal fsync", fault: vfs.Fault{Op: vfs.OpSync, PathContains: walDir + "/"}},
 		// The checkpoint after the commit point writes the version's pages.
 		{name: "table write", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht"}},
 		{name: "table short write", flush: true, fault: vfs.Fault{Op: vfs.OpWrite, PathContains: "pages.ht", Skip: 3, Short: true}},
@@ -411,13 +451,7 @@ func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, ui
 	t.Helper()
 	ffs := vfs.NewFaultFS(vfs.Default)
 	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-	rng := rand.New(rand.NewPCG(seed, 2))
-	db := ftOpen(t, dir, opts)
-	m := newModel()
-	for v := uint64(1); v <= 3; v++ {
-		randomEngineBatch(t, rng, db, m, 40)
-		ftCommit(t, db, v)
-	}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(seed, 2))
 	if err := db.WaitFlushed(); err != nil {
 		t.Fatal(err)
 	}
@@ -555,19 +589,21 @@ func TestCorruptionIsDetected(t *testing.T) {
 
 	walDamage := []struct {
 		name   string
-		damage func(record []byte) []byte
-		offset int64 // where the error must point, -1: anywhere
+		damage func(segment []byte, off, n int) []byte
+		says   string // what the error names
+		offset int64  // within the record, -1 for any, with says
 	}{
-		{name: "intact", damage: nil},
-		{name: "flipped byte mid-record", offset: -1, damage: func(r []byte) []byte {
-			r[len(r)/2] ^= 0x5a
-			return r
+		{name: "intact"},
+		{name: "flipped byte mid-record", offset: -1, damage: func(b []byte, off, n int) []byte {
+			b[off+n/2] ^= 0x5a
+			return b
 		}},
-		{name: "flipped header byte", offset: 32, damage: func(r []byte) []byte {
-			r[20] ^= 0x5a // the sequence number
-			return r
+		{name: "flipped header byte", says: "is missing", damage: func(b []byte, off, n int) []byte {
+			b[off+20] ^= 0x5a // the sequence number
+			return b
 		}},
-		{name: "torn tail", offset: -1, damage: func(r []byte) []byte { return r[:len(r)-100] }},
+		{name: "torn tail", says: "unreadable from byte", damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
+		{name: "segment gone", says: "is missing", damage: func(b []byte, off, n int) []byte { return b[:0] }},
 	}
 	for i, tc := range walDamage {
 		t.Run("committed wal/"+tc.name, func(t *testing.T) {
@@ -581,31 +617,22 @@ func TestCorruptionIsDetected(t *testing.T) {
 				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version, m)
 				return
 			}
-			ftEditPebble(t, dir, func(pdb *pebble.DB) {
-				v, closer, err := pdb.Get(walKey(seq))
-				if err != nil {
-					t.Fatal(err)
-				}
-				damaged := tc.damage(bytes.Clone(v))
-				_ = closer.Close()
-				if err := pdb.Set(walKey(seq), damaged, pebble.Sync); err != nil {
-					t.Fatal(err)
-				}
-			})
+			ftEditWAL(t, dir, seq, tc.damage)
+			before := ftList(t, filepath.Join(dir, walDir))
 			db, err := Open(dir, testTrees, opts)
 			if err == nil {
 				_ = db.Close()
 				t.Fatal("opened over a damaged committed WAL record")
 			}
-			ftWantCorrupt(t, "open", err, fmt.Sprintf("WAL record %d", seq), tc.offset)
+			if tc.says == "" {
+				ftWantCorrupt(t, "open", err, fmt.Sprintf("WAL record %d", seq), tc.offset)
+			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("WAL record %d", seq)) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("open: %v, want ErrCorrupt naming WAL record %d and %q", err, seq, tc.says)
+			}
 			// The evidence stays for whoever repairs the directory.
-			ftEditPebble(t, dir, func(pdb *pebble.DB) {
-				if _, closer, err := pdb.Get(walKey(seq)); err != nil {
-					t.Fatalf("the damaged WAL record is gone: %v", err)
-				} else {
-					_ = closer.Close()
-				}
-			})
+			if after := ftList(t, filepath.Join(dir, walDir)); !slices.Equal(before, after) {
+				t.Fatalf("the log changed over a failed open: %v, then %v", before, after)
+			}
 		})
 	}
 
@@ -613,13 +640,7 @@ func TestCorruptionIsDetected(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-		rng := rand.New(rand.NewPCG(9, 9))
-		db := ftOpen(t, dir, opts)
-		m := newModel()
-		for v := uint64(1); v <= 3; v++ {
-			randomEngineBatch(t, rng, db, m, 40)
-			ftCommit(t, db, v)
-		}
+		db, m, _ := ftThreeVersions(t, dir, opts, rand.NewPCG(9, 9))
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -641,17 +662,20 @@ func TestCorruptionIsDetected(t *testing.T) {
 		if len(clears) == 0 {
 			t.Fatal("no root pages")
 		}
-		ftEditPebble(t, dir, func(pdb *pebble.DB) {
-			for seq, data := range map[uint64][]byte{
-				1000: bitbox.EncodeWAL(1000, gen, clears),
-				1:    bitbox.EncodeWAL(1, gen, clears),
-				1001: []byte("not a WAL at all, just bytes a crash left behind"),
-			} {
-				if err := pdb.Set(walKey(seq), data, pebble.Sync); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+		// In a segment after the last one, as a process that appended
+		// them and died before their commit point would leave.
+		var segment []byte
+		for _, data := range [][]byte{
+			bitbox.EncodeWAL(1000, gen, clears),
+			bitbox.EncodeWAL(1, gen, clears),
+			[]byte("not a WAL at all, just bytes a crash left behind"),
+		} {
+			segment = binary.BigEndian.AppendUint32(segment, uint32(len(data)))
+			segment = append(segment, data...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, walDir, segmentName(1<<40)), segment, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		rng2 := rand.New(rand.NewPCG(9, 10))
 		opts.FS = vfs.Default
 		db = ftOpen(t, dir, opts)
@@ -874,4 +898,42 @@ func ftNoPanic(t *testing.T, f func() error) (err error) {
 		}
 	}()
 	return f()
+}
+
+// TestWALRecordOfAFailedAttemptIsNotReplayed: a commit that fails after
+// appending its WAL record (here, the free-space check before the commit
+// point) leaves that record in the log; the next commit, of other
+// changes, reuses its sequence number. Recovery must replay the second.
+func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(31, 1))
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	committed := ftCloneModel(m)
+	randomEngineBatch(t, rng, db, ftCloneModel(m), 60)
+	db.opts.DiskReserveBytes = 1 << 62
+	if _, err := db.Commit(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("commit with no room: %v, want ENOSPC", err)
+	}
+	db.opts.DiskReserveBytes = -1
+	failed := ftWALs(t, db)
+	if len(failed) != 1 {
+		t.Fatalf("log after the failed attempt: %v, want its record", failed)
+	}
+	db.Discard()
+	m = committed
+	randomEngineBatch(t, rng, db, m, 60)
+	ftCommit(t, db, 4)
+	if got := ftWALs(t, db); !slices.Equal(got, []uint64{failed[0], failed[0]}) {
+		t.Fatalf("log after the retry: %v, want sequence %d twice", got, failed[0])
+	}
+	// Only the log holds version 4's pages.
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	ftReopenAt(t, rng, dir, opts, 4, m)
 }

@@ -25,7 +25,6 @@ import (
 //	'r'     'r' version u64                      roots of that version: tree count u32, repeated (store u32, root [32])
 //	'a'     'a' version u64                      the application's record of that version (SetVersionRecord)
 //	'c'     'c' version u64                      what that version changed (changeList, below)
-//	'W'     'W' seq u64                          WAL record: one commit's page changes (bitbox/wal.go)
 //	'v'     'v' store u32 | raw key              born u64 | value                  current values
 //	'l'     'l' store u32 | key path [32]        born u64 | leaf hash [32] | raw key    current leaf index
 //	'x'     'x' store u32 | key path [32] | o u64 born u64 | key length uvarint | raw key | value   superseded entries
@@ -72,7 +71,6 @@ const (
 	prefixDeleted     = 'd'
 	prefixOldPage     = 'h'
 	prefixOldPageByID = 'p'
-	prefixWAL         = 'W'
 	prefixPending     = 'B'
 )
 
@@ -145,9 +143,6 @@ func leafValue(born uint64, leafHash trie.Hash, key []byte) []byte {
 func pendingChunkKey(tag uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(versionKey(prefixPending, tag), i)
 }
-
-// walKey is the key of the WAL record of sequence number seq.
-func walKey(seq uint64) []byte { return versionKey(prefixWAL, seq) }
 
 // splitBorn splits an entry's value into its born version and the rest.
 func splitBorn(entry []byte) (uint64, []byte, error) {

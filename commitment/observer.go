@@ -41,8 +41,9 @@ const (
 	// PhaseBatch: building the commit batch (values, leaves, history,
 	// change list).
 	PhaseBatch = "batch"
-	// PhaseCommitPoint: the WAL record and the synced Pebble batch that
-	// commits the version.
+	// PhaseCommitPoint: the WAL record synced in the log (appended while
+	// the batch was built, so mostly waited for) and the synced Pebble
+	// batch that commits the version.
 	PhaseCommitPoint = "commit_point"
 	// PhaseCheckpoint: in the background, the dirty pages and meta map
 	// written, the table fsynced and the checkpoint recorded.

@@ -1,7 +1,6 @@
 package commitment
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -20,8 +19,8 @@ import (
 //
 // Invariants:
 //   - The table file holds each page as of the checkpoint record's WAL
-//     sequence number; the WAL records after it, written in the commit
-//     batches, hold every later change, and a reopen replays them in order.
+//     sequence number; the WAL records after it, in the log (wallog.go),
+//     hold every later change, and a reopen replays them in order.
 //   - A page reaches the file only in a checkpoint, which writes pages
 //     already applied, that is committed: no page is written before the WAL
 //     record naming it is durable.
@@ -43,6 +42,7 @@ type pageStore struct {
 	// pebble holds the checkpoint record; lastSeq is the committed WAL
 	// sequence number (read under mu), which a checkpoint records.
 	pebble  *pebble.DB
+	wal     *walLog
 	lastSeq func() uint64
 	opts    *Options
 
@@ -276,6 +276,9 @@ func (ps *pageStore) start(table *bitbox.Table, seq uint64) {
 	job := &checkpointJob{done: make(chan struct{})}
 	ps.job = job
 	ps.sinceCheckpoint = 0
+	// Every record up to seq is in the segments sealed now; the next
+	// commit's go to a new one.
+	ps.wal.seal()
 	go func() {
 		defer close(job.done)
 		start := ps.opts.now()
@@ -305,6 +308,11 @@ func (ps *pageStore) reap(wait bool) error {
 			ps.opts.Logger.Error("nomtstore checkpoint failed", "err", job.err)
 		}
 		ps.job = nil
+		if job.err == nil {
+			if err := ps.wal.removeThrough(ps.checkpointed.Load()); err != nil {
+				ps.opts.Logger.Error("nomtstore could not remove checkpointed WAL segments; the next checkpoint tries again", "err", err)
+			}
+		}
 	}
 	return ps.failed
 }
@@ -341,10 +349,10 @@ func (ps *pageStore) backpressure() error {
 
 // recover replays, in order, the WAL records of the versions committed
 // since the last checkpoint (exactly those after the checkpoint record, up
-// to the commit record's sequence number: a record exists only if its
-// commit does), then checkpoints them, so the table holds the latest
-// version's pages again.
-func (ps *pageStore) recover(record *commitRecord) error {
+// to the commit record's sequence number: the last occurrence of each in
+// the log segments found at open), checkpoints them, so the table holds
+// the latest version's pages again, and removes the segments.
+func (ps *pageStore) recover(record *commitRecord, found []*walSegment) error {
 	ckpt := checkpointRecord{}
 	if v, ok, err := getMeta(ps.pebble, keyCheckpoint, "the checkpoint record"); err != nil {
 		return err
@@ -359,24 +367,28 @@ func (ps *pageStore) recover(record *commitRecord) error {
 	}
 	table := ps.table
 	ps.checkpointed.Store(ckpt.seq)
-	it, err := ps.pebble.NewIter(&pebble.IterOptions{LowerBound: walKey(ckpt.seq + 1), UpperBound: walKey(last + 1)})
+	at, err := ps.wal.index(found, ckpt.seq, last)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = it.Close() }()
 	replayed, records := 0, 0
-	next := ckpt.seq + 1
-	for valid := it.First(); valid; valid = it.Next() {
-		seq := binary.BigEndian.Uint64(it.Key()[1:])
+	for seq := ckpt.seq + 1; seq <= last; seq++ {
 		name := fmt.Sprintf("WAL record %d", seq)
-		w, err := bitbox.DecodeWAL(name, it.Value())
-		if err != nil {
-			return fmt.Errorf("commitment: the %s of a committed version: %w", name, err)
+		loc, ok := at[seq]
+		if !ok {
+			return fmt.Errorf("%w: the %s of a committed version is missing from %s (%d segments; %s)", ErrCorrupt, name, ps.wal.dir, len(found), describeTails(found))
 		}
-		if w.Seq != seq || seq < next {
+		data, err := ps.wal.read(loc)
+		if err != nil {
+			return err
+		}
+		w, err := bitbox.DecodeWAL(name, data)
+		if err != nil {
+			return fmt.Errorf("commitment: the %s of a committed version (%s, byte %d): %w", name, loc.segment.path, loc.offset, err)
+		}
+		if w.Seq != seq {
 			return fmt.Errorf("%w: %s holds sequence %d", ErrCorrupt, name, w.Seq)
 		}
-		next = seq + 1
 		if w.Generation < table.Generation() {
 			// Committed before the table last grew, which it did right
 			// after checkpointing them: already in the table.
@@ -388,16 +400,22 @@ func (ps *pageStore) recover(record *commitRecord) error {
 		replayed++
 		records += len(w.Records)
 	}
-	if err := it.Error(); err != nil {
-		return err
+	if replayed > 0 || ckpt.seq < last {
+		if err := checkpointTo(table, ps.pebble, last); err != nil {
+			return fmt.Errorf("commitment: checkpointing recovered pages: %w", err)
+		}
+		ps.checkpointed.Store(last)
+	} else if len(found) > 0 {
+		// The checkpoint record read may not be durable yet (the last
+		// process may have died in its sync): make it so before the
+		// segments it covers go.
+		if err := ps.pebble.LogData(nil, pebble.Sync); err != nil {
+			return fmt.Errorf("commitment: syncing the checkpoint record: %w", err)
+		}
 	}
-	if replayed == 0 && ckpt.seq == last {
-		return nil
+	if err := ps.wal.removeFound(found); err != nil {
+		ps.opts.Logger.Error("nomtstore could not remove checkpointed WAL segments; the next open tries again", "err", err)
 	}
-	if err := checkpointTo(table, ps.pebble, last); err != nil {
-		return fmt.Errorf("commitment: checkpointing recovered pages: %w", err)
-	}
-	ps.checkpointed.Store(last)
 	if replayed > 0 {
 		ps.opts.Logger.Info("nomtstore recovered committed pages from the WAL", "version", record.version,
 			"wal_records", replayed, "pages", records, "from_seq", ckpt.seq+1, "to_seq", last)
@@ -411,25 +429,15 @@ type checkpointJob struct {
 	err  error
 }
 
-// checkpointTo writes the dirty pages of the table and records that the
-// file holds every WAL up to seq, deleting those WAL records.
+// checkpointTo writes the dirty pages of the table and records, durably,
+// that the file holds every WAL record up to seq: the log segments holding
+// only such records may go.
 func checkpointTo(table *bitbox.Table, db *pebble.DB, seq uint64) error {
 	if err := table.Checkpoint(); err != nil {
 		return err
 	}
-	batch := db.NewBatch()
-	defer func() { _ = batch.Close() }()
 	rec := checkpointRecord{seq: seq, generation: table.Generation()}
-	if err := errors.Join(
-		batch.Set(keyCheckpoint, rec.encode(), nil),
-		batch.DeleteRange(walKey(0), walKey(seq+1), nil),
-	); err != nil {
-		return err
-	}
-	// Unsynced: if the record is lost, recovery replays WAL records the
-	// file already holds, which changes nothing; the records it deletes
-	// are lost with it.
-	if err := batch.Commit(pebble.NoSync); err != nil {
+	if err := db.Set(keyCheckpoint, rec.encode(), pebble.Sync); err != nil {
 		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/pebble"
 	ics23 "github.com/cosmos/ics23/go"
 
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
@@ -370,8 +369,9 @@ type Stats struct {
 	DirtyPages int
 	// ElideBelow is the directory's page elision threshold.
 	ElideBelow int
-	// WALRecords and WALRecordBytes are the write-ahead records kept since
-	// the last checkpoint: what a restart after a crash would replay.
+	// WALRecords and WALRecordBytes are the write-ahead records in the
+	// log (wal/): those since the last checkpoint, which a restart after
+	// a crash would replay, and those a running checkpoint will remove.
 	WALRecords, WALRecordBytes uint64
 	Commits                    uint64 // since open
 	PagesWritten               uint64 // since open
@@ -390,10 +390,8 @@ type Stats struct {
 func (db *DB) Stats() Stats {
 	db.mu.RLock()
 	s := Stats{Version: db.record.version, Table: db.pages.table.Stats(), DirtyPages: db.pages.table.Dirty(), ElideBelow: db.elideBelow}
-	if !db.closed {
-		s.WALRecords, s.WALRecordBytes = walRecords(db.snap.snap)
-	}
 	db.mu.RUnlock()
+	s.WALRecords, s.WALRecordBytes = uint64(db.pages.wal.records.Load()), uint64(db.pages.wal.bytes.Load())
 	s.EarliestVersion = db.earliest.Load()
 	s.Commits, s.PagesWritten, s.WALBytes = db.stats.commits.Load(), db.stats.pagesWritten.Load(), db.stats.walBytes.Load()
 	s.BatchChunks = db.stats.batchChunks.Load()
@@ -402,20 +400,6 @@ func (db *DB) Stats() Stats {
 		s.LastPruneError = *e
 	}
 	return s
-}
-
-// walRecords counts the WAL records a snapshot holds, and their bytes.
-func walRecords(snap *pebble.Snapshot) (n, size uint64) {
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixWAL}, UpperBound: []byte{prefixWAL + 1}})
-	if err != nil {
-		return 0, 0
-	}
-	defer func() { _ = it.Close() }()
-	for it.First(); it.Valid(); it.Next() {
-		n++
-		size += uint64(len(it.Value()))
-	}
-	return n, size
 }
 
 // CheckTreeChangesAt checks what a retained version changed in one tree,

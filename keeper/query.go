@@ -100,12 +100,13 @@ func strategyName(s pruningtypes.PruningStrategy) string {
 }
 
 // DiskUsage is the allocated size of each part of the store in dir (the
-// page table; Pebble's values, history and write-ahead records): what
+// page table; the WAL log; Pebble's values and history): what
 // Status reports of a running node and `nomtstore stats` of a stopped one.
 func DiskUsage(dir string) ([]nomtstorev1.DiskUsage, error) {
 	var disk []nomtstorev1.DiskUsage
 	components := []struct{ name, path string }{
 		{"page table", filepath.Join(dir, "pages.ht")},
+		{"write-ahead log", filepath.Join(dir, "wal")},
 		{"values and history", filepath.Join(dir, "pebble")},
 	}
 	for _, c := range components {

@@ -10,9 +10,10 @@ import (
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
-// WAL record format (one per commit that changes pages; the engine stores
-// it in its commit batch, so the record is durable exactly when the commit
-// is; integers big-endian; these constants are format):
+// WAL record format (one or more per commit that changes pages; the engine
+// appends them to its log files and syncs them before the commit point,
+// whose commit record names the last sequence number that counts; integers
+// big-endian; these constants are format):
 //
 //	header, 40 bytes
 //	     0  8  magic "NOMTWAL\x01"
@@ -127,19 +128,35 @@ type Record struct {
 	Nodes   map[int][32]byte // changed slots
 }
 
+// WALHeaderSize is the length of a WAL's header, which WALSeq reads.
+const WALHeaderSize = walHeaderSize
+
+// WALSeq checks a WAL's header (its first WALHeaderSize bytes at least)
+// and returns its sequence number, without reading its records: enough to
+// index a log of WALs, whose records DecodeWAL checks when they are read.
+func WALSeq(name string, header []byte) (uint64, error) {
+	if len(header) < walHeaderSize {
+		return 0, corruptAt(name, int64(len(header)), "WAL header of %d bytes", len(header))
+	}
+	if [8]byte(header[:8]) != walMagic {
+		return 0, corruptAt(name, 0, "not a nomtstore WAL (magic %q)", header[:8])
+	}
+	if sum := binary.BigEndian.Uint64(header[32:]); sum != xxhash.Sum64(header[:32]) {
+		return 0, corruptAt(name, 32, "WAL header checksum does not match")
+	}
+	if v := binary.BigEndian.Uint32(header[8:]); v != WALFormatVersion {
+		return 0, fmt.Errorf("%w: %s is WAL format %d, this build reads %d", ErrFormat, name, v, WALFormatVersion)
+	}
+	return binary.BigEndian.Uint64(header[16:]), nil
+}
+
 // DecodeWAL parses and checks WAL bytes; name is used in errors.
 func DecodeWAL(name string, data []byte) (*WAL, error) {
 	if len(data) < walHeaderSize+walTrailerSize {
 		return nil, corruptAt(name, int64(len(data)), "WAL of %d bytes is shorter than its header and trailer", len(data))
 	}
-	if [8]byte(data[:8]) != walMagic {
-		return nil, corruptAt(name, 0, "not a nomtstore WAL (magic %q)", data[:8])
-	}
-	if sum := binary.BigEndian.Uint64(data[32:]); sum != xxhash.Sum64(data[:32]) {
-		return nil, corruptAt(name, 32, "WAL header checksum does not match")
-	}
-	if v := binary.BigEndian.Uint32(data[8:]); v != WALFormatVersion {
-		return nil, fmt.Errorf("%w: %s is WAL format %d, this build reads %d", ErrFormat, name, v, WALFormatVersion)
+	if _, err := WALSeq(name, data); err != nil {
+		return nil, err
 	}
 	end := len(data) - walTrailerSize
 	if [8]byte(data[end:end+8]) != walEndMagic {

@@ -50,7 +50,7 @@ func TestStoreCommandsText(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`(?m)^store {2,}\S+nomtstore \(format 5\)$`,
+		`(?m)^store {2,}\S+nomtstore \(format 6\)$`,
 		`(?m)^versions {2,}1\.\.5, 5 retained$`,
 		`(?m)^page table {2,}\d+ pages? in 1,024 buckets, load \d+\.\d\d% \(grows past 75%\)$`,
 		`(?m)^  file {2,}\d+(\.\d+)? MiB, generation 0$`,
@@ -107,7 +107,7 @@ func TestStoreCommandsJSON(t *testing.T) {
 	if stats.Table.Buckets != 1<<10 || stats.Table.FileBytes == 0 || stats.Table.ElideBelow != commitment.DefaultElideBelow {
 		t.Errorf("stats table: %+v", stats.Table)
 	}
-	if len(stats.Disk) != 2 || stats.Disk[0].Component != "page table" || stats.Disk[1].Bytes == 0 {
+	if len(stats.Disk) != 3 || stats.Disk[0].Component != "page table" || stats.Disk[1].Component != "write-ahead log" || stats.Disk[2].Bytes == 0 {
 		t.Errorf("stats disk: %+v", stats.Disk)
 	}
 	if len(stats.Roots) != 2 || stats.Roots[0].Name != "acc" || len(stats.Roots[0].Root) != 64 {
