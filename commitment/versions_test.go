@@ -387,7 +387,9 @@ func testVersionedModel(t *testing.T, elide int) {
 		if db.Version() != vm.latest {
 			t.Fatalf("at version %d, model %d", db.Version(), vm.latest)
 		}
-		checkRetained(t, rng, db, vm, earliest, 2)
+		if !raceEnabled || vm.latest%4 == 0 {
+			checkRetained(t, rng, db, vm, earliest, 2)
+		}
 	}
 	for v := earliest; v <= vm.latest; v++ {
 		checkVersion(t, rng, db, vm, v, v%10 == 0 || v == earliest)
