@@ -654,11 +654,7 @@ func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL
 		log := db.pages.wal
 		go func() {
 			rec := bitbox.EncodeWAL(w.firstSeq, generation, w.parts[0])
-			n, err := log.append(w.firstSeq, func() []byte {
-				r := rec
-				rec = nil
-				return r
-			})
+			n, err := log.append(w.firstSeq, 1, func(int) []byte { return rec })
 			w.ahead <- walAppend{bytes: n, err: err}
 		}()
 	}
@@ -678,13 +674,8 @@ func (w *versionWAL) appended(log *walLog) walAppend {
 	case len(w.parts) == 0:
 		w.done = &walAppend{}
 	default:
-		i := 0
-		n, err := log.append(w.firstSeq, func() []byte {
-			if i == len(w.parts) {
-				return nil
-			}
-			i++
-			return bitbox.EncodeWAL(w.firstSeq+uint64(i-1), w.generation, w.parts[i-1])
+		n, err := log.append(w.firstSeq, len(w.parts), func(i int) []byte {
+			return bitbox.EncodeWAL(w.firstSeq+uint64(i), w.generation, w.parts[i])
 		})
 		w.done = &walAppend{bytes: n, err: err}
 	}

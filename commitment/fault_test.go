@@ -86,17 +86,16 @@ func ftSegments(t *testing.T, dir string) []*walSegment {
 // the segment and the record's offset and length in it.
 func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, off, n int) []byte) {
 	t.Helper()
-	var at *walLocation
-	for _, s := range ftSegments(t, dir) {
-		if err := s.scan(vfs.Default, func(got uint64, loc walLocation) {
-			if got == seq {
-				at = &loc
-			}
-		}); err != nil {
-			t.Fatal(err)
-		}
+	l, found, err := openWALLog(vfs.Default, dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if at == nil {
+	index, err := l.index(found, seq-1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, ok := index[seq]
+	if !ok {
 		t.Fatalf("no WAL record %d in %s", seq, dir)
 	}
 	data, err := os.ReadFile(at.segment.path)

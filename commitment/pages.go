@@ -400,7 +400,7 @@ func (ps *pageStore) recover(record *commitRecord, found []*walSegment) error {
 		replayed++
 		records += len(w.Records)
 	}
-	if replayed > 0 || ckpt.seq < last {
+	if ckpt.seq < last {
 		if err := checkpointTo(table, ps.pebble, last); err != nil {
 			return fmt.Errorf("commitment: checkpointing recovered pages: %w", err)
 		}

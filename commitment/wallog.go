@@ -206,22 +206,23 @@ func (l *walLog) read(loc walLocation) ([]byte, error) {
 	return data, nil
 }
 
-// append writes records (each one WAL record, produced in turn by next
-// until it returns nil) to the active segment, starting one if none is,
-// then syncs it. It returns the bytes written. A failed append seals the
-// segment: its tail may hold part of a frame, past which no scan reads.
-// REQUIRES: DB.writeMu.
-func (l *walLog) append(firstSeq uint64, next func() []byte) (int, error) {
+// append writes count WAL records, record(i) under sequence number
+// firstSeq+i, produced one at a time, to the active segment, starting one
+// if none is, then syncs it. It returns the bytes written. A failed append
+// seals the segment: its tail may hold part of a frame, past which no scan
+// reads. REQUIRES: DB.writeMu.
+func (l *walLog) append(firstSeq uint64, count int, record func(i int) []byte) (int, error) {
 	if l.active == nil {
 		if err := l.startSegment(); err != nil {
 			return 0, err
 		}
 	}
 	s := l.active
-	written, seq := 0, firstSeq
+	written := 0
 	var frame [4]byte
-	for rec := next(); rec != nil; rec = next() {
-		s.maxSeq = max(s.maxSeq, seq)
+	for i := range count {
+		rec := record(i)
+		s.maxSeq = max(s.maxSeq, firstSeq+uint64(i))
 		binary.BigEndian.PutUint32(frame[:], uint32(len(rec)))
 		if err := writeFull(s.f, frame[:], s.size); err != nil {
 			return 0, l.failActive(err)
@@ -235,7 +236,6 @@ func (l *walLog) append(firstSeq uint64, next func() []byte) (int, error) {
 		l.records.Add(1)
 		l.bytes.Add(int64(4 + len(rec)))
 		written += len(rec)
-		seq++
 	}
 	if err := s.f.Sync(); err != nil {
 		return 0, l.failActive(err)
