@@ -220,8 +220,9 @@ func applyPending(pdb *pebble.DB, tag uint64, chunks uint32) error {
 	); err != nil {
 		return err
 	}
-	// Synced: the chunks applied are durable before their records go.
-	return b.Commit(pebble.Sync)
+	// Pebble makes a prefix of its writes durable (it flushes memtables in
+	// order): the records go after the chunks applied are durable.
+	return b.Commit(pebble.NoSync)
 }
 
 // recoverPending, at open, finishes the committed operation whose chunks

@@ -622,6 +622,7 @@ func supersededPages(w *workingSet) [][][]byte {
 // records at once.
 type versionWAL struct {
 	firstSeq, generation uint64
+	commitSeq            uint64 // of the commit frame, after the records
 	parts                [][]bitbox.Change
 	ahead                chan walAppend // the single record's append, when run ahead
 	done                 *walAppend
@@ -642,13 +643,16 @@ func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL
 	db.mu.RUnlock()
 	w := &versionWAL{firstSeq: record.lastSeq + 1, generation: generation}
 	if len(changes) == 0 {
+		record.lastSeq++
+		w.commitSeq = record.lastSeq
 		return w
 	}
 	w.parts = splitChanges(changes, int(db.opts.MaxBatchBytes))
 	if len(w.parts) > 1 {
 		w.parts = splitChanges(changes, int(min(db.opts.MaxBatchBytes, chunkPieceBytes)))
 	}
-	record.lastSeq += uint64(len(w.parts))
+	record.lastSeq += uint64(len(w.parts)) + 1
+	w.commitSeq = record.lastSeq
 	if len(w.parts) == 1 {
 		w.ahead = make(chan walAppend, 1)
 		log := db.pages.wal
@@ -712,15 +716,31 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		_ = batch.Close()
 		return 0, err
 	}
+	if batch.chunks > 0 {
+		// The chunks' records are in memtables: durable before the frame
+		// that makes the version committed.
+		if err := db.pebble.Flush(); err != nil {
+			_ = batch.Close()
+			return 0, fmt.Errorf("commitment: flushing the chunks of version %d: %w", record.version, err)
+		}
+	}
 	db.opts.hookAt("before-commit-point")
-	if err := batch.Commit(pebble.Sync); err != nil {
-		// The batch may or may not be durable: take no commit until a
+	frameBytes, err := db.pages.wal.appendCommit(wal.commitSeq, batch.Repr())
+	if err != nil {
+		// The frame may or may not be durable: take no commit until a
 		// reopen decides.
 		_ = batch.Close()
 		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
 		return 0, db.failed
 	}
+	walBytes += frameBytes
+	db.stats.walBytes.Add(uint64(frameBytes))
+	err = batch.Commit(pebble.NoSync)
 	_ = batch.Close()
+	if err != nil {
+		db.failed = fmt.Errorf("commitment: version %d committed but applying its batch failed; reopen to finish: %w", record.version, err)
+		return 0, db.failed
+	}
 	db.opts.observePhase(PhaseCommitPoint, pointStart)
 	db.opts.hookAt("after-commit-point")
 	if batch.chunks > 0 {
@@ -741,9 +761,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	db.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	db.stats.pagesWritten.Add(uint64(len(changes)))
-	if len(changes) > 0 {
-		db.pages.sinceCheckpoint++
-	}
+	db.pages.sinceCheckpoint++
 	return walBytes, nil
 }
 

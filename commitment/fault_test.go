@@ -90,7 +90,7 @@ func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, o
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := l.index(found, seq-1, seq)
+	index, err := l.index(found, seq-1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,10 +443,11 @@ func ftWantCorrupt(t *testing.T, what string, err error, file string, offset int
 }
 
 // ftUnflushedCommit leaves dir with a committed version whose pages never
-// reached the table: every checkpoint from then on fails, so only its WAL
-// record holds them. It returns the version, its model and the record's
-// sequence number.
-func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, uint64) {
+// reached the table and whose batch never reached a Pebble flush: every
+// checkpoint from then on fails, so only its WAL record and commit frame
+// hold them. It returns the version, its model, the model of the version
+// before and the record's sequence number (the frame's is the next).
+func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, model, uint64) {
 	t.Helper()
 	ffs := vfs.NewFaultFS(vfs.Default)
 	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
@@ -455,16 +456,17 @@ func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, ui
 		t.Fatal(err)
 	}
 	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	before := ftCloneModel(m)
 	randomEngineBatch(t, rng, db, m, 40)
 	ftCommit(t, db, 4)
 	wals := ftWALs(t, db)
 	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
 		t.Fatalf("close: %v, want ErrFlushFailed", err)
 	}
-	if len(wals) != 1 {
-		t.Fatalf("WAL records after a failed checkpoint: %v", wals)
+	if len(wals) != 2 || wals[1] != wals[0]+1 {
+		t.Fatalf("log after a failed checkpoint: %v, want a WAL record and its commit frame", wals)
 	}
-	return 4, m, wals[0]
+	return 4, m, before, wals[0]
 }
 
 func TestCorruptionIsDetected(t *testing.T) {
@@ -591,32 +593,39 @@ func TestCorruptionIsDetected(t *testing.T) {
 		damage func(segment []byte, off, n int) []byte
 		says   string // what the error names
 		offset int64  // within the record, -1 for any, with says
+		// undone: the damage cuts the log's tail, which a crash before
+		// the commit point leaves too: the version is not committed.
+		undone bool
 	}{
 		{name: "intact"},
 		{name: "flipped byte mid-record", offset: -1, damage: func(b []byte, off, n int) []byte {
 			b[off+n/2] ^= 0x5a
 			return b
 		}},
-		{name: "flipped header byte", says: "is missing", damage: func(b []byte, off, n int) []byte {
+		{name: "flipped header byte", says: "is damaged at byte", damage: func(b []byte, off, n int) []byte {
 			b[off+20] ^= 0x5a // the sequence number
 			return b
 		}},
-		{name: "torn tail", says: "unreadable from byte", damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
-		{name: "segment gone", says: "is missing", damage: func(b []byte, off, n int) []byte { return b[:0] }},
+		{name: "torn tail", undone: true, damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
+		{name: "segment emptied", undone: true, damage: func(b []byte, off, n int) []byte { return b[:0] }},
 	}
 	for i, tc := range walDamage {
 		t.Run("committed wal/"+tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			version, m, seq := ftUnflushedCommit(t, dir, uint64(i))
+			version, m, previous, seq := ftUnflushedCommit(t, dir, uint64(i))
 			opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
 			if tc.damage == nil {
-				// The table never got the pages: only replay can make
-				// the version whole.
+				// The table never got the pages, nor Pebble the batch:
+				// only replay can make the version whole.
 				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version, m)
 				return
 			}
 			ftEditWAL(t, dir, seq, tc.damage)
+			if tc.undone {
+				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version-1, previous)
+				return
+			}
 			before := ftList(t, filepath.Join(dir, walDir))
 			db, err := Open(dir, testTrees, opts)
 			if err == nil {
@@ -625,8 +634,8 @@ func TestCorruptionIsDetected(t *testing.T) {
 			}
 			if tc.says == "" {
 				ftWantCorrupt(t, "open", err, fmt.Sprintf("WAL record %d", seq), tc.offset)
-			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("WAL record %d", seq)) || !strings.Contains(err.Error(), tc.says) {
-				t.Fatalf("open: %v, want ErrCorrupt naming WAL record %d and %q", err, seq, tc.says)
+			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("open: %v, want ErrCorrupt saying %q", err, tc.says)
 			}
 			// The evidence stays for whoever repairs the directory.
 			if after := ftList(t, filepath.Join(dir, walDir)); !slices.Equal(before, after) {
@@ -926,8 +935,8 @@ func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
 	m = committed
 	randomEngineBatch(t, rng, db, m, 60)
 	ftCommit(t, db, 4)
-	if got := ftWALs(t, db); !slices.Equal(got, []uint64{failed[0], failed[0]}) {
-		t.Fatalf("log after the retry: %v, want sequence %d twice", got, failed[0])
+	if got := ftWALs(t, db); !slices.Equal(got, []uint64{failed[0], failed[0], failed[0] + 1}) {
+		t.Fatalf("log after the retry: %v, want sequence %d twice, then the commit frame", got, failed[0])
 	}
 	// Only the log holds version 4's pages.
 	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})

@@ -1,6 +1,7 @@
 package commitment
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble"
+
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/vfs"
 )
@@ -20,32 +24,51 @@ import (
 // walDir holds the log of page changes, beside the page table and Pebble.
 const walDir = "wal"
 
-// The page-change log: the WAL records of the commits since the last
-// checkpoint (bitbox/wal.go), appended to segment files outside Pebble.
-// In Pebble they were written to its log, flushed, compacted and deleted:
-// a third of its compaction work for records that live a few blocks.
+// The log: every commit's page changes and its Pebble batch, appended to
+// segment files outside Pebble, which runs without a log of its own
+// (Pebble keeps what a commit wrote in memtables until a flush; the log
+// holds it until then). Pebble's own log wrote the same batches once more,
+// kept four preallocated files of a memtable's size each, and took a
+// second fsync per commit.
 // Layout (format):
 //
 //	dir/wal/<segment number, 16 hex digits>.log
 //	a segment is a sequence of frames:
 //	     0  4  length n (big-endian)
-//	     4  n  one WAL record, which checks itself (magic, checksums)
+//	     4  n  a page-change record (bitbox/wal.go), which checks itself, or
+//	           a commit frame:
+//	           0  8  magic "NOMTBAT\x01"
+//	           8  8  sequence number
+//	          16  8  length m of the batch
+//	          24  8  xxhash64 of bytes 0-24
+//	          32  m  the commit's Pebble batch (Pebble's representation)
+//	        32+m  8  xxhash64 of the batch
+//
+// One sequence of numbers runs through both kinds: a version's page-change
+// records take the next numbers, its commit frame the one after them.
 //
 // Invariants:
-//   - A commit's records are appended and synced before its commit point,
-//     and its commit record names the last sequence number that counts: a
-//     record with a larger one belongs to a commit that never happened.
+//   - A commit's page-change records are appended (and synced) before its
+//     commit frame; the commit frame's sync is the commit point. Its batch
+//     holds the commit record, which names the frame's sequence number.
+//   - Pebble holds, at open, every batch up to the commit record it reads
+//     (a prefix: memtables flush in order); recovery applies the commit
+//     frames after it, in sequence order, up to the first number missing
+//     from the log. A page-change record past the last commit frame
+//     belongs to a commit that never happened.
 //   - A segment is written by one process, from its creation until it is
 //     sealed (at the start of a checkpoint, or after a failed write, whose
 //     bytes may lie anywhere past the last good frame); it is never written
 //     after a reopen. A scan stops at its first bad frame: its torn tail.
+//     A bad frame followed by a commit frame is damage, not a torn tail
+//     (commitFrameAfter).
 //   - A sequence number appears more than once only when a commit failed
 //     before its commit point and the next attempt reused it: the last
-//     occurrence, in segment order and within a segment, is the one a
-//     commit record can name.
-//   - A segment is removed only once a durable checkpoint record names a
-//     sequence number at least the largest it holds: recovery never needs
-//     it again.
+//     occurrence, in segment order and within a segment, is the one that
+//     counts.
+//   - A segment is removed only once a checkpoint covers every number it
+//     holds: the table file holds its pages and a Pebble flush (after the
+//     checkpoint record) its batches.
 //
 // Locking: appends, seals and removals are the writer's (DB.writeMu); the
 // counters are read by Stats from any goroutine.
@@ -69,7 +92,7 @@ type walSegment struct {
 	path   string
 	f      vfs.File // nil once sealed
 	size   int64
-	maxSeq uint64 // of every record written to it, whether it committed or not
+	maxSeq uint64 // of every frame written to it, whether it committed or not
 	// badTail is the offset of the first frame a scan could not read, -1
 	// if it read to the end: a torn tail, or damage.
 	badTail int64
@@ -77,11 +100,66 @@ type walSegment struct {
 	records, bytes int64
 }
 
-// walLocation is where a record lies in the log.
+// walLocation is where a frame lies in the log.
 type walLocation struct {
 	segment *walSegment
-	offset  int64 // of the record, past its length
+	offset  int64 // of the frame's contents, past its length
 	length  int64
+	commit  bool // a commit frame, not a page-change record
+}
+
+// Commit frames (see the layout above).
+var commitFrameMagic = [8]byte{'N', 'O', 'M', 'T', 'B', 'A', 'T', 1}
+
+const (
+	commitFrameHeader  = 32
+	commitFrameTrailer = 8
+	// minFrame is the smallest frame of either kind: a scan reads this
+	// much of each to learn its kind and number.
+	minFrame = max(bitbox.WALHeaderSize, commitFrameHeader+commitFrameTrailer)
+)
+
+func commitFrameHead(seq uint64, batchLen int) []byte {
+	h := make([]byte, 0, commitFrameHeader)
+	h = append(h, commitFrameMagic[:]...)
+	h = binary.BigEndian.AppendUint64(h, seq)
+	h = binary.BigEndian.AppendUint64(h, uint64(batchLen))
+	return binary.BigEndian.AppendUint64(h, xxhash.Sum64(h))
+}
+
+// frameSeq checks the head of a frame of n bytes (its first minFrame bytes)
+// and returns its kind and sequence number.
+func frameSeq(name string, head []byte, n int64) (seq uint64, commit bool, err error) {
+	if [8]byte(head[:8]) != commitFrameMagic {
+		seq, err = bitbox.WALSeq(name, head)
+		return seq, false, err
+	}
+	if xxhash.Sum64(head[:24]) != binary.BigEndian.Uint64(head[24:]) {
+		return 0, true, fmt.Errorf("%w: %s: commit frame header checksum mismatch", ErrCorrupt, name)
+	}
+	if m := binary.BigEndian.Uint64(head[16:]); m != uint64(n-commitFrameHeader-commitFrameTrailer) {
+		return 0, true, fmt.Errorf("%w: %s: commit frame of %d bytes says its batch has %d", ErrCorrupt, name, n, m)
+	}
+	return binary.BigEndian.Uint64(head[8:]), true, nil
+}
+
+// decodeCommitFrame checks a commit frame read whole and returns its batch.
+func decodeCommitFrame(name string, data []byte) (uint64, []byte, error) {
+	if int64(len(data)) < commitFrameHeader+commitFrameTrailer {
+		return 0, nil, fmt.Errorf("%w: %s: commit frame of %d bytes", ErrCorrupt, name, len(data))
+	}
+	seq, commit, err := frameSeq(name, data, int64(len(data)))
+	if err != nil {
+		return 0, nil, err
+	}
+	if !commit {
+		return 0, nil, fmt.Errorf("%w: %s is not a commit frame", ErrCorrupt, name)
+	}
+	batch := data[commitFrameHeader : len(data)-commitFrameTrailer]
+	if xxhash.Sum64(batch) != binary.BigEndian.Uint64(data[len(data)-commitFrameTrailer:]) {
+		return 0, nil, fmt.Errorf("%w: %s: the batch of commit frame %d fails its checksum", ErrCorrupt, name, seq)
+	}
+	return seq, batch, nil
 }
 
 // openWALLog opens the log directory, creating it if needed, and returns
@@ -127,13 +205,13 @@ func parseSegmentName(name string) (uint64, bool) {
 	return num, err == nil
 }
 
-// index finds, in segments, the last occurrence of every record with a
-// sequence number in (after, through].
-func (l *walLog) index(segments []*walSegment, after, through uint64) (map[uint64]walLocation, error) {
+// index finds, in segments, the last occurrence of every frame with a
+// sequence number past after.
+func (l *walLog) index(segments []*walSegment, after uint64) (map[uint64]walLocation, error) {
 	at := map[uint64]walLocation{}
 	for _, s := range segments {
 		if err := s.scan(l.fs, func(seq uint64, loc walLocation) {
-			if seq > after && seq <= through {
+			if seq > after {
 				at[seq] = loc
 			}
 		}); err != nil {
@@ -143,7 +221,8 @@ func (l *walLog) index(segments []*walSegment, after, through uint64) (map[uint6
 	return at, nil
 }
 
-// scan calls fn for each record of the segment up to its first bad frame.
+// scan calls fn for each frame of the segment up to its first bad frame.
+// A bad frame that a commit frame follows is damage: ErrCorrupt.
 func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error {
 	f, err := fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
@@ -155,27 +234,58 @@ func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error
 		return err
 	}
 	size := st.Size()
-	head := make([]byte, 4+bitbox.WALHeaderSize)
+	head := make([]byte, 4+minFrame)
 	off := int64(0)
 	for ; off+int64(len(head)) <= size; off += 4 + int64(binary.BigEndian.Uint32(head)) {
 		if _, err := f.ReadAt(head, off); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("commitment: reading %s at %d: %w", s.path, off, err)
 		}
 		n := int64(binary.BigEndian.Uint32(head))
-		if n < bitbox.WALHeaderSize || off+4+n > size {
+		if n < minFrame || off+4+n > size {
 			break
 		}
-		seq, err := bitbox.WALSeq(s.path, head[4:])
+		seq, commit, err := frameSeq(s.path, head[4:], n)
 		if err != nil {
 			break
 		}
-		fn(seq, walLocation{segment: s, offset: off + 4, length: n})
+		fn(seq, walLocation{segment: s, offset: off + 4, length: n, commit: commit})
 	}
 	s.badTail = -1
 	if off < size {
 		s.badTail = off
+		if at, err := commitFrameAfter(f, s.path, off, size); err != nil {
+			return err
+		} else if at >= 0 {
+			return fmt.Errorf("%w: WAL segment %s is damaged at byte %d: a commit frame follows at byte %d, so frames synced before it were lost", ErrCorrupt, s.path, off, at)
+		}
 	}
 	return nil
+}
+
+// commitFrameAfter looks, past a bad frame at off, for the start of a
+// commit frame whose header checks, and returns its offset, or -1. A cut
+// in the middle of an append tears any of the frames it wrote since the
+// last sync, and page-change records later in it may survive whole; but a
+// commit frame is written only after the records before it were synced,
+// so one past a bad frame means that frame was durable once: damage.
+func commitFrameAfter(f vfs.File, path string, off, size int64) (int64, error) {
+	rest := make([]byte, size-off)
+	if _, err := f.ReadAt(rest, off); err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("commitment: reading %s at %d: %w", path, off, err)
+	}
+	for i := 5; i+minFrame <= len(rest); i++ {
+		if [8]byte(rest[i:i+8]) != commitFrameMagic {
+			continue
+		}
+		n := int64(binary.BigEndian.Uint32(rest[i-4:]))
+		if n < minFrame {
+			continue
+		}
+		if _, _, err := frameSeq(path, rest[i:i+minFrame], n); err == nil {
+			return off + int64(i) - 4, nil
+		}
+	}
+	return -1, nil
 }
 
 // describeTails names the segments whose scan stopped short of their end.
@@ -192,7 +302,7 @@ func describeTails(segments []*walSegment) string {
 	return strings.Join(tails, "; ")
 }
 
-// read returns the record at loc.
+// read returns the frame at loc.
 func (l *walLog) read(loc walLocation) ([]byte, error) {
 	f, err := l.fs.OpenFile(loc.segment.path, os.O_RDONLY, 0)
 	if err != nil {
@@ -243,6 +353,39 @@ func (l *walLog) append(firstSeq uint64, count int, record func(i int) []byte) (
 	return written, nil
 }
 
+// appendCommit appends the commit frame of batch under seq to the active
+// segment and syncs it: the commit point. It returns the bytes written.
+// REQUIRES: DB.writeMu.
+func (l *walLog) appendCommit(seq uint64, batch []byte) (int, error) {
+	if l.active == nil {
+		if err := l.startSegment(); err != nil {
+			return 0, err
+		}
+	}
+	s := l.active
+	s.maxSeq = max(s.maxSeq, seq)
+	n := commitFrameHeader + len(batch) + commitFrameTrailer
+	head := binary.BigEndian.AppendUint32(make([]byte, 0, 4+commitFrameHeader), uint32(n))
+	head = append(head, commitFrameHead(seq, len(batch))...)
+	trailer := binary.BigEndian.AppendUint64(nil, xxhash.Sum64(batch))
+	at := s.size
+	for _, part := range [][]byte{head, batch, trailer} {
+		if err := writeFull(s.f, part, at); err != nil {
+			return 0, l.failActive(err)
+		}
+		at += int64(len(part))
+	}
+	s.size = at
+	s.records++
+	s.bytes += int64(4 + n)
+	l.records.Add(1)
+	l.bytes.Add(int64(4 + n))
+	if err := s.f.Sync(); err != nil {
+		return 0, l.failActive(err)
+	}
+	return n, nil
+}
+
 func writeFull(f vfs.File, b []byte, off int64) error {
 	n, err := f.WriteAt(b, off)
 	if err == nil && n < len(b) {
@@ -290,8 +433,8 @@ func (l *walLog) seal() {
 	l.sealed = append(l.sealed, s)
 }
 
-// removeThrough removes the sealed segments whose records are all at or
-// below seq, which a durable checkpoint record covers. A segment that
+// removeThrough removes the sealed segments whose frames are all at or
+// below seq, which a durable checkpoint covers. A segment that
 // cannot be removed is tried again after the next checkpoint.
 // REQUIRES: DB.writeMu.
 func (l *walLog) removeThrough(seq uint64) error {
@@ -312,8 +455,8 @@ func (l *walLog) removeThrough(seq uint64) error {
 }
 
 // removeFound removes segments left by an earlier process, once a durable
-// checkpoint record covers every record they hold that counts; the rest
-// belong to commits that never happened. Removal need not be durable: a
+// checkpoint covers every frame they hold that counts; the rest belong to
+// commits that never happened. Removal need not be durable: a
 // segment that comes back holds nothing recovery would replay, and the
 // creation of the next segment, which syncs the directory, makes it so
 // before any record could reuse their sequence numbers. A segment that
@@ -331,3 +474,78 @@ func (l *walLog) removeFound(found []*walSegment) error {
 
 // close seals the active segment. REQUIRES: DB.writeMu.
 func (l *walLog) close() { l.seal() }
+
+// replayCommits applies to Pebble, in order, the batches of the commit
+// frames after durable, the sequence number of the commit record Pebble
+// holds, up to the first number missing from the log: the commits whose
+// frames were synced but whose batches had not reached a flush. It returns
+// the number of the last frame applied (durable if none) and how many were.
+func replayCommits(pdb *pebble.DB, log *walLog, at map[uint64]walLocation, durable uint64, found []*walSegment) (uint64, int, error) {
+	last, applied := durable, 0
+	seq := durable + 1
+	for ; ; seq++ {
+		loc, ok := at[seq]
+		if !ok {
+			break
+		}
+		if !loc.commit {
+			continue
+		}
+		name := fmt.Sprintf("commit frame %d", seq)
+		data, err := log.read(loc)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, repr, err := decodeCommitFrame(fmt.Sprintf("%s (%s, byte %d)", name, loc.segment.path, loc.offset), data)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := applyCommitBatch(pdb, name, repr, seq); err != nil {
+			return 0, 0, err
+		}
+		last = seq
+		applied++
+	}
+	// A commit frame is written only after every number before it: one
+	// past a gap means frames of committed versions were lost.
+	for s, loc := range at {
+		if loc.commit && s > seq {
+			return 0, 0, fmt.Errorf("%w: the log holds commit frame %d (%s) but not frame %d before it (%d segments; %s)",
+				ErrCorrupt, s, loc.segment.path, seq, len(found), describeTails(found))
+		}
+	}
+	return last, applied, nil
+}
+
+// applyCommitBatch applies a commit frame's batch and checks that it holds
+// the commit record naming the frame.
+func applyCommitBatch(pdb *pebble.DB, name string, repr []byte, seq uint64) error {
+	r, count := pebble.ReadBatch(repr)
+	var record *commitRecord
+	for range count {
+		kind, key, value, ok, err := r.Next()
+		if err != nil || !ok {
+			return fmt.Errorf("%w: the batch of %s does not read: %v", ErrCorrupt, name, err)
+		}
+		if kind == pebble.InternalKeyKindSet && bytes.Equal(key, keyCommit) {
+			if record, err = decodeCommitRecord(value); err != nil {
+				return fmt.Errorf("the batch of %s: %w", name, err)
+			}
+		}
+	}
+	if record == nil {
+		return fmt.Errorf("%w: the batch of %s holds no commit record", ErrCorrupt, name)
+	}
+	if record.lastSeq != seq {
+		return fmt.Errorf("%w: the commit record in %s names sequence number %d", ErrCorrupt, name, record.lastSeq)
+	}
+	b := pdb.NewBatch()
+	defer func() { _ = b.Close() }()
+	if err := b.SetRepr(slices.Clone(repr)); err != nil {
+		return fmt.Errorf("%w: the batch of %s: %w", ErrCorrupt, name, err)
+	}
+	if err := pdb.Apply(b, pebble.NoSync); err != nil {
+		return fmt.Errorf("commitment: applying %s: %w", name, err)
+	}
+	return nil
+}
