@@ -596,6 +596,8 @@ func TestCorruptionIsDetected(t *testing.T) {
 		// undone: the damage cuts the log's tail, which a crash before
 		// the commit point leaves too: the version is not committed.
 		undone bool
+		// frame: the damage is to the commit frame, not the WAL record.
+		frame bool
 	}{
 		{name: "intact"},
 		{name: "flipped byte mid-record", offset: -1, damage: func(b []byte, off, n int) []byte {
@@ -608,6 +610,11 @@ func TestCorruptionIsDetected(t *testing.T) {
 		}},
 		{name: "torn tail", undone: true, damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
 		{name: "segment emptied", undone: true, damage: func(b []byte, off, n int) []byte { return b[:0] }},
+		{name: "commit frame's batch flipped", undone: true, frame: true, damage: func(b []byte, off, n int) []byte {
+			b[off+n/2] ^= 0x5a
+			return b
+		}},
+		{name: "commit frame torn", undone: true, frame: true, damage: func(b []byte, off, n int) []byte { return b[:off+n-3] }},
 	}
 	for i, tc := range walDamage {
 		t.Run("committed wal/"+tc.name, func(t *testing.T) {
@@ -621,7 +628,11 @@ func TestCorruptionIsDetected(t *testing.T) {
 				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version, m)
 				return
 			}
-			ftEditWAL(t, dir, seq, tc.damage)
+			if tc.frame {
+				ftEditWAL(t, dir, seq+1, tc.damage)
+			} else {
+				ftEditWAL(t, dir, seq, tc.damage)
+			}
 			if tc.undone {
 				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version-1, previous)
 				return
@@ -944,4 +955,44 @@ func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
 		t.Fatalf("close: %v, want ErrFlushFailed", err)
 	}
 	ftReopenAt(t, rng, dir, opts, 4, m)
+}
+
+// TestCommitFramePastAGapIsCorruption: a commit frame is appended only
+// after every number before it, so one that the log holds past a missing
+// number means committed frames were lost: the open refuses rather than
+// stopping at the gap, which would quietly undo the versions after it.
+func TestCommitFramePastAGapIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(41, 2))
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	// No checkpoint from here on: versions 4 and 5 live in the log only.
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	for v := uint64(4); v <= 5; v++ {
+		randomEngineBatch(t, rng, db, m, 40)
+		ftCommit(t, db, v)
+	}
+	wals := ftWALs(t, db)
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	if len(wals) != 4 {
+		t.Fatalf("log: %v, want two WAL records and two commit frames", wals)
+	}
+	lost := wals[1] // version 4's commit frame, renumbered as damage could
+	ftEditWAL(t, dir, lost, func(b []byte, off, n int) []byte {
+		copy(b[off:], commitFrameHead(lost+1000, n-commitFrameHeader-commitFrameTrailer))
+		return b
+	})
+	db, err := Open(dir, testTrees, Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2})
+	if err == nil {
+		_ = db.Close()
+		t.Fatal("opened a log missing a committed frame")
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("not frame %d", lost)) {
+		t.Fatalf("open: %v, want ErrCorrupt naming frame %d", err, lost)
+	}
 }

@@ -248,6 +248,15 @@ func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error
 		if err != nil {
 			break
 		}
+		if commit {
+			// A commit frame whose batch a cut tore is where the log
+			// ends: its version never committed.
+			if whole, err := commitFrameWhole(f, s.path, off+4, n); err != nil {
+				return err
+			} else if !whole {
+				break
+			}
+		}
 		fn(seq, walLocation{segment: s, offset: off + 4, length: n, commit: commit})
 	}
 	s.badTail = -1
@@ -260,6 +269,27 @@ func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error
 		}
 	}
 	return nil
+}
+
+// commitFrameWhole reports whether the batch of the commit frame of n
+// bytes at off passes its checksum, reading it in pieces.
+func commitFrameWhole(f vfs.File, path string, off, n int64) (bool, error) {
+	h := xxhash.New()
+	buf := make([]byte, min(n, 1<<20))
+	body, end := off+commitFrameHeader, off+n-commitFrameTrailer
+	for at := body; at < end; {
+		piece := buf[:min(int64(len(buf)), end-at)]
+		if _, err := f.ReadAt(piece, at); err != nil {
+			return false, fmt.Errorf("commitment: reading %s at %d: %w", path, at, err)
+		}
+		_, _ = h.Write(piece)
+		at += int64(len(piece))
+	}
+	var sum [8]byte
+	if _, err := f.ReadAt(sum[:], end); err != nil {
+		return false, fmt.Errorf("commitment: reading %s at %d: %w", path, end, err)
+	}
+	return h.Sum64() == binary.BigEndian.Uint64(sum[:]), nil
 }
 
 // commitFrameAfter looks, past a bad frame at off, for the start of a
