@@ -10,21 +10,22 @@ import (
 )
 
 // A commit (or rollback) is one Pebble batch made durable by one synced
-// write: the commit point. A block that rewrites millions of keys would
+// write: its commit frame in the log, the commit point. A block that rewrites millions of keys would
 // make that batch grow with it, past what memory should hold and past
 // Pebble's 4 GiB batch limit, at which it fails (and would fail again at
 // the same height on every node: a chain halt). So a batch is written in
 // chunks of Options.MaxBatchBytes:
 //
-//  1. Before the commit point, each full chunk is written unsynced as one
-//     opaque record, 'B' tag | chunk number, holding the chunk's batch
+//  1. Before the commit point, each full chunk is written to Pebble as
+//     opaque records, 'B' tag | chunk number, holding the chunk's batch
 //     (Pebble's batch representation); tag is random, one per operation.
 //     Nothing reads these records: the version's keys are untouched.
 //  2. The last chunk is the commit batch. It also holds the pending record,
-//     "pending" = tag | chunk count, and its sync makes every earlier
-//     record durable too (Pebble's log is written in order).
-//  3. After the commit point the chunks are applied in order, synced, and
-//     their records and the pending record deleted; only then does the
+//     "pending" = tag | chunk count. Pebble is flushed before its commit
+//     frame is appended: the chunks are durable before the commit point.
+//  3. After the commit point the chunks are applied in order, and their
+//     records and the pending record deleted (Pebble makes a prefix of its
+//     writes durable: never the deletions without the chunks); only then does the
 //     committed state swap in memory (readers see the previous version's
 //     snapshot until then). A chunk sets and deletes keys no other chunk
 //     of its operation touches, so applying it twice changes nothing.

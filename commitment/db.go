@@ -39,7 +39,7 @@ import (
 // which a format 4 build would not know to finish or wipe; 6, WAL records
 // in log segments (wal/, wallog.go) instead of Pebble ('W'), which a
 // format 5 build would not replay.
-const FormatVersion = 6
+const FormatVersion = 7
 
 const (
 	formatFile = "FORMAT"
