@@ -734,7 +734,8 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		}
 	}
 	db.opts.hookAt("before-commit-point")
-	frameBytes, err := db.pages.wal.appendCommit(wal.commitSeq, batch.Repr())
+	log := db.pages.wal
+	frameBytes, err := log.writeCommit(wal.commitSeq, batch.Repr())
 	if err != nil {
 		// The frame may or may not be durable: take no commit until a
 		// reopen decides.
@@ -744,10 +745,22 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	}
 	walBytes += frameBytes
 	db.stats.walBytes.Add(uint64(frameBytes))
-	err = batch.Commit(pebble.NoSync)
+	// The batch goes into the memtable while the frame syncs, as Pebble's
+	// own commit pipeline overlaps the two: readers read the snapshot of
+	// the previous version until the swap below, and should a flush make
+	// the batch durable before its frame, the version is committed there,
+	// its WAL records being synced already.
+	synced := make(chan error, 1)
+	go func() { synced <- log.syncActive() }()
+	applyErr := batch.Commit(pebble.NoSync)
 	_ = batch.Close()
-	if err != nil {
-		db.failed = fmt.Errorf("commitment: version %d committed but applying its batch failed; reopen to finish: %w", record.version, err)
+	if err := <-synced; err != nil {
+		err = log.failActive(err)
+		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
+		return 0, db.failed
+	}
+	if applyErr != nil {
+		db.failed = fmt.Errorf("commitment: version %d committed but applying its batch failed; reopen to finish: %w", record.version, applyErr)
 		return 0, db.failed
 	}
 	db.opts.observePhase(PhaseCommitPoint, pointStart)

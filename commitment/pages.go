@@ -373,7 +373,9 @@ func (ps *pageStore) recover(record *commitRecord, found []*walSegment, at map[u
 	table := ps.table
 	ps.checkpointed.Store(ckpt.seq)
 	replayed, records := 0, 0
-	for seq := ckpt.seq + 1; seq <= last; seq++ {
+	// last is the commit frame of the latest version, which Pebble may
+	// have flushed before the frame was synced: the log need not hold it.
+	for seq := ckpt.seq + 1; seq < last; seq++ {
 		name := fmt.Sprintf("WAL record %d", seq)
 		loc, ok := at[seq]
 		if !ok {

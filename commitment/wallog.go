@@ -383,10 +383,10 @@ func (l *walLog) append(firstSeq uint64, count int, record func(i int) []byte) (
 	return written, nil
 }
 
-// appendCommit appends the commit frame of batch under seq to the active
-// segment and syncs it: the commit point. It returns the bytes written.
-// REQUIRES: DB.writeMu.
-func (l *walLog) appendCommit(seq uint64, batch []byte) (int, error) {
+// writeCommit writes the commit frame of batch under seq to the active
+// segment, unsynced: its sync (syncActive) is the commit point. It returns
+// the bytes written. REQUIRES: DB.writeMu.
+func (l *walLog) writeCommit(seq uint64, batch []byte) (int, error) {
 	if l.active == nil {
 		if err := l.startSegment(); err != nil {
 			return 0, err
@@ -410,11 +410,13 @@ func (l *walLog) appendCommit(seq uint64, batch []byte) (int, error) {
 	s.bytes += int64(4 + n)
 	l.records.Add(1)
 	l.bytes.Add(int64(4 + n))
-	if err := s.f.Sync(); err != nil {
-		return 0, l.failActive(err)
-	}
 	return n, nil
 }
+
+// syncActive syncs the active segment. It may run on another goroutine
+// while the writer holds DB.writeMu and makes no other call on the log;
+// the writer calls failActive with a failure.
+func (l *walLog) syncActive() error { return l.active.f.Sync() }
 
 func writeFull(f vfs.File, b []byte, off int64) error {
 	n, err := f.WriteAt(b, off)
