@@ -556,8 +556,11 @@ func applyCommitBatch(pdb *pebble.DB, name string, repr []byte, seq uint64) erro
 	var record *commitRecord
 	for range count {
 		kind, key, value, ok, err := r.Next()
-		if err != nil || !ok {
-			return fmt.Errorf("%w: the batch of %s does not read: %v", ErrCorrupt, name, err)
+		if err != nil {
+			return fmt.Errorf("%w: the batch of %s does not read: %w", ErrCorrupt, name, err)
+		}
+		if !ok {
+			return fmt.Errorf("%w: the batch of %s ends before its %d entries", ErrCorrupt, name, count)
 		}
 		if kind == pebble.InternalKeyKindSet && bytes.Equal(key, keyCommit) {
 			if record, err = decodeCommitRecord(value); err != nil {
