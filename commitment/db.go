@@ -567,16 +567,21 @@ func (db *DB) load(treeNames []string) error {
 		}
 		durable = r.lastSeq
 	}
+	// A large commit interrupted after its commit point (its pending
+	// record flushed) is finished before the commits after it are
+	// replayed, which may set the keys its chunks set; a replayed one is
+	// finished as its frame is applied. Its chunks hold some of its
+	// records (the earliest version, roots), which everything below reads.
+	applied, err := finishPending(db.pebble)
+	if err != nil {
+		return fmt.Errorf("commitment: finishing the last commit's chunks: %w", err)
+	}
 	replayedTo, replayed, err := replayCommits(db.pebble, wal, at, durable, found)
 	if err != nil {
 		return err
 	}
-	// Then: the chunks of a large commit interrupted after its commit
-	// point hold some of its records (the earliest version, roots, WAL
-	// records), which everything below reads.
-	applied, err := recoverPending(db.pebble)
-	if err != nil {
-		return fmt.Errorf("commitment: finishing the last commit's chunks: %w", err)
+	if err := dropOrphanChunks(db.pebble); err != nil {
+		return fmt.Errorf("commitment: deleting the chunks of a commit that never happened: %w", err)
 	}
 	record := &commitRecord{roots: map[trie.StoreID]trie.Hash{}}
 	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {

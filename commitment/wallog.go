@@ -532,8 +532,15 @@ func replayCommits(pdb *pebble.DB, log *walLog, at map[uint64]walLocation, durab
 		if err != nil {
 			return 0, 0, err
 		}
-		if err := applyCommitBatch(pdb, name, repr, seq); err != nil {
+		pending, err := applyCommitBatch(pdb, name, repr, seq)
+		if err != nil {
 			return 0, 0, err
+		}
+		if pending {
+			// Its chunks before the next frame, which may set their keys.
+			if _, err := finishPending(pdb); err != nil {
+				return 0, 0, fmt.Errorf("commitment: finishing the chunks of %s: %w", name, err)
+			}
 		}
 		last = seq
 		applied++
@@ -550,37 +557,41 @@ func replayCommits(pdb *pebble.DB, log *walLog, at map[uint64]walLocation, durab
 }
 
 // applyCommitBatch applies a commit frame's batch and checks that it holds
-// the commit record naming the frame.
-func applyCommitBatch(pdb *pebble.DB, name string, repr []byte, seq uint64) error {
+// the commit record naming the frame. It reports whether the batch names
+// the chunks of a large commit (the pending record).
+func applyCommitBatch(pdb *pebble.DB, name string, repr []byte, seq uint64) (pending bool, err error) {
 	r, count := pebble.ReadBatch(repr)
 	var record *commitRecord
 	for range count {
 		kind, key, value, ok, err := r.Next()
 		if err != nil {
-			return fmt.Errorf("%w: the batch of %s does not read: %w", ErrCorrupt, name, err)
+			return false, fmt.Errorf("%w: the batch of %s does not read: %w", ErrCorrupt, name, err)
 		}
 		if !ok {
-			return fmt.Errorf("%w: the batch of %s ends before its %d entries", ErrCorrupt, name, count)
+			return false, fmt.Errorf("%w: the batch of %s ends before its %d entries", ErrCorrupt, name, count)
 		}
 		if kind == pebble.InternalKeyKindSet && bytes.Equal(key, keyCommit) {
 			if record, err = decodeCommitRecord(value); err != nil {
-				return fmt.Errorf("the batch of %s: %w", name, err)
+				return false, fmt.Errorf("the batch of %s: %w", name, err)
 			}
+		}
+		if kind == pebble.InternalKeyKindSet && bytes.Equal(key, keyPending) {
+			pending = true
 		}
 	}
 	if record == nil {
-		return fmt.Errorf("%w: the batch of %s holds no commit record", ErrCorrupt, name)
+		return false, fmt.Errorf("%w: the batch of %s holds no commit record", ErrCorrupt, name)
 	}
 	if record.lastSeq != seq {
-		return fmt.Errorf("%w: the commit record in %s names sequence number %d", ErrCorrupt, name, record.lastSeq)
+		return false, fmt.Errorf("%w: the commit record in %s names sequence number %d", ErrCorrupt, name, record.lastSeq)
 	}
 	b := pdb.NewBatch()
 	defer func() { _ = b.Close() }()
 	if err := b.SetRepr(slices.Clone(repr)); err != nil {
-		return fmt.Errorf("%w: the batch of %s: %w", ErrCorrupt, name, err)
+		return false, fmt.Errorf("%w: the batch of %s: %w", ErrCorrupt, name, err)
 	}
 	if err := pdb.Apply(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("commitment: applying %s: %w", name, err)
+		return false, fmt.Errorf("commitment: applying %s: %w", name, err)
 	}
-	return nil
+	return pending, nil
 }
