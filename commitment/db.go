@@ -151,7 +151,8 @@ type Options struct {
 	// block rewriting millions of keys) is written in chunks of this size
 	// before the commit point and applied after it (chunked.go), so no
 	// buffer grows with the block. Default 64 MiB, far above an ordinary
-	// block's few MiB.
+	// block's few MiB; at most 1 GiB (the log's frames have 32-bit
+	// lengths).
 	MaxBatchBytes int64
 	// BulkSortBytes bounds the memory a bulk load (BeginBulk) sorts a
 	// tree's leaves in; a bigger tree is sorted in runs spilled to disk and
@@ -235,6 +236,7 @@ func (o *Options) withDefaults() Options {
 	if out.CheckpointLogBytes <= 0 {
 		out.CheckpointLogBytes = 64 << 20
 	}
+	out.MaxBatchBytes = min(out.MaxBatchBytes, 1<<30)
 	if out.MaxBatchBytes <= 0 {
 		out.MaxBatchBytes = 64 << 20
 	}

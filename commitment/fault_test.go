@@ -984,7 +984,8 @@ func TestCommitFramePastAGapIsCorruption(t *testing.T) {
 	}
 	lost := wals[1] // version 4's commit frame, renumbered as damage could
 	ftEditWAL(t, dir, lost, func(b []byte, off, n int) []byte {
-		copy(b[off:], commitFrameHead(lost+1000, n-commitFrameHeader-commitFrameTrailer))
+		salt := binary.BigEndian.Uint64(b[8:segmentHeader])
+		copy(b[off:], commitFrameHead(lost+1000, n-commitFrameHeader-commitFrameTrailer, salt))
 		return b
 	})
 	db, err := Open(dir, testTrees, Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2})
@@ -1039,5 +1040,69 @@ func TestReplayFinishesChunksBeforeLaterCommits(t *testing.T) {
 		if got, err := db.Get(testTrees[0], key(i)); err != nil || string(got) != want {
 			t.Fatalf("key %d after the cut: %q, %v; want %q", i, got, err, want)
 		}
+	}
+}
+
+// TestForgedFrameInAValueIsNotDamage: an application value can hold what
+// looks like a commit frame header. When a cut tears the frame whose batch
+// holds it, the damage check, which searches past the torn frame, must not
+// take it for a synced frame: the salt of the segment, which no value can
+// know, is in the header's checksum.
+func TestForgedFrameInAValueIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	db, m, _ := ftThreeVersions(t, dir, opts, rand.NewPCG(43, 2))
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	previous := ftCloneModel(m)
+	const n = 64
+	for _, salt := range []uint64{0, 1} {
+		forged := binary.BigEndian.AppendUint32(nil, n)
+		forged = append(forged, commitFrameHead(1<<40, n-commitFrameHeader-commitFrameTrailer, salt)...)
+		forged = append(forged, make([]byte, n-commitFrameHeader)...)
+		if err := db.Set(testTrees[0], fmt.Appendf(nil, "forged-%d", salt), forged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ftCommit(t, db, 4)
+	wals := ftWALs(t, db)
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	// Torn in its last bytes: the forged headers are still in the segment.
+	ftEditWAL(t, dir, wals[len(wals)-1], func(b []byte, off, n int) []byte { return b[:off+n-3] })
+	ftReopenAt(t, rand.New(rand.NewPCG(43, 3)), dir, Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}, 3, previous)
+}
+
+// TestLogSizeStartsCheckpoints: with checkpoints by count and by dirty
+// pages out of reach, the log's size alone starts them, so wal/ stays near
+// CheckpointLogBytes however many blocks commit.
+func TestLogSizeStartsCheckpoints(t *testing.T) {
+	const limit = 64 << 10
+	db := ftOpen(t, t.TempDir(), Options{InitialBuckets: 1024, Workers: 2, CheckpointLogBytes: limit,
+		CheckpointInterval: 1 << 20, CheckpointBytes: 1 << 40})
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(47, 1))
+	most := uint64(0)
+	for v := uint64(1); v <= 60; v++ {
+		randomEngineBatch(t, rng, db, newModel(), 100)
+		ftCommit(t, db, v)
+		db.writeMu.Lock()
+		err := db.pages.reap(true)
+		db.writeMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, db.Stats().WALRecordBytes)
+	}
+	st := db.Stats()
+	if st.WALBytes < 10*limit {
+		t.Fatalf("the blocks logged %d bytes: too few to pass the limit of %d often", st.WALBytes, limit)
+	}
+	if most > 3*limit {
+		t.Fatalf("the log held up to %d bytes with a checkpoint limit of %d (%d logged in all)", most, limit, st.WALBytes)
 	}
 }

@@ -53,6 +53,9 @@ type pageStore struct {
 	// started, empty ones too: each adds a frame to the log.
 	// REQUIRES: DB.writeMu.
 	sinceCheckpoint int
+	// loggedAtStart is what the log had taken when the last checkpoint
+	// started (walLog.appended). REQUIRES: DB.writeMu.
+	loggedAtStart int64
 	// checkpointed is the WAL sequence number the file holds.
 	checkpointed atomic.Uint64
 	// failed is sticky once a checkpoint failed, or a growth past its
@@ -264,7 +267,10 @@ func (ps *pageStore) afterCommit() error {
 	table, seq := ps.table, ps.lastSeq()
 	ps.mu.RUnlock()
 	dirty := int64(table.Dirty()) * trie.PageSize
-	if dirty < ps.opts.CheckpointBytes && ps.sinceCheckpoint < ps.opts.CheckpointInterval && ps.wal.bytes.Load() < ps.opts.CheckpointLogBytes {
+	// What the log took since the last checkpoint started, not its size: a
+	// segment that cannot be removed must not start one at every commit.
+	logged := ps.wal.appended - ps.loggedAtStart
+	if dirty < ps.opts.CheckpointBytes && ps.sinceCheckpoint < ps.opts.CheckpointInterval && logged < ps.opts.CheckpointLogBytes {
 		return nil
 	}
 	if dirty == 0 && ps.checkpointed.Load() == seq {
@@ -280,6 +286,7 @@ func (ps *pageStore) start(table *bitbox.Table, seq uint64) {
 	job := &checkpointJob{done: make(chan struct{})}
 	ps.job = job
 	ps.sinceCheckpoint = 0
+	ps.loggedAtStart = ps.wal.appended
 	// Every record up to seq is in the segments sealed now; the next
 	// commit's go to a new one.
 	ps.wal.seal()

@@ -3,6 +3,7 @@ package commitment
 import (
 	"bytes"
 	"cmp"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,14 +34,17 @@ const walDir = "wal"
 // Layout (format):
 //
 //	dir/wal/<segment number, 16 hex digits>.log
-//	a segment is a sequence of frames:
+//	a segment starts with its header:
+//	     0  8  magic "NOMTSEG\x01"
+//	     8  8  salt: random, bound into its commit frames' header checksums
+//	then a sequence of frames:
 //	     0  4  length n (big-endian)
 //	     4  n  a page-change record (bitbox/wal.go), which checks itself, or
 //	           a commit frame:
 //	           0  8  magic "NOMTBAT\x01"
 //	           8  8  sequence number
 //	          16  8  length m of the batch
-//	          24  8  xxhash64 of bytes 0-24
+//	          24  8  xxhash64 of bytes 0-24 and the segment's salt
 //	          32  m  the commit's Pebble batch (Pebble's representation)
 //	        32+m  8  xxhash64 of the batch
 //
@@ -85,11 +89,14 @@ type walLog struct {
 	sealed []*walSegment
 	// records and bytes are what the live segments hold.
 	records, bytes atomic.Int64
+	// appended counts every byte ever appended. REQUIRES: DB.writeMu.
+	appended int64
 }
 
 type walSegment struct {
 	num    uint64
 	path   string
+	salt   uint64   // from its header; read by scan for a found segment
 	f      vfs.File // nil once sealed
 	size   int64
 	maxSeq uint64 // of every frame written to it, whether it committed or not
@@ -108,10 +115,14 @@ type walLocation struct {
 	commit  bool // a commit frame, not a page-change record
 }
 
-// Commit frames (see the layout above).
-var commitFrameMagic = [8]byte{'N', 'O', 'M', 'T', 'B', 'A', 'T', 1}
+// Segment headers and commit frames (see the layout above).
+var (
+	segmentMagic     = [8]byte{'N', 'O', 'M', 'T', 'S', 'E', 'G', 1}
+	commitFrameMagic = [8]byte{'N', 'O', 'M', 'T', 'B', 'A', 'T', 1}
+)
 
 const (
+	segmentHeader      = 16
 	commitFrameHeader  = 32
 	commitFrameTrailer = 8
 	// minFrame is the smallest frame of either kind: a scan reads this
@@ -119,22 +130,32 @@ const (
 	minFrame = max(bitbox.WALHeaderSize, commitFrameHeader+commitFrameTrailer)
 )
 
-func commitFrameHead(seq uint64, batchLen int) []byte {
+func commitFrameHead(seq uint64, batchLen int, salt uint64) []byte {
 	h := make([]byte, 0, commitFrameHeader)
 	h = append(h, commitFrameMagic[:]...)
 	h = binary.BigEndian.AppendUint64(h, seq)
 	h = binary.BigEndian.AppendUint64(h, uint64(batchLen))
-	return binary.BigEndian.AppendUint64(h, xxhash.Sum64(h))
+	return binary.BigEndian.AppendUint64(h, commitHeadSum(h[:24], salt))
+}
+
+// commitHeadSum is a commit frame header's checksum. The salt makes a
+// header that an application value carries inside a batch fail it: the
+// damage check (commitFrameAfter) searches batches too.
+func commitHeadSum(head []byte, salt uint64) uint64 {
+	d := xxhash.New()
+	_, _ = d.Write(head)
+	_, _ = d.Write(binary.BigEndian.AppendUint64(nil, salt))
+	return d.Sum64()
 }
 
 // frameSeq checks the head of a frame of n bytes (its first minFrame bytes)
-// and returns its kind and sequence number.
-func frameSeq(name string, head []byte, n int64) (seq uint64, commit bool, err error) {
+// in a segment of salt and returns its kind and sequence number.
+func frameSeq(name string, head []byte, n int64, salt uint64) (seq uint64, commit bool, err error) {
 	if [8]byte(head[:8]) != commitFrameMagic {
 		seq, err = bitbox.WALSeq(name, head)
 		return seq, false, err
 	}
-	if xxhash.Sum64(head[:24]) != binary.BigEndian.Uint64(head[24:]) {
+	if commitHeadSum(head[:24], salt) != binary.BigEndian.Uint64(head[24:]) {
 		return 0, true, fmt.Errorf("%w: %s: commit frame header checksum mismatch", ErrCorrupt, name)
 	}
 	if m := binary.BigEndian.Uint64(head[16:]); m != uint64(n-commitFrameHeader-commitFrameTrailer) {
@@ -144,11 +165,11 @@ func frameSeq(name string, head []byte, n int64) (seq uint64, commit bool, err e
 }
 
 // decodeCommitFrame checks a commit frame read whole and returns its batch.
-func decodeCommitFrame(name string, data []byte) (uint64, []byte, error) {
+func decodeCommitFrame(name string, data []byte, salt uint64) (uint64, []byte, error) {
 	if int64(len(data)) < commitFrameHeader+commitFrameTrailer {
 		return 0, nil, fmt.Errorf("%w: %s: commit frame of %d bytes", ErrCorrupt, name, len(data))
 	}
-	seq, commit, err := frameSeq(name, data, int64(len(data)))
+	seq, commit, err := frameSeq(name, data, int64(len(data)), salt)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -234,8 +255,26 @@ func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error
 		return err
 	}
 	size := st.Size()
+	// A header a cut tore leaves nothing of the segment readable: it was
+	// synced with the first frame.
+	var header [segmentHeader]byte
+	if size < segmentHeader {
+		s.badTail = 0
+		if size == 0 {
+			s.badTail = -1
+		}
+		return nil
+	}
+	if _, err := f.ReadAt(header[:], 0); err != nil {
+		return fmt.Errorf("commitment: reading %s: %w", s.path, err)
+	}
+	if [8]byte(header[:8]) != segmentMagic {
+		s.badTail = 0
+		return nil
+	}
+	s.salt = binary.BigEndian.Uint64(header[8:])
 	head := make([]byte, 4+minFrame)
-	off := int64(0)
+	off, lastSeq := int64(segmentHeader), uint64(0)
 	for ; off+int64(len(head)) <= size; off += 4 + int64(binary.BigEndian.Uint32(head)) {
 		if _, err := f.ReadAt(head, off); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("commitment: reading %s at %d: %w", s.path, off, err)
@@ -244,7 +283,7 @@ func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error
 		if n < minFrame || off+4+n > size {
 			break
 		}
-		seq, commit, err := frameSeq(s.path, head[4:], n)
+		seq, commit, err := frameSeq(s.path, head[4:], n, s.salt)
 		if err != nil {
 			break
 		}
@@ -258,11 +297,12 @@ func (s *walSegment) scan(fs vfs.FS, fn func(seq uint64, loc walLocation)) error
 			}
 		}
 		fn(seq, walLocation{segment: s, offset: off + 4, length: n, commit: commit})
+		lastSeq = seq
 	}
 	s.badTail = -1
 	if off < size {
 		s.badTail = off
-		if at, err := commitFrameAfter(f, s.path, off, size); err != nil {
+		if at, err := commitFrameAfter(f, s, off, size, lastSeq); err != nil {
 			return err
 		} else if at >= 0 {
 			return fmt.Errorf("%w: WAL segment %s is damaged at byte %d: a commit frame follows at byte %d, so frames synced before it were lost", ErrCorrupt, s.path, off, at)
@@ -293,26 +333,35 @@ func commitFrameWhole(f vfs.File, path string, off, n int64) (bool, error) {
 }
 
 // commitFrameAfter looks, past a bad frame at off, for the start of a
-// commit frame whose header checks, and returns its offset, or -1. A cut
-// in the middle of an append tears any of the frames it wrote since the
-// last sync, and page-change records later in it may survive whole; but a
-// commit frame is written only after the records before it were synced,
-// so one past a bad frame means that frame was durable once: damage.
-func commitFrameAfter(f vfs.File, path string, off, size int64) (int64, error) {
-	rest := make([]byte, size-off)
-	if _, err := f.ReadAt(rest, off); err != nil && !errors.Is(err, io.EOF) {
-		return 0, fmt.Errorf("commitment: reading %s at %d: %w", path, off, err)
-	}
-	for i := 5; i+minFrame <= len(rest); i++ {
-		if [8]byte(rest[i:i+8]) != commitFrameMagic {
-			continue
+// commit frame of this segment (its header checks with the segment's salt)
+// numbered after the last good frame's, and returns its offset, or -1. A
+// cut in the middle of an append tears any of the frames it wrote since
+// the last sync, and page-change records later in it may survive whole;
+// but a commit frame is written only after the records before it were
+// synced, so one past a bad frame means that frame was durable once:
+// damage. It reads the rest of the segment a window at a time.
+func commitFrameAfter(f vfs.File, s *walSegment, off, size int64, lastSeq uint64) (int64, error) {
+	const window = 1 << 20
+	buf := make([]byte, window+4+minFrame)
+	// Windows overlap by a frame's length and head, so that no candidate
+	// straddles two unseen; the first candidate is past the bad frame's
+	// own header.
+	for start := off + 1; start+4+minFrame <= size; start += window {
+		piece := buf[:min(int64(len(buf)), size-start)]
+		if _, err := f.ReadAt(piece, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("commitment: reading %s at %d: %w", s.path, start, err)
 		}
-		n := int64(binary.BigEndian.Uint32(rest[i-4:]))
-		if n < minFrame {
-			continue
-		}
-		if _, _, err := frameSeq(path, rest[i:i+minFrame], n); err == nil {
-			return off + int64(i) - 4, nil
+		for i := 4; i+minFrame <= len(piece) && i < window+4; i++ {
+			if [8]byte(piece[i:i+8]) != commitFrameMagic {
+				continue
+			}
+			n := int64(binary.BigEndian.Uint32(piece[i-4:]))
+			if n < minFrame {
+				continue
+			}
+			if seq, _, err := frameSeq(s.path, piece[i:i+minFrame], n, s.salt); err == nil && seq > lastSeq {
+				return start + int64(i) - 4, nil
+			}
 		}
 	}
 	return -1, nil
@@ -371,6 +420,7 @@ func (l *walLog) append(firstSeq uint64, count int, record func(i int) []byte) (
 			return 0, l.failActive(err)
 		}
 		s.size += 4 + int64(len(rec))
+		l.appended += 4 + int64(len(rec))
 		s.records++
 		s.bytes += int64(4 + len(rec))
 		l.records.Add(1)
@@ -396,7 +446,7 @@ func (l *walLog) writeCommit(seq uint64, batch []byte) (int, error) {
 	s.maxSeq = max(s.maxSeq, seq)
 	n := commitFrameHeader + len(batch) + commitFrameTrailer
 	head := binary.BigEndian.AppendUint32(make([]byte, 0, 4+commitFrameHeader), uint32(n))
-	head = append(head, commitFrameHead(seq, len(batch))...)
+	head = append(head, commitFrameHead(seq, len(batch), s.salt)...)
 	trailer := binary.BigEndian.AppendUint64(nil, xxhash.Sum64(batch))
 	at := s.size
 	for _, part := range [][]byte{head, batch, trailer} {
@@ -405,6 +455,7 @@ func (l *walLog) writeCommit(seq uint64, batch []byte) (int, error) {
 		}
 		at += int64(len(part))
 	}
+	l.appended += at - s.size
 	s.size = at
 	s.records++
 	s.bytes += int64(4 + n)
@@ -435,7 +486,14 @@ func (l *walLog) startSegment() error {
 		return fmt.Errorf("commitment: creating WAL segment %s: %w", path, err)
 	}
 	l.next++
-	s := &walSegment{num: num, path: path, f: f}
+	var salt [8]byte
+	_, _ = rand.Read(salt[:])
+	s := &walSegment{num: num, path: path, f: f, salt: binary.BigEndian.Uint64(salt[:]), size: segmentHeader}
+	if err := writeFull(f, append(segmentMagic[:], salt[:]...), 0); err != nil {
+		_ = f.Close()
+		_ = l.fs.Remove(path)
+		return fmt.Errorf("commitment: creating WAL segment %s: %w", path, err)
+	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		l.sealed = append(l.sealed, s)
 		_ = f.Close()
@@ -528,7 +586,7 @@ func replayCommits(pdb *pebble.DB, log *walLog, at map[uint64]walLocation, durab
 		if err != nil {
 			return 0, 0, err
 		}
-		_, repr, err := decodeCommitFrame(fmt.Sprintf("%s (%s, byte %d)", name, loc.segment.path, loc.offset), data)
+		_, repr, err := decodeCommitFrame(fmt.Sprintf("%s (%s, byte %d)", name, loc.segment.path, loc.offset), data, loc.segment.salt)
 		if err != nil {
 			return 0, 0, err
 		}
