@@ -98,8 +98,10 @@ func TestRunEveryWorkloadOnEveryStore(t *testing.T) {
 			t.Errorf("%s W3: no disk sizes per block", kind)
 		}
 		// Each figure is its own store's: W1's store is the size of W3's
-		// copies of it, not of it and the copies together.
-		if w1 := rep.find(W1, kind); w1.DiskBytes > 2*last(nothing) {
+		// copies of it, not of it and the copies together. (The engine's
+		// log holds every block's batch until a checkpoint, which these
+		// few small blocks never reach: W1's store is larger by it.)
+		if w1 := rep.find(W1, kind); w1.DiskBytes > 4*last(nothing) {
 			t.Errorf("%s: W1's store takes %d bytes, W3's copy of it %d", kind, w1.DiskBytes, last(nothing))
 		}
 	}

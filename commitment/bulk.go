@@ -158,7 +158,7 @@ func (db *DB) BeginBulk() error {
 		return fmt.Errorf("commitment: bulk load: %w", err)
 	}
 	// Durable before anything of the load is: a reopen must know to wipe.
-	if err := db.pebble.Set(keyBulk, binary.BigEndian.AppendUint64(nil, b.version), pebble.Sync); err != nil {
+	if err := setDurably(db.pebble, keyBulk, binary.BigEndian.AppendUint64(nil, b.version)); err != nil {
 		return fmt.Errorf("commitment: bulk load: %w", err)
 	}
 	b.pipe = newBulkPipe(b)
@@ -376,6 +376,11 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 	}
 	files := slices.Concat(bt.values.files, index.files)
 	if len(files) > 0 {
+		// An ingestion is durable at once: whatever Pebble holds unflushed
+		// goes first, so that what is durable stays a prefix of the writes.
+		if err := db.pebble.Flush(); err != nil {
+			return fmt.Errorf("flushing before ingesting: %w", err)
+		}
 		if err := db.pebble.Ingest(files); err != nil {
 			return fmt.Errorf("ingesting %d tables: %w", len(files), err)
 		}
@@ -613,7 +618,10 @@ func wipeBulk(o Options, pdb *pebble.DB, dir string) (*bitbox.Table, error) {
 		batch.Delete(keyBulk, nil),
 	)
 	if err == nil {
-		err = batch.Commit(pebble.Sync)
+		err = batch.Commit(pebble.NoSync)
+	}
+	if err == nil {
+		err = pdb.Flush() // durable: Pebble keeps no log
 	}
 	if err != nil {
 		_ = table.Close()

@@ -30,7 +30,7 @@ func TestCheckReadsValues(t *testing.T) {
 	}
 	// Damage one value behind the engine's back, as a bad disk would.
 	store := db.trees[testTrees[0]].store
-	if err := db.pebble.Set(valueKey(store, []byte("k7")), bornValue(1, []byte("other")), nil); err != nil {
+	if err := db.pebble.Set(valueKey(store, []byte("k7")), bornValue(1, []byte("other")), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	db.mu.Lock()
@@ -100,7 +100,7 @@ func TestCheckChangesAt(t *testing.T) {
 		default:
 			continue
 		}
-		if err := db.pebble.Set(bytes.Clone(it.Key()), v, nil); err != nil {
+		if err := db.pebble.Set(bytes.Clone(it.Key()), v, pebble.NoSync); err != nil {
 			t.Fatal(err)
 		}
 		damaged++

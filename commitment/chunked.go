@@ -10,29 +10,33 @@ import (
 )
 
 // A commit (or rollback) is one Pebble batch made durable by one synced
-// write: the commit point. A block that rewrites millions of keys would
+// write: its commit frame in the log, the commit point. A block that rewrites millions of keys would
 // make that batch grow with it, past what memory should hold and past
 // Pebble's 4 GiB batch limit, at which it fails (and would fail again at
 // the same height on every node: a chain halt). So a batch is written in
 // chunks of Options.MaxBatchBytes:
 //
-//  1. Before the commit point, each full chunk is written unsynced as one
-//     opaque record, 'B' tag | chunk number, holding the chunk's batch
+//  1. Before the commit point, each full chunk is written to Pebble as
+//     opaque records, 'B' tag | chunk number, holding the chunk's batch
 //     (Pebble's batch representation); tag is random, one per operation.
 //     Nothing reads these records: the version's keys are untouched.
 //  2. The last chunk is the commit batch. It also holds the pending record,
-//     "pending" = tag | chunk count, and its sync makes every earlier
-//     record durable too (Pebble's log is written in order).
-//  3. After the commit point the chunks are applied in order, synced, and
-//     their records and the pending record deleted; only then does the
+//     "pending" = tag | chunk count. Pebble is flushed before its commit
+//     frame is appended: the chunks are durable before the commit point.
+//  3. After the commit point the chunks are applied in order, and their
+//     records and the pending record deleted (Pebble makes a prefix of its
+//     writes durable: never the deletions without the chunks); only then does the
 //     committed state swap in memory (readers see the previous version's
 //     snapshot until then). A chunk sets and deletes keys no other chunk
 //     of its operation touches, so applying it twice changes nothing.
 //
 // A reopen applies the chunks the pending record names (a crash after the
-// commit point) and deletes every other 'B' record (an operation that
-// never reached it): the operation happened entirely or not at all. The
-// page changes' WAL records are split to fit chunks as well.
+// commit point), before replaying the commit frames after it, and as it
+// replays a frame holding a pending record, before the next frame (a later
+// commit may set the keys the chunks set); once every frame is replayed it
+// deletes every other 'B' record (an operation that never reached its
+// commit point): the operation happened entirely or not at all. The page
+// changes' WAL records are split to fit chunks as well.
 
 // chunkedBatch is the Pebble batch of one commit-point operation, spilled
 // in chunks when it outgrows the limit.
@@ -220,37 +224,44 @@ func applyPending(pdb *pebble.DB, tag uint64, chunks uint32) error {
 	); err != nil {
 		return err
 	}
-	// Synced: the chunks applied are durable before their records go.
-	return b.Commit(pebble.Sync)
+	// Pebble makes a prefix of its writes durable (it flushes memtables in
+	// order): the records go after the chunks applied are durable.
+	return b.Commit(pebble.NoSync)
 }
 
-// recoverPending, at open, finishes the committed operation whose chunks
-// were not all applied, and deletes the chunks of any operation that never
-// reached its commit point.
-func recoverPending(pdb *pebble.DB) (applied uint32, err error) {
+// finishPending, at open, finishes the committed operation whose chunks
+// were not all applied, if Pebble holds its pending record. It runs before
+// the commit frames after it are replayed, and after each replayed frame
+// that names chunks: a later commit may set the keys the chunks set.
+func finishPending(pdb *pebble.DB) (applied uint32, err error) {
 	v, found, err := getMeta(pdb, keyPending, "the pending record")
-	if err != nil {
+	if err != nil || !found {
 		return 0, err
 	}
-	if found {
-		if len(v) != 12 {
-			return 0, fmt.Errorf("%w: pending record of %d bytes", ErrCorrupt, len(v))
-		}
-		tag, chunks := binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
-		return chunks, applyPending(pdb, tag, chunks)
+	if len(v) != 12 {
+		return 0, fmt.Errorf("%w: pending record of %d bytes", ErrCorrupt, len(v))
 	}
+	tag, chunks := binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
+	return chunks, applyPending(pdb, tag, chunks)
+}
+
+// dropOrphanChunks, at open once every commit frame is replayed, deletes
+// the chunks of an operation that never reached its commit point. (Before
+// the replay they may be the chunks of a frame still to replay: they are
+// flushed before their frame is written.)
+func dropOrphanChunks(pdb *pebble.DB) error {
 	it, err := pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPending}, UpperBound: []byte{prefixPending + 1}})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	any := it.First()
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, err
+		return err
 	}
 	if any {
-		return 0, pdb.DeleteRange([]byte{prefixPending}, []byte{prefixPending + 1}, pebble.NoSync)
+		return pdb.DeleteRange([]byte{prefixPending}, []byte{prefixPending + 1}, pebble.NoSync)
 	}
-	return 0, nil
+	return nil
 }
 
 // splitChanges cuts a commit's page changes into groups whose WAL records

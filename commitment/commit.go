@@ -28,41 +28,50 @@ import (
 //     would pass its load factor); the Pebble batch of values, leaf index
 //     entries, what the version supersedes (values, leaves and pages, keyed
 //     by the version that orphaned them: keys.go), the version's change list
-//     and roots, and the commit record naming v and the next WAL sequence
-//     number; the WAL record of its page changes (bitbox/wal.go) under that
-//     number, appended to the log (wallog.go) and synced.
-//  2. The commit point: once the log is synced, the batch is committed with
-//     one sync. Before it v does not exist; after it v is committed,
-//     whatever happens next. A WAL record past the last one a commit record
-//     names belongs to no version: recovery ignores it, and the next commit
-//     reuses its sequence number.
+//     and roots, and the commit record naming v and the sequence number of
+//     its commit frame; the WAL records of its page changes (bitbox/wal.go)
+//     under the numbers before it, appended to the log (wallog.go) and
+//     synced.
+//  2. The commit point: once the records are synced, the batch is appended
+//     to the log as the commit frame and synced. Before that sync v does
+//     not exist; after it v is committed, whatever happens next. The batch
+//     then goes to Pebble, which keeps no log of its own: until a flush,
+//     the frame is the batch's only durable copy. A WAL record that no
+//     commit frame follows belongs to no version: recovery ignores it, and
+//     the next commit reuses its sequence number.
 //  3. The new pages are applied to the page table in memory (pages.go): they
 //     are dirty, served from memory, until a checkpoint writes them.
-//  4. A checkpoint, in the background every CheckpointInterval commits or
-//     once the dirty pages pass CheckpointBytes, writes every dirty page
-//     once (a page changed by K commits is written once, not K times) with
-//     the meta map, syncs the table, then records in Pebble, synced, that
-//     the file holds every WAL record up to its sequence number, and
-//     removes the log segments holding only those.
+//  4. A checkpoint, in the background every CheckpointInterval commits,
+//     once the dirty pages pass CheckpointBytes or once the log passes
+//     CheckpointLogBytes, writes every dirty page once (a page changed by K
+//     commits is written once, not K times) with the meta map, syncs the
+//     table, then records in Pebble that the file holds every WAL record up
+//     to its sequence number and flushes Pebble, which makes the record and
+//     every batch before it durable, and removes the log segments holding
+//     only those.
 //
 // Ordering rules, each load-bearing:
 //   - no table page is written before the WAL record naming it is durable
 //     (checkpoints write applied, hence committed, pages);
-//   - no commit record names a WAL record before the log holds it synced;
+//   - no commit frame is appended before the WAL records it follows are
+//     synced, and no batch reaches Pebble before its frame is synced;
+//   - what Pebble holds durably is a prefix of what it was given (it
+//     flushes memtables in order; a write outside commits that must last is
+//     flushed at once, an ingestion flushes first): recovery applies the
+//     commit frames after the commit record it reads, in order;
 //   - recovery replays, in order, exactly the WAL records after the
-//     checkpoint record and up to the commit record's sequence number, the
-//     last occurrence of each in the log (an earlier one is a failed
-//     attempt's);
+//     checkpoint record and up to the last commit frame, the last
+//     occurrence of each in the log (an earlier one is a failed attempt's);
 //   - the checkpoint record is written only after the table file is synced,
-//     and a log segment removed only after a durable checkpoint record
-//     covers every record in it;
+//     and a log segment removed only after the Pebble flush that follows
+//     the checkpoint record covers every frame in it;
 //   - the table grows only right after a checkpoint, with no dirty page,
 //     and a WAL record names the table generation it planned buckets for;
 //     records of an older generation were in the table it grew from.
 //
 // Rollback undoes a version with the same steps (rollback.go): its WAL
-// record puts superseded pages back, its batch restores superseded values
-// and names v-1 in the commit record.
+// record puts superseded pages back, its batch (in its commit frame)
+// restores superseded values and names v-1 in the commit record.
 //
 // A failure before the commit point leaves the DB at v-1 with the changes
 // still staged; a failed commit point or checkpoint is sticky: the DB takes
@@ -622,6 +631,7 @@ func supersededPages(w *workingSet) [][][]byte {
 // records at once.
 type versionWAL struct {
 	firstSeq, generation uint64
+	commitSeq            uint64 // of the commit frame, after the records
 	parts                [][]bitbox.Change
 	ahead                chan walAppend // the single record's append, when run ahead
 	done                 *walAppend
@@ -642,13 +652,16 @@ func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL
 	db.mu.RUnlock()
 	w := &versionWAL{firstSeq: record.lastSeq + 1, generation: generation}
 	if len(changes) == 0 {
+		record.lastSeq++
+		w.commitSeq = record.lastSeq
 		return w
 	}
 	w.parts = splitChanges(changes, int(db.opts.MaxBatchBytes))
 	if len(w.parts) > 1 {
 		w.parts = splitChanges(changes, int(min(db.opts.MaxBatchBytes, chunkPieceBytes)))
 	}
-	record.lastSeq += uint64(len(w.parts))
+	record.lastSeq += uint64(len(w.parts)) + 1
+	w.commitSeq = record.lastSeq
 	if len(w.parts) == 1 {
 		w.ahead = make(chan walAppend, 1)
 		log := db.pages.wal
@@ -684,9 +697,9 @@ func (w *versionWAL) appended(log *walLog) walAppend {
 
 // commitDurably runs steps 2 and 3 of the protocol for a prepared version:
 // once the WAL records of its page changes (planWAL) are durable in the
-// log, the commit record joins its batch, the batch is committed with one
-// sync (the commit point), the
-// chunks of a large batch are applied (chunked.go), and the committed state
+// log, the commit record joins its batch, the batch is appended to the log
+// as the commit frame and synced (the commit point) and applied to Pebble,
+// the chunks of a large batch are applied (chunked.go), and the committed state
 // swaps to the new version: pages applied, and the caches of the latest
 // version brought to it by swapCaches, under mu. Commit and rollback share
 // it. It consumes batch and returns the WAL records' size. REQUIRES:
@@ -712,15 +725,44 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		_ = batch.Close()
 		return 0, err
 	}
+	if batch.chunks > 0 {
+		// The chunks' records are in memtables: durable before the frame
+		// that makes the version committed.
+		if err := db.pebble.Flush(); err != nil {
+			_ = batch.Close()
+			return 0, fmt.Errorf("commitment: flushing the chunks of version %d: %w", record.version, err)
+		}
+	}
 	db.opts.hookAt("before-commit-point")
-	if err := batch.Commit(pebble.Sync); err != nil {
-		// The batch may or may not be durable: take no commit until a
+	log := db.pages.wal
+	frameBytes, err := log.writeCommit(wal.commitSeq, batch.Repr())
+	if err != nil {
+		// The frame may or may not be durable: take no commit until a
 		// reopen decides.
 		_ = batch.Close()
 		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
 		return 0, db.failed
 	}
+	walBytes += frameBytes
+	db.stats.walBytes.Add(uint64(frameBytes))
+	// The batch goes into the memtable while the frame syncs, as Pebble's
+	// own commit pipeline overlaps the two: readers read the snapshot of
+	// the previous version until the swap below, and should a flush make
+	// the batch durable before its frame, the version is committed there,
+	// its WAL records being synced already.
+	synced := make(chan error, 1)
+	go func() { synced <- log.syncActive() }()
+	applyErr := batch.Commit(pebble.NoSync)
 	_ = batch.Close()
+	if err := <-synced; err != nil {
+		err = log.failActive(err)
+		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
+		return 0, db.failed
+	}
+	if applyErr != nil {
+		db.failed = fmt.Errorf("commitment: version %d committed but applying its batch failed; reopen to finish: %w", record.version, applyErr)
+		return 0, db.failed
+	}
 	db.opts.observePhase(PhaseCommitPoint, pointStart)
 	db.opts.hookAt("after-commit-point")
 	if batch.chunks > 0 {
@@ -741,9 +783,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	db.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	db.stats.pagesWritten.Add(uint64(len(changes)))
-	if len(changes) > 0 {
-		db.pages.sinceCheckpoint++
-	}
+	db.pages.sinceCheckpoint++
 	return walBytes, nil
 }
 

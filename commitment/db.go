@@ -39,7 +39,7 @@ import (
 // which a format 4 build would not know to finish or wipe; 6, WAL records
 // in log segments (wal/, wallog.go) instead of Pebble ('W'), which a
 // format 5 build would not replay.
-const FormatVersion = 6
+const FormatVersion = 7
 
 const (
 	formatFile = "FORMAT"
@@ -122,10 +122,14 @@ type Options struct {
 	// checkpoint writes them to the page table: a checkpoint starts once
 	// they pass it, and commits wait for it past twice it. Default 256 MiB.
 	CheckpointBytes int64
-	// CheckpointInterval starts a checkpoint after this many commits that
-	// changed pages, whatever their size: it bounds the WAL records a
-	// reopen replays. Default 100.
+	// CheckpointInterval starts a checkpoint after this many commits,
+	// whatever their size: it bounds the log a reopen replays. Default 100.
 	CheckpointInterval int
+	// CheckpointLogBytes starts a checkpoint once the log (wal/) holds
+	// this much: the log holds every commit since the last checkpoint,
+	// page changes and batches, and takes disk until one covers it.
+	// Default 64 MiB.
+	CheckpointLogBytes int64
 	// ElideBelow is the page elision threshold of a new directory: the
 	// pages of subtrees holding fewer keys are not stored but rebuilt from
 	// the leaf index when needed (trie.Tree.ElideBelow). It is fixed when
@@ -147,7 +151,8 @@ type Options struct {
 	// block rewriting millions of keys) is written in chunks of this size
 	// before the commit point and applied after it (chunked.go), so no
 	// buffer grows with the block. Default 64 MiB, far above an ordinary
-	// block's few MiB.
+	// block's few MiB; at most 1 GiB (the log's frames have 32-bit
+	// lengths).
 	MaxBatchBytes int64
 	// BulkSortBytes bounds the memory a bulk load (BeginBulk) sorts a
 	// tree's leaves in; a bigger tree is sorted in runs spilled to disk and
@@ -228,6 +233,10 @@ func (o *Options) withDefaults() Options {
 	if out.CheckpointInterval <= 0 {
 		out.CheckpointInterval = 100
 	}
+	if out.CheckpointLogBytes <= 0 {
+		out.CheckpointLogBytes = 64 << 20
+	}
+	out.MaxBatchBytes = min(out.MaxBatchBytes, 1<<30)
 	if out.MaxBatchBytes <= 0 {
 		out.MaxBatchBytes = 64 << 20
 	}
@@ -382,12 +391,13 @@ func pebbleOptions(o Options) *pebble.Options {
 		FS:     vfs.PebbleFS(o.FS),
 		Cache:  pebble.NewCache(o.PebbleCacheBytes),
 		Logger: quietPebbleLogger{o.Logger},
+		// The engine's log holds every commit's batch until a flush:
+		// Pebble's own would write them again (and kept four preallocated
+		// files of a memtable each).
+		DisableWAL: true,
 		// A memtable absorbs several blocks before a flush; fewer, larger
-		// L0 files mean fewer compactions of random keys. Pebble keeps
-		// MemTableStopWritesThreshold+1 WAL files for reuse, each
-		// preallocated to 1.1x the memtable: 64 MiB x 4 held ~350 MiB of
-		// disk for nothing, 32 MiB x 2 holds ~105 MiB at the same W1
-		// speed at 1M keys (16 MiB cost a fifth of it in compactions).
+		// L0 files mean fewer compactions of random keys (16 MiB cost a
+		// fifth of W1's speed at 1M keys in compactions).
 		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 2,
 		L0CompactionThreshold:       4,
@@ -422,6 +432,16 @@ func pebbleOptions(o Options) *pebble.Options {
 		}
 	}
 	return opts
+}
+
+// setDurably writes one record outside any commit. Pebble keeps no log
+// (the engine's log holds the commits' batches): a flush is what makes the
+// write, and everything before it, durable.
+func setDurably(pdb *pebble.DB, key, value []byte) error {
+	if err := pdb.Set(key, value, pebble.NoSync); err != nil {
+		return err
+	}
+	return pdb.Flush()
 }
 
 // prepareDir creates a new directory with its FORMAT file, or checks the
@@ -529,12 +549,41 @@ func writeFormatFile(fs vfs.FS, dir string) error {
 
 // load reads the committed state, recovers the page table and registers trees.
 func (db *DB) load(treeNames []string) error {
-	// First: the chunks of a large commit interrupted after its commit
-	// point hold some of its records (the earliest version, roots, WAL
-	// records), which everything below reads.
-	applied, err := recoverPending(db.pebble)
+	// First: the commits synced in the log whose batches Pebble had not
+	// flushed, which hold the commit record everything below reads.
+	wal, found, err := openWALLog(db.opts.FS, db.dir)
+	if err != nil {
+		return err
+	}
+	at, err := wal.index(found, 0)
+	if err != nil {
+		return err
+	}
+	durable := uint64(0)
+	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {
+		return err
+	} else if ok {
+		r, err := decodeCommitRecord(v)
+		if err != nil {
+			return err
+		}
+		durable = r.lastSeq
+	}
+	// A large commit interrupted after its commit point (its pending
+	// record flushed) is finished before the commits after it are
+	// replayed, which may set the keys its chunks set; a replayed one is
+	// finished as its frame is applied. Its chunks hold some of its
+	// records (the earliest version, roots), which everything below reads.
+	applied, err := finishPending(db.pebble)
 	if err != nil {
 		return fmt.Errorf("commitment: finishing the last commit's chunks: %w", err)
+	}
+	replayedTo, replayed, err := replayCommits(db.pebble, wal, at, durable, found)
+	if err != nil {
+		return err
+	}
+	if err := dropOrphanChunks(db.pebble); err != nil {
+		return fmt.Errorf("commitment: deleting the chunks of a commit that never happened: %w", err)
 	}
 	record := &commitRecord{roots: map[trie.StoreID]trie.Hash{}}
 	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {
@@ -545,6 +594,9 @@ func (db *DB) load(treeNames []string) error {
 		}
 	}
 	db.record = record
+	if replayed > 0 {
+		db.opts.Logger.Info("nomtstore replayed commits from the log", "versions", replayed, "from_seq", durable+1, "to_seq", replayedTo, "version", record.version)
+	}
 	if applied > 0 {
 		db.opts.Logger.Info("nomtstore applied the chunks of a large commit interrupted after its commit point", "version", record.version, "chunks", applied)
 	}
@@ -582,12 +634,8 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.register(registry, treeNames); err != nil {
 		return err
 	}
-	wal, found, err := openWALLog(db.opts.FS, db.dir)
-	if err != nil {
-		return err
-	}
 	db.pages.wal = wal
-	if err := db.pages.recover(db.record, found); err != nil {
+	if err := db.pages.recover(db.record, found, at); err != nil {
 		return err
 	}
 	db.snap = newSnapshot(db.pebble)
@@ -607,7 +655,7 @@ func (db *DB) loadParams() error {
 		}
 		db.elideBelow = db.opts.ElideBelow
 		params := binary.BigEndian.AppendUint32(nil, uint32(db.elideBelow))
-		if err := db.pebble.Set(keyParams, params, pebble.Sync); err != nil {
+		if err := setDurably(db.pebble, keyParams, params); err != nil {
 			return fmt.Errorf("commitment: saving the directory parameters: %w", err)
 		}
 		return nil
@@ -698,7 +746,7 @@ func (db *DB) register(registry map[string]trie.StoreID, names []string) error {
 		}
 	}
 	if changed {
-		if err := db.pebble.Set(keyTrees, encodeRegistry(registry), pebble.Sync); err != nil {
+		if err := setDurably(db.pebble, keyTrees, encodeRegistry(registry)); err != nil {
 			return fmt.Errorf("commitment: saving the tree registry: %w", err)
 		}
 	}
@@ -761,6 +809,11 @@ func (db *DB) Close() error {
 	var flushErr error
 	if db.sticky() == nil {
 		flushErr = db.pages.checkpointNow()
+		if flushErr == nil {
+			// What ran outside commits since (pruning) is in memtables,
+			// which Pebble, keeping no log, does not write at close.
+			flushErr = db.pebble.Flush()
+		}
 	} else {
 		flushErr = errors.Join(db.failed, db.pages.reap(true))
 	}
@@ -869,7 +922,7 @@ func (db *DB) PutMeta(name string, value []byte) error {
 	if db.closed {
 		return ErrClosed
 	}
-	if err := db.pebble.Set(append(bytes.Clone(keyAppMeta), name...), value, pebble.Sync); err != nil {
+	if err := setDurably(db.pebble, append(bytes.Clone(keyAppMeta), name...), value); err != nil {
 		return fmt.Errorf("commitment: storing %q: %w", name, err)
 	}
 	return nil

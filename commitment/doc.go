@@ -1,10 +1,12 @@
 // Package commitment is nomtstore's durable engine: N named trees (module
 // stores) in one directory, each a trie of package trie whose pages live in
 // one bitbox page table and whose values, leaf index and commit records live
-// in one Pebble instance. A commit appends its page changes to the WAL log
-// and syncs it, then makes every tree's changes durable with ONE commit
-// point, a synced Pebble batch; recovery on open replays the WAL records
-// that commit points name and nothing else.
+// in one Pebble instance. A commit appends its page changes to the log and
+// syncs them, then makes every tree's changes durable with ONE commit
+// point: its Pebble batch appended to the same log as a commit frame and
+// synced (Pebble runs without a log of its own). Recovery on open applies
+// the commit frames Pebble had not flushed and replays the page changes
+// they follow, and nothing else.
 //
 // It owns the commit protocol (commit.go), the on-disk layout of the
 // directory (db.go) and of Pebble keys (keys.go), the page cache (pages.go),
@@ -18,7 +20,8 @@
 //
 //	FORMAT       "nomtstore-format <n>\n": the directory's format version
 //	pages.ht     the bitbox page table (format in bitbox/table.go)
-//	wal/         WAL records since the last checkpoint, in segments (wallog.go;
-//	             the records' format in bitbox/wal.go)
+//	wal/         the commits since the last checkpoint: WAL records and commit
+//	             frames, in segments (wallog.go; the records' format in
+//	             bitbox/wal.go)
 //	pebble/      values, leaf index, history, tree registry, commit record (keys.go)
 package commitment

@@ -90,7 +90,7 @@ func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, o
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := l.index(found, seq-1, seq)
+	index, err := l.index(found, seq-1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,10 +443,11 @@ func ftWantCorrupt(t *testing.T, what string, err error, file string, offset int
 }
 
 // ftUnflushedCommit leaves dir with a committed version whose pages never
-// reached the table: every checkpoint from then on fails, so only its WAL
-// record holds them. It returns the version, its model and the record's
-// sequence number.
-func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, uint64) {
+// reached the table and whose batch never reached a Pebble flush: every
+// checkpoint from then on fails, so only its WAL record and commit frame
+// hold them. It returns the version, its model, the model of the version
+// before and the record's sequence number (the frame's is the next).
+func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, model, uint64) {
 	t.Helper()
 	ffs := vfs.NewFaultFS(vfs.Default)
 	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
@@ -455,16 +456,17 @@ func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, ui
 		t.Fatal(err)
 	}
 	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	before := ftCloneModel(m)
 	randomEngineBatch(t, rng, db, m, 40)
 	ftCommit(t, db, 4)
 	wals := ftWALs(t, db)
 	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
 		t.Fatalf("close: %v, want ErrFlushFailed", err)
 	}
-	if len(wals) != 1 {
-		t.Fatalf("WAL records after a failed checkpoint: %v", wals)
+	if len(wals) != 2 || wals[1] != wals[0]+1 {
+		t.Fatalf("log after a failed checkpoint: %v, want a WAL record and its commit frame", wals)
 	}
-	return 4, m, wals[0]
+	return 4, m, before, wals[0]
 }
 
 func TestCorruptionIsDetected(t *testing.T) {
@@ -591,32 +593,50 @@ func TestCorruptionIsDetected(t *testing.T) {
 		damage func(segment []byte, off, n int) []byte
 		says   string // what the error names
 		offset int64  // within the record, -1 for any, with says
+		// undone: the damage cuts the log's tail, which a crash before
+		// the commit point leaves too: the version is not committed.
+		undone bool
+		// frame: the damage is to the commit frame, not the WAL record.
+		frame bool
 	}{
 		{name: "intact"},
 		{name: "flipped byte mid-record", offset: -1, damage: func(b []byte, off, n int) []byte {
 			b[off+n/2] ^= 0x5a
 			return b
 		}},
-		{name: "flipped header byte", says: "is missing", damage: func(b []byte, off, n int) []byte {
+		{name: "flipped header byte", says: "is damaged at byte", damage: func(b []byte, off, n int) []byte {
 			b[off+20] ^= 0x5a // the sequence number
 			return b
 		}},
-		{name: "torn tail", says: "unreadable from byte", damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
-		{name: "segment gone", says: "is missing", damage: func(b []byte, off, n int) []byte { return b[:0] }},
+		{name: "torn tail", undone: true, damage: func(b []byte, off, n int) []byte { return b[:off+n-100] }},
+		{name: "segment emptied", undone: true, damage: func(b []byte, off, n int) []byte { return b[:0] }},
+		{name: "commit frame's batch flipped", undone: true, frame: true, damage: func(b []byte, off, n int) []byte {
+			b[off+n/2] ^= 0x5a
+			return b
+		}},
+		{name: "commit frame torn", undone: true, frame: true, damage: func(b []byte, off, n int) []byte { return b[:off+n-3] }},
 	}
 	for i, tc := range walDamage {
 		t.Run("committed wal/"+tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			version, m, seq := ftUnflushedCommit(t, dir, uint64(i))
+			version, m, previous, seq := ftUnflushedCommit(t, dir, uint64(i))
 			opts := Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}
 			if tc.damage == nil {
-				// The table never got the pages: only replay can make
-				// the version whole.
+				// The table never got the pages, nor Pebble the batch:
+				// only replay can make the version whole.
 				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version, m)
 				return
 			}
-			ftEditWAL(t, dir, seq, tc.damage)
+			if tc.frame {
+				ftEditWAL(t, dir, seq+1, tc.damage)
+			} else {
+				ftEditWAL(t, dir, seq, tc.damage)
+			}
+			if tc.undone {
+				ftReopenAt(t, rand.New(rand.NewPCG(uint64(i), 3)), dir, opts, version-1, previous)
+				return
+			}
 			before := ftList(t, filepath.Join(dir, walDir))
 			db, err := Open(dir, testTrees, opts)
 			if err == nil {
@@ -625,8 +645,8 @@ func TestCorruptionIsDetected(t *testing.T) {
 			}
 			if tc.says == "" {
 				ftWantCorrupt(t, "open", err, fmt.Sprintf("WAL record %d", seq), tc.offset)
-			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("WAL record %d", seq)) || !strings.Contains(err.Error(), tc.says) {
-				t.Fatalf("open: %v, want ErrCorrupt naming WAL record %d and %q", err, seq, tc.says)
+			} else if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("open: %v, want ErrCorrupt saying %q", err, tc.says)
 			}
 			// The evidence stays for whoever repairs the directory.
 			if after := ftList(t, filepath.Join(dir, walDir)); !slices.Equal(before, after) {
@@ -926,8 +946,8 @@ func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
 	m = committed
 	randomEngineBatch(t, rng, db, m, 60)
 	ftCommit(t, db, 4)
-	if got := ftWALs(t, db); !slices.Equal(got, []uint64{failed[0], failed[0]}) {
-		t.Fatalf("log after the retry: %v, want sequence %d twice", got, failed[0])
+	if got := ftWALs(t, db); !slices.Equal(got, []uint64{failed[0], failed[0], failed[0] + 1}) {
+		t.Fatalf("log after the retry: %v, want sequence %d twice, then the commit frame", got, failed[0])
 	}
 	// Only the log holds version 4's pages.
 	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
@@ -935,4 +955,154 @@ func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
 		t.Fatalf("close: %v, want ErrFlushFailed", err)
 	}
 	ftReopenAt(t, rng, dir, opts, 4, m)
+}
+
+// TestCommitFramePastAGapIsCorruption: a commit frame is appended only
+// after every number before it, so one that the log holds past a missing
+// number means committed frames were lost: the open refuses rather than
+// stopping at the gap, which would quietly undo the versions after it.
+func TestCommitFramePastAGapIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(41, 2))
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	// No checkpoint from here on: versions 4 and 5 live in the log only.
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	for v := uint64(4); v <= 5; v++ {
+		randomEngineBatch(t, rng, db, m, 40)
+		ftCommit(t, db, v)
+	}
+	wals := ftWALs(t, db)
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	if len(wals) != 4 {
+		t.Fatalf("log: %v, want two WAL records and two commit frames", wals)
+	}
+	lost := wals[1] // version 4's commit frame, renumbered as damage could
+	ftEditWAL(t, dir, lost, func(b []byte, off, n int) []byte {
+		salt := binary.BigEndian.Uint64(b[8:segmentHeader])
+		copy(b[off:], commitFrameHead(lost+1000, n-commitFrameHeader-commitFrameTrailer, salt))
+		return b
+	})
+	db, err := Open(dir, testTrees, Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2})
+	if err == nil {
+		_ = db.Close()
+		t.Fatal("opened a log missing a committed frame")
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("not frame %d", lost)) {
+		t.Fatalf("open: %v, want ErrCorrupt naming frame %d", err, lost)
+	}
+}
+
+// TestReplayFinishesChunksBeforeLaterCommits: a large commit's chunks are
+// applied after its commit point without a flush, so a power cut can leave
+// them, and the commits after it, only in the log. Recovery must finish the
+// chunks as it replays that commit's frame, before the next frame: a later
+// commit that set one of their keys wins.
+func TestReplayFinishesChunksBeforeLaterCommits(t *testing.T) {
+	fs := vfs.NewCrashFS(7)
+	dir := "/node/store"
+	opts := Options{FS: fs, MaxBatchBytes: 8 << 10, InitialBuckets: 64, Workers: 2, ElideBelow: 8}
+	db, err := Open(dir, testTrees, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(i int) []byte { return fmt.Appendf(nil, "key-%04d", i) }
+	for i := range 2000 {
+		if err := db.Set(testTrees[0], key(i), fmt.Appendf(nil, "v1-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ftCommit(t, db, 1)
+	if db.Stats().BatchChunks == 0 {
+		t.Fatal("version 1 was not written in chunks")
+	}
+	if err := db.Set(testTrees[0], key(5), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	ftCommit(t, db, 2)
+	fs.CutNow()
+	_ = db.Close()
+	fs.Restart()
+	db, err = Open(dir, testTrees, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if db.Version() != 2 {
+		t.Fatalf("reopened at version %d, want 2", db.Version())
+	}
+	for i, want := range map[int]string{5: "v2", 7: "v1-7", 1999: "v1-1999"} {
+		if got, err := db.Get(testTrees[0], key(i)); err != nil || string(got) != want {
+			t.Fatalf("key %d after the cut: %q, %v; want %q", i, got, err, want)
+		}
+	}
+}
+
+// TestForgedFrameInAValueIsNotDamage: an application value can hold what
+// looks like a commit frame header. When a cut tears the frame whose batch
+// holds it, the damage check, which searches past the torn frame, must not
+// take it for a synced frame: the salt of the segment, which no value can
+// know, is in the header's checksum.
+func TestForgedFrameInAValueIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	db, m, _ := ftThreeVersions(t, dir, opts, rand.NewPCG(43, 2))
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	previous := ftCloneModel(m)
+	const n = 64
+	for _, salt := range []uint64{0, 1} {
+		forged := binary.BigEndian.AppendUint32(nil, n)
+		forged = append(forged, commitFrameHead(1<<40, n-commitFrameHeader-commitFrameTrailer, salt)...)
+		forged = append(forged, make([]byte, n-commitFrameHeader)...)
+		if err := db.Set(testTrees[0], fmt.Appendf(nil, "forged-%d", salt), forged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ftCommit(t, db, 4)
+	wals := ftWALs(t, db)
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	// Torn in its last bytes: the forged headers are still in the segment.
+	ftEditWAL(t, dir, wals[len(wals)-1], func(b []byte, off, n int) []byte { return b[:off+n-3] })
+	ftReopenAt(t, rand.New(rand.NewPCG(43, 3)), dir, Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}, 3, previous)
+}
+
+// TestLogSizeStartsCheckpoints: with checkpoints by count and by dirty
+// pages out of reach, the log's size alone starts them, so wal/ stays near
+// CheckpointLogBytes however many blocks commit.
+func TestLogSizeStartsCheckpoints(t *testing.T) {
+	const limit = 64 << 10
+	db := ftOpen(t, t.TempDir(), Options{InitialBuckets: 1024, Workers: 2, CheckpointLogBytes: limit,
+		CheckpointInterval: 1 << 20, CheckpointBytes: 1 << 40})
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(47, 1))
+	most := uint64(0)
+	for v := uint64(1); v <= 60; v++ {
+		randomEngineBatch(t, rng, db, newModel(), 100)
+		ftCommit(t, db, v)
+		db.writeMu.Lock()
+		err := db.pages.reap(true)
+		db.writeMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, db.Stats().WALRecordBytes)
+	}
+	st := db.Stats()
+	if st.WALBytes < 10*limit {
+		t.Fatalf("the blocks logged %d bytes: too few to pass the limit of %d often", st.WALBytes, limit)
+	}
+	if most > 3*limit {
+		t.Fatalf("the log held up to %d bytes with a checkpoint limit of %d (%d logged in all)", most, limit, st.WALBytes)
+	}
 }

@@ -61,8 +61,8 @@ type CommitStats struct {
 	// WorkingRoots was not called first.
 	Duration time.Duration
 	// Keys is the number of keys the commit set or deleted, Pages the
-	// pages it wrote or cleared, WALBytes the size of its WAL (0 when it
-	// changed no page).
+	// pages it wrote or cleared, WALBytes what it appended to the log: its
+	// page changes' records and its commit frame, which holds its batch.
 	Keys, Pages, WALBytes int
 	// NodeHashes is the leaf and internal hashes the trie update computed:
 	// with one node hash's cost, the hashing-only lower bound of the commit.

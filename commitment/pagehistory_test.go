@@ -236,7 +236,7 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 	if damaged[0] != pageDelta {
 		t.Fatalf("version 3 stored the root page as kind %d, want a delta", damaged[0])
 	}
-	if err := db.pebble.Set(key, damaged, pebble.Sync); err != nil {
+	if err := db.pebble.Set(key, damaged, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	db.mu.Lock()

@@ -50,8 +50,12 @@ type pageStore struct {
 	// REQUIRES: DB.writeMu.
 	job *checkpointJob
 	// sinceCheckpoint counts commits applied since the last checkpoint
-	// started. REQUIRES: DB.writeMu.
+	// started, empty ones too: each adds a frame to the log.
+	// REQUIRES: DB.writeMu.
 	sinceCheckpoint int
+	// loggedAtStart is what the log had taken when the last checkpoint
+	// started (walLog.appended). REQUIRES: DB.writeMu.
+	loggedAtStart int64
 	// checkpointed is the WAL sequence number the file holds.
 	checkpointed atomic.Uint64
 	// failed is sticky once a checkpoint failed, or a growth past its
@@ -262,8 +266,14 @@ func (ps *pageStore) afterCommit() error {
 	ps.mu.RLock()
 	table, seq := ps.table, ps.lastSeq()
 	ps.mu.RUnlock()
-	dirty := table.Dirty()
-	if dirty == 0 || int64(dirty)*trie.PageSize < ps.opts.CheckpointBytes && ps.sinceCheckpoint < ps.opts.CheckpointInterval {
+	dirty := int64(table.Dirty()) * trie.PageSize
+	// What the log took since the last checkpoint started, not its size: a
+	// segment that cannot be removed must not start one at every commit.
+	logged := ps.wal.appended - ps.loggedAtStart
+	if dirty < ps.opts.CheckpointBytes && ps.sinceCheckpoint < ps.opts.CheckpointInterval && logged < ps.opts.CheckpointLogBytes {
+		return nil
+	}
+	if dirty == 0 && ps.checkpointed.Load() == seq {
 		return nil
 	}
 	ps.start(table, seq)
@@ -276,6 +286,7 @@ func (ps *pageStore) start(table *bitbox.Table, seq uint64) {
 	job := &checkpointJob{done: make(chan struct{})}
 	ps.job = job
 	ps.sinceCheckpoint = 0
+	ps.loggedAtStart = ps.wal.appended
 	// Every record up to seq is in the segments sealed now; the next
 	// commit's go to a new one.
 	ps.wal.seal()
@@ -347,12 +358,13 @@ func (ps *pageStore) backpressure() error {
 	return ps.reap(true)
 }
 
-// recover replays, in order, the WAL records of the versions committed
-// since the last checkpoint (exactly those after the checkpoint record, up
-// to the commit record's sequence number: the last occurrence of each in
-// the log segments found at open), checkpoints them, so the table holds
-// the latest version's pages again, and removes the segments.
-func (ps *pageStore) recover(record *commitRecord, found []*walSegment) error {
+// recover replays, in order, the page-change records of the versions
+// committed since the last checkpoint (exactly those after the checkpoint
+// record, up to the commit record's sequence number: the last occurrence
+// of each in at, the index of the log segments found at open), checkpoints
+// them, so the table holds the latest version's pages again, and removes
+// the segments.
+func (ps *pageStore) recover(record *commitRecord, found []*walSegment, at map[uint64]walLocation) error {
 	ckpt := checkpointRecord{}
 	if v, ok, err := getMeta(ps.pebble, keyCheckpoint, "the checkpoint record"); err != nil {
 		return err
@@ -367,16 +379,17 @@ func (ps *pageStore) recover(record *commitRecord, found []*walSegment) error {
 	}
 	table := ps.table
 	ps.checkpointed.Store(ckpt.seq)
-	at, err := ps.wal.index(found, ckpt.seq, last)
-	if err != nil {
-		return err
-	}
 	replayed, records := 0, 0
-	for seq := ckpt.seq + 1; seq <= last; seq++ {
+	// last is the commit frame of the latest version, which Pebble may
+	// have flushed before the frame was synced: the log need not hold it.
+	for seq := ckpt.seq + 1; seq < last; seq++ {
 		name := fmt.Sprintf("WAL record %d", seq)
 		loc, ok := at[seq]
 		if !ok {
 			return fmt.Errorf("%w: the %s of a committed version is missing from %s (%d segments; %s)", ErrCorrupt, name, ps.wal.dir, len(found), describeTails(found))
+		}
+		if loc.commit {
+			continue // in Pebble (replayCommits)
 		}
 		data, err := ps.wal.read(loc)
 		if err != nil {
@@ -400,18 +413,14 @@ func (ps *pageStore) recover(record *commitRecord, found []*walSegment) error {
 		replayed++
 		records += len(w.Records)
 	}
+	// Pebble read at open holds only what it flushed (it keeps no log of
+	// its own), so the checkpoint record read is durable; a checkpoint of
+	// the recovered pages flushes the batches replayed into it.
 	if ckpt.seq < last {
 		if err := checkpointTo(table, ps.pebble, last); err != nil {
 			return fmt.Errorf("commitment: checkpointing recovered pages: %w", err)
 		}
 		ps.checkpointed.Store(last)
-	} else if len(found) > 0 {
-		// The checkpoint record read may not be durable yet (the last
-		// process may have died in its sync): make it so before the
-		// segments it covers go.
-		if err := ps.pebble.LogData(nil, pebble.Sync); err != nil {
-			return fmt.Errorf("commitment: syncing the checkpoint record: %w", err)
-		}
 	}
 	if err := ps.wal.removeFound(found); err != nil {
 		ps.opts.Logger.Error("nomtstore could not remove checkpointed WAL segments; the next open tries again", "err", err)
@@ -429,16 +438,20 @@ type checkpointJob struct {
 	err  error
 }
 
-// checkpointTo writes the dirty pages of the table and records, durably,
-// that the file holds every WAL record up to seq: the log segments holding
-// only such records may go.
+// checkpointTo writes the dirty pages of the table, records that the file
+// holds every page change up to seq, and flushes Pebble, which makes the
+// record and every batch applied before it durable: the log segments
+// holding only frames up to seq may go.
 func checkpointTo(table *bitbox.Table, db *pebble.DB, seq uint64) error {
 	if err := table.Checkpoint(); err != nil {
 		return err
 	}
 	rec := checkpointRecord{seq: seq, generation: table.Generation()}
-	if err := db.Set(keyCheckpoint, rec.encode(), pebble.Sync); err != nil {
+	if err := db.Set(keyCheckpoint, rec.encode(), pebble.NoSync); err != nil {
 		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
+	}
+	if err := db.Flush(); err != nil {
+		return fmt.Errorf("commitment: flushing Pebble for checkpoint %d: %w", seq, err)
 	}
 	return nil
 }

@@ -111,8 +111,9 @@ type powerRun struct {
 	// before a cut; after a cut the store may be anywhere in [lo, hi].
 	acked, lo, hi uint64
 	// The earliest version after a cut is within [minEarliest,
-	// maxEarliest]: pruning that a synced commit followed is durable,
-	// pruning after it may be undone.
+	// maxEarliest]: pruning is durable once Pebble flushes (a checkpoint,
+	// a full memtable), which the store does not tell, so any pruning
+	// since the last reopen may be undone, never what the reopen read.
 	minEarliest, maxEarliest uint64
 	keySpace, nextKey        int
 
@@ -443,7 +444,6 @@ func (r *powerRun) call(kind string) bool {
 		} else {
 			// Returned before any cut: acknowledged, it must survive.
 			r.acked, r.lo, r.hi = res.Version, res.Version, res.Version
-			r.minEarliest = db.EarliestVersion()
 		}
 	case phasePruning:
 		to := r.acked - 1 - r.rng.Uint64N(min(2, r.acked-db.EarliestVersion()))
@@ -470,7 +470,6 @@ func (r *powerRun) call(kind string) bool {
 			r.lo, r.hi = to, from
 		} else {
 			r.acked, r.lo, r.hi = to, to, to
-			r.minEarliest = db.EarliestVersion()
 			for u := range r.models {
 				if u > to {
 					delete(r.models, u)

@@ -552,7 +552,7 @@ func TestPruneFailureIsReported(t *testing.T) {
 	for range 8 {
 		vm.commit(t, db, append(randomVersionOps(rng, vm.states[vm.latest]), vmOp{tree: "acc", key: "always", value: fmt.Appendf(nil, "%d", vm.latest)}))
 	}
-	if err := db.pebble.Set(versionKey(prefixChanges, 4), []byte{0xff, 0xff, 0xff}, pebble.Sync); err != nil {
+	if err := db.pebble.Set(versionKey(prefixChanges, 4), []byte{0xff, 0xff, 0xff}, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	err = db.PruneTo(6)

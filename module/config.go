@@ -29,6 +29,8 @@ type Config struct {
 	CheckpointMB int `mapstructure:"checkpoint-mb"`
 	// CheckpointInterval checkpoints after this many blocks at most.
 	CheckpointInterval int `mapstructure:"checkpoint-interval"`
+	// CheckpointLogMB checkpoints once the write-ahead log holds this much.
+	CheckpointLogMB int `mapstructure:"checkpoint-log-mb"`
 	// SyncFlush checkpoints at every commit, before Commit returns.
 	SyncFlush bool `mapstructure:"sync-flush"`
 	// RestoreSortMB bounds the memory a state-sync restore sorts each
@@ -39,7 +41,7 @@ type Config struct {
 // DefaultConfig is what `init` writes.
 func DefaultConfig() Config {
 	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 32768, PebbleCacheMB: 256,
-		ValueCacheMB: 512, LeafCacheMB: 512, CheckpointMB: 256, CheckpointInterval: 100, RestoreSortMB: 256}
+		ValueCacheMB: 512, LeafCacheMB: 512, CheckpointMB: 256, CheckpointInterval: 100, CheckpointLogMB: 64, RestoreSortMB: 256}
 }
 
 // ConfigTemplate is the [nomtstore] section of app.toml, for a config
@@ -74,13 +76,18 @@ leaf-cache-mb = {{ .NomtStore.LeafCacheMB }}
 # Trie pages committed since the last checkpoint stay in memory, up to this
 # many MiB, and are written to the page table once per checkpoint (a page
 # changed by many blocks is written once). Commits wait for the running
-# checkpoint past twice this. Every commit is durable either way: its
-# write-ahead record is synced with it.
+# checkpoint past twice this. Every commit is durable either way: its page
+# changes and its batch are synced in the write-ahead log (wal/).
 checkpoint-mb = {{ .NomtStore.CheckpointMB }}
 
 # Checkpoint after at most this many blocks, whatever the memory held: it
 # bounds what a restart after a crash replays.
 checkpoint-interval = {{ .NomtStore.CheckpointInterval }}
+
+# Checkpoint once the write-ahead log (wal/) holds this many MiB: it holds
+# every block since the last checkpoint, page changes and batches, and its
+# disk is freed only by one.
+checkpoint-log-mb = {{ .NomtStore.CheckpointLogMB }}
 
 # Checkpoint at every block, before Commit returns (slower; for tests and
 # for copying the directory of a running node).
@@ -119,6 +126,7 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 		{"nomtstore.leaf-cache-mb", &c.LeafCacheMB},
 		{"nomtstore.checkpoint-mb", &c.CheckpointMB},
 		{"nomtstore.checkpoint-interval", &c.CheckpointInterval},
+		{"nomtstore.checkpoint-log-mb", &c.CheckpointLogMB},
 		{"nomtstore.restore-sort-mb", &c.RestoreSortMB},
 	} {
 		if v := appOpts.Get(f.key); v != nil {
@@ -147,6 +155,8 @@ func ReadConfig(appOpts servertypes.AppOptions) (Config, error) {
 		return c, fmt.Errorf("nomtstore.checkpoint-mb must be >= 0, got %d", c.CheckpointMB)
 	case c.CheckpointInterval < 0:
 		return c, fmt.Errorf("nomtstore.checkpoint-interval must be >= 0, got %d", c.CheckpointInterval)
+	case c.CheckpointLogMB < 0:
+		return c, fmt.Errorf("nomtstore.checkpoint-log-mb must be >= 0, got %d", c.CheckpointLogMB)
 	case c.RestoreSortMB < 0:
 		return c, fmt.Errorf("nomtstore.restore-sort-mb must be >= 0, got %d", c.RestoreSortMB)
 	}
@@ -163,6 +173,7 @@ func (c Config) EngineOptions() commitment.Options {
 		LeafCacheBytes:     int64(c.LeafCacheMB) << 20,
 		CheckpointBytes:    int64(c.CheckpointMB) << 20,
 		CheckpointInterval: c.CheckpointInterval,
+		CheckpointLogBytes: int64(c.CheckpointLogMB) << 20,
 		SyncFlush:          c.SyncFlush,
 		BulkSortBytes:      int64(c.RestoreSortMB) << 20,
 	}

@@ -48,7 +48,7 @@ func diskUsage(t testing.TB, dir string) int64 {
 func TestDiskPlateau(t *testing.T) {
 	versions := 2000
 	if testing.Short() {
-		versions = 600
+		versions = 1000
 	}
 	for _, opts := range []types.PruningOptions{
 		types.NewPruningOptions(types.PruningEverything),
@@ -86,6 +86,12 @@ func TestDiskPlateau(t *testing.T) {
 				}
 				if h%step == 0 {
 					w.WaitIdle()
+					// A checkpoint first: the log holds every block since
+					// the last one (a sawtooth of up to checkpoint-interval
+					// blocks), which is not the history being measured.
+					if err := db.WaitFlushed(); err != nil {
+						t.Fatal(err)
+					}
 					size := diskUsage(t, dir)
 					sizes = append(sizes, size)
 					curve = append(curve, fmt.Sprintf("%d:%.1fMiB(earliest %d)", h, float64(size)/(1<<20), db.EarliestVersion()))
@@ -100,19 +106,15 @@ func TestDiskPlateau(t *testing.T) {
 			if got := db.EarliestVersion(); got != wantEarliest {
 				t.Fatalf("earliest version %d, want %d", got, wantEarliest)
 			}
-			// Medians: a compaction's transient peak (one sample 15-20% up,
-			// gone at the next) is not growth; a trend moves the median.
+			// Minima: a compaction running when a sample is taken holds its
+			// inputs and its output at once (every other sample 25-30% up
+			// under the race detector), which is not growth; a trend moves
+			// the smallest sample of a third too.
 			third := len(sizes) / 3
-			middle, last := medianOf(sizes[third:2*third]), medianOf(sizes[2*third:])
+			middle, last := slices.Min(sizes[third:2*third]), slices.Min(sizes[2*third:])
 			if float64(last) > 1.15*float64(middle) {
-				t.Fatalf("disk use still growing: median %.1f MiB over the middle third, %.1f MiB over the last", float64(middle)/(1<<20), float64(last)/(1<<20))
+				t.Fatalf("disk use still growing: at least %.1f MiB over the middle third, %.1f MiB over the last", float64(middle)/(1<<20), float64(last)/(1<<20))
 			}
 		})
 	}
-}
-
-func medianOf(s []int64) int64 {
-	sorted := slices.Clone(s)
-	slices.Sort(sorted)
-	return sorted[len(sorted)/2]
 }

@@ -131,6 +131,10 @@ type Record struct {
 // WALHeaderSize is the length of a WAL's header, which WALSeq reads.
 const WALHeaderSize = walHeaderSize
 
+// WALMagic is what a WAL starts with: a log holding other frames too tells
+// them apart by it.
+var WALMagic = walMagic
+
 // WALSeq checks a WAL's header (its first WALHeaderSize bytes at least)
 // and returns its sequence number, without reading its records: enough to
 // index a log of WALs, whose records DecodeWAL checks when they are read.

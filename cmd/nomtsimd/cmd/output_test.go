@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -50,7 +51,7 @@ func TestStoreCommandsText(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`(?m)^store {2,}\S+nomtstore \(format 6\)$`,
+		fmt.Sprintf(`(?m)^store {2,}\S+nomtstore \(format %d\)$`, commitment.FormatVersion),
 		`(?m)^versions {2,}1\.\.5, 5 retained$`,
 		`(?m)^page table {2,}\d+ pages? in 1,024 buckets, load \d+\.\d\d% \(grows past 75%\)$`,
 		`(?m)^  file {2,}\d+(\.\d+)? MiB, generation 0$`,
