@@ -107,6 +107,32 @@ func ftEditWAL(t *testing.T, dir string, seq uint64, edit func(segment []byte, o
 	}
 }
 
+// ftNoMoreCheckpoints opens a new DB in dir with three versions committed
+// and checkpointed, after which every checkpoint fails: what commits next
+// is only in the log, pages and batches.
+func ftNoMoreCheckpoints(t *testing.T, dir string, seed uint64) (*DB, model, *rand.Rand) {
+	t.Helper()
+	ffs := vfs.NewFaultFS(vfs.Default)
+	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
+	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(seed, 2))
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	return db, m, rng
+}
+
+// ftCloseFailing closes a DB of ftNoMoreCheckpoints, whose closing
+// checkpoint fails, and returns the log's sequence numbers before it.
+func ftCloseFailing(t *testing.T, db *DB) []uint64 {
+	t.Helper()
+	wals := ftWALs(t, db)
+	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
+		t.Fatalf("close: %v, want ErrFlushFailed", err)
+	}
+	return wals
+}
+
 // ftThreeVersions opens a new DB in dir and commits three versions of 40
 // random operations each, returning the DB, their model and the random
 // source, which goes on from there.
@@ -449,20 +475,11 @@ func ftWantCorrupt(t *testing.T, what string, err error, file string, offset int
 // before and the record's sequence number (the frame's is the next).
 func ftUnflushedCommit(t *testing.T, dir string, seed uint64) (uint64, model, model, uint64) {
 	t.Helper()
-	ffs := vfs.NewFaultFS(vfs.Default)
-	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(seed, 2))
-	if err := db.WaitFlushed(); err != nil {
-		t.Fatal(err)
-	}
-	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	db, m, rng := ftNoMoreCheckpoints(t, dir, seed)
 	before := ftCloneModel(m)
 	randomEngineBatch(t, rng, db, m, 40)
 	ftCommit(t, db, 4)
-	wals := ftWALs(t, db)
-	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
-		t.Fatalf("close: %v, want ErrFlushFailed", err)
-	}
+	wals := ftCloseFailing(t, db)
 	if len(wals) != 2 || wals[1] != wals[0]+1 {
 		t.Fatalf("log after a failed checkpoint: %v, want a WAL record and its commit frame", wals)
 	}
@@ -963,22 +980,13 @@ func TestWALRecordOfAFailedAttemptIsNotReplayed(t *testing.T) {
 // stopping at the gap, which would quietly undo the versions after it.
 func TestCommitFramePastAGapIsCorruption(t *testing.T) {
 	dir := t.TempDir()
-	ffs := vfs.NewFaultFS(vfs.Default)
-	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-	db, m, rng := ftThreeVersions(t, dir, opts, rand.NewPCG(41, 2))
-	if err := db.WaitFlushed(); err != nil {
-		t.Fatal(err)
-	}
-	// No checkpoint from here on: versions 4 and 5 live in the log only.
-	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	// Versions 4 and 5 live in the log only.
+	db, m, rng := ftNoMoreCheckpoints(t, dir, 41)
 	for v := uint64(4); v <= 5; v++ {
 		randomEngineBatch(t, rng, db, m, 40)
 		ftCommit(t, db, v)
 	}
-	wals := ftWALs(t, db)
-	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
-		t.Fatalf("close: %v, want ErrFlushFailed", err)
-	}
+	wals := ftCloseFailing(t, db)
 	if len(wals) != 4 {
 		t.Fatalf("log: %v, want two WAL records and two commit frames", wals)
 	}
@@ -1050,13 +1058,7 @@ func TestReplayFinishesChunksBeforeLaterCommits(t *testing.T) {
 // know, is in the header's checksum.
 func TestForgedFrameInAValueIsNotDamage(t *testing.T) {
 	dir := t.TempDir()
-	ffs := vfs.NewFaultFS(vfs.Default)
-	opts := Options{FS: ffs, InitialBuckets: 1024, PageCachePages: 64, Workers: 2, ElideBelow: 1}
-	db, m, _ := ftThreeVersions(t, dir, opts, rand.NewPCG(43, 2))
-	if err := db.WaitFlushed(); err != nil {
-		t.Fatal(err)
-	}
-	ffs.Inject(vfs.Fault{Op: vfs.OpWrite, PathContains: tableFile, Sticky: true})
+	db, m, _ := ftNoMoreCheckpoints(t, dir, 43)
 	previous := ftCloneModel(m)
 	const n = 64
 	for _, salt := range []uint64{0, 1} {
@@ -1068,10 +1070,7 @@ func TestForgedFrameInAValueIsNotDamage(t *testing.T) {
 		}
 	}
 	ftCommit(t, db, 4)
-	wals := ftWALs(t, db)
-	if err := db.Close(); !errors.Is(err, ErrFlushFailed) {
-		t.Fatalf("close: %v, want ErrFlushFailed", err)
-	}
+	wals := ftCloseFailing(t, db)
 	// Torn in its last bytes: the forged headers are still in the segment.
 	ftEditWAL(t, dir, wals[len(wals)-1], func(b []byte, off, n int) []byte { return b[:off+n-3] })
 	ftReopenAt(t, rand.New(rand.NewPCG(43, 3)), dir, Options{InitialBuckets: 1024, PageCachePages: 64, Workers: 2}, 3, previous)
