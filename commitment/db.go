@@ -434,6 +434,16 @@ func pebbleOptions(o Options) *pebble.Options {
 	return opts
 }
 
+// readCommitRecord reads the commit record Pebble holds: the empty
+// version's if none.
+func (db *DB) readCommitRecord() (*commitRecord, error) {
+	v, ok, err := db.getMeta(keyCommit, "the commit record")
+	if err != nil || !ok {
+		return &commitRecord{roots: map[trie.StoreID]trie.Hash{}}, err
+	}
+	return decodeCommitRecord(v)
+}
+
 // setDurably writes one record outside any commit. Pebble keeps no log
 // (the engine's log holds the commits' batches): a flush is what makes the
 // write, and everything before it, durable.
@@ -559,16 +569,11 @@ func (db *DB) load(treeNames []string) error {
 	if err != nil {
 		return err
 	}
-	durable := uint64(0)
-	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {
+	flushed, err := db.readCommitRecord()
+	if err != nil {
 		return err
-	} else if ok {
-		r, err := decodeCommitRecord(v)
-		if err != nil {
-			return err
-		}
-		durable = r.lastSeq
 	}
+	durable := flushed.lastSeq
 	// A large commit interrupted after its commit point (its pending
 	// record flushed) is finished before the commits after it are
 	// replayed, which may set the keys its chunks set; a replayed one is
@@ -585,13 +590,9 @@ func (db *DB) load(treeNames []string) error {
 	if err := dropOrphanChunks(db.pebble); err != nil {
 		return fmt.Errorf("commitment: deleting the chunks of a commit that never happened: %w", err)
 	}
-	record := &commitRecord{roots: map[trie.StoreID]trie.Hash{}}
-	if v, ok, err := db.getMeta(keyCommit, "the commit record"); err != nil {
+	record, err := db.readCommitRecord()
+	if err != nil {
 		return err
-	} else if ok {
-		if record, err = decodeCommitRecord(v); err != nil {
-			return err
-		}
 	}
 	db.record = record
 	if replayed > 0 {

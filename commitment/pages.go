@@ -447,11 +447,8 @@ func checkpointTo(table *bitbox.Table, db *pebble.DB, seq uint64) error {
 		return err
 	}
 	rec := checkpointRecord{seq: seq, generation: table.Generation()}
-	if err := db.Set(keyCheckpoint, rec.encode(), pebble.NoSync); err != nil {
+	if err := setDurably(db, keyCheckpoint, rec.encode()); err != nil {
 		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
-	}
-	if err := db.Flush(); err != nil {
-		return fmt.Errorf("commitment: flushing Pebble for checkpoint %d: %w", seq, err)
 	}
 	return nil
 }

@@ -645,7 +645,8 @@ func applyCommitBatch(pdb *pebble.DB, name string, repr []byte, seq uint64) (pen
 	}
 	b := pdb.NewBatch()
 	defer func() { _ = b.Close() }()
-	if err := b.SetRepr(slices.Clone(repr)); err != nil {
+	// repr was read for this alone: the batch may own it.
+	if err := b.SetRepr(repr); err != nil {
 		return false, fmt.Errorf("%w: the batch of %s: %w", ErrCorrupt, name, err)
 	}
 	if err := pdb.Apply(b, pebble.NoSync); err != nil {
