@@ -359,7 +359,7 @@ func openEngine(dir string, trees []string, prune pruningtypes.PruningOptions, o
 	logger := slog.New(slog.DiscardHandler)
 	s := &engineStore{db: db, pruner: pruning.NewManager(db, logger), worker: pruning.NewWorker(db, pruning.WorkerOptions{Logger: logger}),
 		pending: map[string]map[string][]byte{}}
-	s.pruner.SetOptions(prune)
+	s.pruner.SetOptions(multistore.PruningFromSDK(prune))
 	return s, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/cosmos/iavl"
 	ics23 "github.com/cosmos/ics23/go"
 
+	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/migrate"
 )
 
@@ -34,7 +35,8 @@ type migratedHeight struct {
 // isMigratedHeight reports whether height is the version of a switch from
 // IAVL, whose app hash and proofs are IAVL's.
 func (s *Store) isMigratedHeight(height int64) (bool, error) {
-	if height <= 0 || uint64(height) != s.engine.EarliestVersion() {
+	engine := s.core.Engine()
+	if height <= 0 || uint64(height) != engine.EarliestVersion() {
 		return false, nil
 	}
 	m := &s.migrated
@@ -47,7 +49,7 @@ func (s *Store) isMigratedHeight(height int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	roots, err := s.engine.RootsAt(uint64(height))
+	roots, err := engine.RootsAt(uint64(height))
 	if err != nil {
 		return false, err
 	}
@@ -62,19 +64,11 @@ func (s *Store) isMigratedHeight(height int64) (bool, error) {
 	return carried, nil
 }
 
-// isTree reports whether name is a mounted engine tree.
-func (s *Store) isTree(name string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	key := s.keysByName[name]
-	return key != nil && s.trees[key] != nil
-}
-
 // queryMigratedHeight answers a proved /key query at the version of a
 // switch from IAVL with IAVL's proof, or says it cannot; ok is false for
 // any other query, which the engine answers.
 func (s *Store) queryMigratedHeight(storeName string, req *types.RequestQuery) (res *types.ResponseQuery, ok bool, err error) {
-	height := queryHeight(s.engine, req)
+	height := cms.QueryHeight(s.core.Engine(), req.Height)
 	if carried, err := s.isMigratedHeight(height); err != nil || !carried {
 		return nil, false, nil // a height the engine cannot read answers as usual
 	}
@@ -122,11 +116,12 @@ func (s *Store) migratedTree(storeName string, height int64) (*iavl.ImmutableTre
 	if t := m.trees[storeName]; t != nil && m.checked == height {
 		return t, nil
 	}
-	if s.appDB == nil {
+	appDB := s.core.AppDB()
+	if appDB == nil {
 		return nil, fmt.Errorf("the store has no application database")
 	}
 	if m.source == nil {
-		src, err := migrate.OpenSource(s.appDB, height)
+		src, err := migrate.OpenSource(appDB, height)
 		if err != nil {
 			return nil, err
 		}

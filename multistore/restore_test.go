@@ -103,7 +103,7 @@ func committedHash(t testing.TB, stream []byte, height int64) []byte {
 		}
 		switch it := item.Item.(type) {
 		case *snapshottypes.SnapshotItem_Store:
-			kv = s.GetKVStore(s.keysByName[it.Store.Name])
+			kv = s.GetKVStore(s.StoreKeysByName()[it.Store.Name])
 		case *snapshottypes.SnapshotItem_IAVL:
 			kv.Set(it.IAVL.Key, it.IAVL.Value)
 		}

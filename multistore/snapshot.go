@@ -1,12 +1,6 @@
 package multistore
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"math"
-	"slices"
-
 	errorsmod "cosmossdk.io/errors"
 	snapshottypes "cosmossdk.io/store/snapshots/types"
 	"cosmossdk.io/store/types"
@@ -15,18 +9,9 @@ import (
 
 // Snapshot writes the IAVL-type stores at height in the SDK's snapshot
 // format (format 3): per store, by name, a SnapshotStoreItem then its
-// key/value pairs in key order as SnapshotIAVLItem leaves (height 0).
-// IAVL also writes its inner nodes; a trie has no use for them, and our
-// restore needs only the leaves to rebuild. (IAVL's importer does need
-// them: rootmulti cannot restore this stream, nor could it use the state,
-// whose app hash is not IAVL's.)
+// key/value pairs in key order as SnapshotIAVLItem leaves (cms.Store's
+// Snapshot says why there are no inner nodes).
 func (s *Store) Snapshot(height uint64, protoWriter protoio.Writer) error {
-	if height == 0 {
-		return errorsmod.Wrap(types.ErrLogic, "cannot snapshot height 0")
-	}
-	if latest := s.engine.Version(); height > latest {
-		return errorsmod.Wrapf(types.ErrLogic, "cannot snapshot future height %v", height)
-	}
 	// A snapshot of the switch from IAVL would restore to nomtstore's
 	// roots, never to the IAVL app hash the chain recorded there.
 	if migrated, err := s.isMigratedHeight(int64(height)); err != nil {
@@ -34,191 +19,37 @@ func (s *Store) Snapshot(height uint64, protoWriter protoio.Writer) error {
 	} else if migrated {
 		return errorsmod.Wrapf(types.ErrLogic, "cannot snapshot height %d: it is where the chain moved from IAVL, and its app hash is IAVL's; snapshot a later height", height)
 	}
-	names, err := s.snapshotStores()
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		if err := s.snapshotTree(name, height, protoWriter); err != nil {
-			s.logger.Error("snapshot failed", "store", name, "height", height, "err", err)
-			return err
-		}
-	}
-	return nil
+	return errorToSDK(s.core.Snapshot(height, snapshotWriter{protoWriter}))
 }
 
-// snapshotStores names the stores a snapshot holds, sorted; it refuses a
-// DB-type store, which cannot be read at a height (as rootmulti refuses).
-func (s *Store) snapshotStores() ([]string, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var names []string
-	for key, store := range s.stores {
-		switch {
-		case s.trees[key] != nil:
-			if !s.removalMap[key] {
-				names = append(names, key.Name())
-			}
-		case store.GetStoreType() == types.StoreTypeTransient || store.GetStoreType() == types.StoreTypeMemory:
-		default:
-			return nil, errorsmod.Wrapf(types.ErrLogic, "don't know how to snapshot store %q of type %T", key.Name(), store)
-		}
-	}
-	slices.Sort(names)
-	return names, nil
-}
+// snapshotWriter writes the core's items as the SDK's generated types.
+type snapshotWriter struct{ w protoio.Writer }
 
-func (s *Store) snapshotTree(name string, height uint64, w protoio.Writer) error {
-	it, err := s.engine.NewIteratorAt(name, nil, nil, false, height)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = it.Close() }()
-	if err := w.WriteMsg(&snapshottypes.SnapshotItem{
+func (w snapshotWriter) WriteStore(name string) error {
+	return w.w.WriteMsg(&snapshottypes.SnapshotItem{
 		Item: &snapshottypes.SnapshotItem_Store{Store: &snapshottypes.SnapshotStoreItem{Name: name}},
-	}); err != nil {
-		return err
-	}
-	n := 0
-	for ; it.Valid(); it.Next() {
-		if err := w.WriteMsg(&snapshottypes.SnapshotItem{
-			Item: &snapshottypes.SnapshotItem_IAVL{IAVL: &snapshottypes.SnapshotIAVLItem{
-				Key: it.Key(), Value: it.Value(), Version: int64(height), Height: 0,
-			}},
-		}); err != nil {
-			return err
-		}
-		n++
-	}
-	s.logger.Debug("snapshot store done", "store", name, "height", height, "keys", n)
-	return it.Error()
+	})
+}
+
+func (w snapshotWriter) WriteLeaf(key, value []byte, version int64) error {
+	return w.w.WriteMsg(&snapshottypes.SnapshotItem{
+		Item: &snapshottypes.SnapshotItem_IAVL{IAVL: &snapshottypes.SnapshotIAVLItem{
+			Key: key, Value: value, Version: version, Height: 0,
+		}},
+	})
 }
 
 // Restore rebuilds the IAVL-type stores at height from a snapshot stream
-// (ours, or IAVL's: its inner nodes are skipped) into an empty store, as one
-// bulk load of the engine (commitment.DB.BeginBulk): values stream into
-// sorted tables, leaves sort in runs of bounded size, and each tree's pages
-// are built bottom-up and written once, so memory stays bounded by
-// configuration whatever the state size. It commits the stores as version
-// height in one sync and loads it. It returns the first item that is not a
-// store or a leaf (an extension's), as rootmulti does. On an error (a
-// truncated or hostile stream, a crash) nothing is committed and the store
-// is left empty, ready for a retry.
-func (s *Store) Restore(height uint64, format uint32, protoReader protoio.Reader) (item snapshottypes.SnapshotItem, err error) {
-	if height == 0 {
-		return snapshottypes.SnapshotItem{}, errorsmod.Wrap(types.ErrLogic, "cannot restore snapshot at height 0")
+// (ours, or IAVL's: its inner nodes are skipped) into an empty store, in
+// bounded memory (cms.Store's Restore), commits them as version height and
+// loads it. It returns the first item that is not a store or a leaf (an
+// extension's), as rootmulti does. On an error nothing is committed and
+// the store is left empty, ready for a retry.
+func (s *Store) Restore(height uint64, _ uint32, protoReader protoio.Reader) (snapshottypes.SnapshotItem, error) {
+	var item snapshottypes.SnapshotItem
+	err := s.core.Restore(height, protoReader, item.Unmarshal)
+	if err != nil {
+		return snapshottypes.SnapshotItem{}, errorToSDK(err)
 	}
-	if height > math.MaxInt64 {
-		return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "cannot restore snapshot at height %d", height)
-	}
-	if v := s.engine.Version(); v != 0 {
-		return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "cannot restore a snapshot into a store at version %d; it must be empty", v)
-	}
-	if err := s.SetInitialVersion(int64(height)); err != nil {
-		return snapshottypes.SnapshotItem{}, err
-	}
-	if err := s.engine.BeginBulk(); err != nil {
-		return snapshottypes.SnapshotItem{}, err
-	}
-	defer func() {
-		if err != nil {
-			s.engine.Discard()
-		}
-	}()
-	trees := s.treeNames()
-	var current string
-	restored := map[string]int{}
-	iavlNodes := 0
-	var it restoreItem
-loop:
-	for {
-		err := protoReader.ReadMsg(&it)
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return snapshottypes.SnapshotItem{}, errorsmod.Wrap(err, "invalid protobuf message")
-		}
-		switch it.kind {
-		case itemStore:
-			name := string(it.storeName)
-			if !trees[name] {
-				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "cannot import into non-IAVL store %q", name)
-			}
-			if _, dup := restored[name]; dup {
-				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "store %q appears twice in the snapshot", name)
-			}
-			current = name
-			restored[name] = 0
-		case itemIAVL:
-			if current == "" {
-				return snapshottypes.SnapshotItem{}, errorsmod.Wrap(types.ErrLogic, "received IAVL node item before store item")
-			}
-			if it.height > math.MaxInt8 || it.height < 0 {
-				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "node height %v out of range 0..%v", it.height, math.MaxInt8)
-			}
-			if it.height > 0 {
-				iavlNodes++
-				continue // an IAVL inner node
-			}
-			value := it.value
-			if value == nil {
-				value = []byte{}
-			}
-			// The engine refuses a key out of order, as it takes each
-			// store's keys in one sorted run; it copies key and value,
-			// which are the reader's buffer.
-			if err := s.engine.Set(current, it.key, value); err != nil {
-				return snapshottypes.SnapshotItem{}, errorsmod.Wrapf(types.ErrLogic, "store %q: %v", current, err)
-			}
-			restored[current]++
-		default:
-			// An extension's item, or none of the oneof: the generated
-			// type decodes it, to return it as rootmulti does.
-			item = snapshottypes.SnapshotItem{}
-			if it.raw != nil {
-				if err := item.Unmarshal(it.raw); err != nil {
-					return snapshottypes.SnapshotItem{}, errorsmod.Wrap(err, "invalid protobuf message")
-				}
-			}
-			break loop
-		}
-	}
-	if err := s.commitRestored(int64(height)); err != nil {
-		return snapshottypes.SnapshotItem{}, err
-	}
-	s.logger.Info("nomtstore restored a snapshot", "height", height, "stores", len(restored))
-	if iavlNodes > 0 {
-		// Its keys are right, but the app hash the chain recorded for the
-		// height is IAVL's (a height before a switch to nomtstore), which
-		// this store does not make: CometBFT's check after the restore
-		// fails ("appHash verification failed").
-		s.logger.Error("the restored snapshot was taken by a node on IAVL (it carries IAVL's inner nodes): its app hash is nomtstore's, never the IAVL app hash the chain recorded at that height, so state sync will refuse it; state-sync from a node on nomtstore, at a height after the chain's switch",
-			"height", height, "iavl_inner_nodes", iavlNodes)
-	}
-	return item, s.LoadLatestVersion()
-}
-
-func (s *Store) treeNames() map[string]bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names := map[string]bool{}
-	for key := range s.trees {
-		names[key.Name()] = true
-	}
-	return names
-}
-
-// commitRestored commits the bulk load as version height. The app hash it
-// makes is the one the snapshot was taken for, which state sync checks
-// against the chain's: a tree built wrong cannot go unnoticed.
-func (s *Store) commitRestored(height int64) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("nomtstore: committing the restored snapshot: %v", r)
-		}
-	}()
-	if id := s.Commit(); id.Version != height {
-		return fmt.Errorf("nomtstore: the restored snapshot committed as version %d, not %d", id.Version, height)
-	}
-	return nil
+	return item, nil
 }

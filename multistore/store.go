@@ -1,28 +1,26 @@
 package multistore
 
 import (
-	"errors"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"sort"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"cosmossdk.io/log"
 	"cosmossdk.io/store/cachemulti"
-	"cosmossdk.io/store/dbadapter"
 	"cosmossdk.io/store/listenkv"
-	"cosmossdk.io/store/mem"
 	"cosmossdk.io/store/metrics"
 	pruningtypes "cosmossdk.io/store/pruning/types"
 	"cosmossdk.io/store/tracekv"
-	"cosmossdk.io/store/transient"
 	"cosmossdk.io/store/types"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	dbm "github.com/cosmos/cosmos-db"
 
+	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/pruning"
 )
@@ -32,12 +30,10 @@ var (
 	// at a version below the latest (LoadVersion, for an export at a
 	// height): it reads that version only. RollbackToVersion is what moves
 	// the latest version back.
-	ErrPastVersion = errors.New("nomtstore: loaded at a past version, read-only")
+	ErrPastVersion = cms.ErrPastVersion
 	// ErrNotLoaded is the panic of a commit before any version was loaded
 	// (LoadLatestVersion).
-	ErrNotLoaded = errors.New("nomtstore: no version loaded")
-
-	errKeyEmpty = errors.New("key is empty")
+	ErrNotLoaded = cms.ErrNotLoaded
 )
 
 // Options configure a Store.
@@ -58,61 +54,32 @@ type Options struct {
 	Observer Observer
 }
 
-// Observer receives the store's figures, for metrics. Calls come from the
-// committing goroutine, the engine's background page flush and the pruning
-// worker: implementations must be safe for concurrent use, fast, and must
-// not call the store.
-type Observer interface {
-	commitment.Observer
-	// PruneRun reports one run of the pruning worker: the height it pruned
-	// to, how long it took, and its error.
-	PruneRun(to uint64, took time.Duration, err error)
-	// Versions reports, after each Commit, the latest and earliest kept
-	// versions and the pruning worker's state.
-	Versions(latest, earliest uint64, pruning pruning.Stats)
-}
+// Observer receives the store's figures, for metrics (cms.Observer).
+type Observer = cms.Observer
 
-// Store is a CommitMultiStore over the nomtstore engine. IAVL-type stores
-// are engine trees committed together in one sync per Commit; transient,
-// memory and DB stores are the SDK's own.
+// Store is a CommitMultiStore of cosmossdk.io/store v1.1.2 over the
+// nomtstore engine. What it does lives in the SDK-free core (cms.Store),
+// which the store/v2 adapter (module storev2) shares; this type converts
+// the SDK's types and wires the SDK's own packages: transient, memory and
+// DB stores, cache multistores, listeners, tracing, metrics and the
+// inter-block cache.
 //
 // Concurrency: like rootmulti, writes, Commit and loading come from one
 // goroutine (the ABCI connection); CacheMultiStoreWithVersion, Query,
 // GetCommitInfo and LastCommitID may run alongside them.
 type Store struct {
-	dir     string
-	logger  log.Logger
-	engine  *commitment.DB
-	pruner  *pruning.Manager
-	worker  *pruning.Worker
-	metrics metrics.StoreMetrics
-	// observer is Options.Observer, or nil.
-	observer Observer
-	appDB    dbm.DB
-	// ownDB is the LevelDB database opened for DB stores when no AppDB was
-	// given; closed with the Store.
-	ownDB dbm.DB
+	core   *cms.Store
+	logger log.Logger
 	// cacheParent is the (empty) parent store of the cache multistores.
 	cacheParent dbm.DB
+	metrics     atomic.Pointer[metrics.StoreMetrics]
 
-	// mu guards the fields below against the readers listed above.
-	mu             sync.RWMutex
-	loaded         bool
-	lastCommitInfo *types.CommitInfo
-	// pastVersion is non-zero when a past version was loaded (ErrPastVersion).
-	pastVersion  int64
-	storesParams map[types.StoreKey]storeParams
-	stores       map[types.StoreKey]types.CommitKVStore // as served: maybe inter-block cached
-	trees        map[types.StoreKey]*treeStore
-	keysByName   map[string]types.StoreKey
-	removalMap   map[types.StoreKey]bool
-
-	initialVersion  int64
+	// mu guards the fields below. It is never held while calling the
+	// core, which calls back into line (lock order: core, then mu).
+	mu              sync.RWMutex
 	interBlockCache types.MultiStorePersistentCache
-	// onLoad, if set, runs at the start of every load (OnLoad).
-	onLoad       func()
-	listeners    map[types.StoreKey]*types.MemoryListener
-	commitHeader cmtproto.Header
+	listeners       map[types.StoreKey]*types.MemoryListener
+	pruningOpts     pruningtypes.PruningOptions
 
 	// migrated answers for the version of a switch from IAVL, if any.
 	migrated migratedHeight
@@ -127,85 +94,70 @@ var (
 	_ types.Queryable        = (*Store)(nil)
 )
 
-type storeParams struct {
-	key types.StoreKey
-	db  dbm.DB
-	typ types.StoreType
-}
-
 // New opens (or creates) a store in dir. Stores are then mounted and a
 // version loaded, as with rootmulti.NewStore.
 func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	engineOpts := opts.Engine
-	if engineOpts.Logger == nil {
-		engineOpts.Logger = slogFrom(logger)
-	}
-	workerOpts := pruning.WorkerOptions{Logger: engineOpts.Logger}
-	if opts.Observer != nil {
-		if engineOpts.Observer == nil {
-			engineOpts.Observer = opts.Observer
-		}
-		workerOpts.OnRun = opts.Observer.PruneRun
-	}
-	engine, err := commitment.Open(dir, nil, engineOpts)
-	if err != nil {
-		return nil, err
+	s := &Store{
+		logger:      logger,
+		cacheParent: dbm.NewMemDB(),
+		listeners:   map[types.StoreKey]*types.MemoryListener{},
+		pruningOpts: pruningtypes.NewPruningOptions(pruningtypes.PruningNothing),
 	}
 	m := opts.Metrics
 	if m == nil {
 		m = metrics.NewNoOpMetrics()
 	}
-	s := &Store{
-		dir:          dir,
-		logger:       logger,
-		engine:       engine,
-		metrics:      m,
-		observer:     opts.Observer,
-		appDB:        opts.AppDB,
-		cacheParent:  dbm.NewMemDB(),
-		storesParams: map[types.StoreKey]storeParams{},
-		stores:       map[types.StoreKey]types.CommitKVStore{},
-		trees:        map[types.StoreKey]*treeStore{},
-		keysByName:   map[string]types.StoreKey{},
-		removalMap:   map[types.StoreKey]bool{},
-		listeners:    map[types.StoreKey]*types.MemoryListener{},
+	s.metrics.Store(&m)
+	core, err := cms.New(dir, cms.Options{
+		Engine: opts.Engine, Logger: cms.NewSlog(logger.With("module", "nomtstore")), AppDB: opts.AppDB,
+		Observer: opts.Observer, Line: line{owner: s},
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.pruner = pruning.NewManager(engine, engineOpts.Logger)
-	s.worker = pruning.NewWorker(engine, workerOpts)
+	s.core = core
 	return s, nil
 }
 
+func (s *Store) storeMetrics() metrics.StoreMetrics { return *s.metrics.Load() }
+
+func (s *Store) interBlock() types.MultiStorePersistentCache {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.interBlockCache
+}
+
+// Core is the SDK-free store this adapter wraps.
+func (s *Store) Core() *cms.Store { return s.core }
+
 // Engine returns the engine under the store, for tools and the module's
 // queries (read-only use while the store runs).
-func (s *Store) Engine() *commitment.DB { return s.engine }
+func (s *Store) Engine() *commitment.DB { return s.core.Engine() }
 
 // PruningStats reports the background pruning worker.
-func (s *Store) PruningStats() pruning.Stats { return s.worker.Stats() }
+func (s *Store) PruningStats() pruning.Stats { return s.core.PruningStats() }
+
+// Dir is the store's directory (the engine's files: page table, WAL
+// directory, Pebble directory).
+func (s *Store) Dir() string { return s.core.Dir() }
+
+// SnapshotInterval is the state-sync snapshot interval whose heights are
+// held back from pruning.
+func (s *Store) SnapshotInterval() uint64 { return s.core.SnapshotInterval() }
 
 // Close stops pruning and closes the engine (and the DB stores' database
 // if the Store opened it). The store is unusable afterwards.
-func (s *Store) Close() error {
-	s.worker.Close()
-	errs := []error{s.engine.Close()}
-	if s.ownDB != nil {
-		errs = append(errs, s.ownDB.Close())
-	}
-	return errors.Join(errs...)
-}
+func (s *Store) Close() error { return s.core.Close() }
 
 // OnLoad sets a function run at the start of every load of a version
 // (LoadLatestVersion, LoadVersion, and the reloads of a rollback or a
 // state-sync restore), from the loading goroutine, before the store's lock
 // is taken: the module composes its ABCI listener with the app's there,
 // once the app has installed its own.
-func (s *Store) OnLoad(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onLoad = f
-}
+func (s *Store) OnLoad(f func()) { s.core.OnLoad(f) }
 
 // GetStoreType is StoreTypeMulti.
 func (s *Store) GetStoreType() types.StoreType { return types.StoreTypeMulti }
@@ -216,21 +168,20 @@ func (s *Store) MountStoreWithDB(key types.StoreKey, typ types.StoreType, db dbm
 	if key == nil {
 		panic("MountIAVLStore() key cannot be nil")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.storesParams[key]; ok {
-		panic(fmt.Sprintf("store duplicate store key %v", key))
-	}
-	if _, ok := s.keysByName[key.Name()]; ok {
-		panic(fmt.Sprintf("store duplicate store key name %v", key))
-	}
+	var kind cms.Kind
 	switch typ {
-	case types.StoreTypeIAVL, types.StoreTypeDB, types.StoreTypeTransient, types.StoreTypeMemory:
+	case types.StoreTypeIAVL:
+		kind = cms.KindTree
+	case types.StoreTypeDB:
+		kind = cms.KindDB
+	case types.StoreTypeTransient:
+		kind = cms.KindTransient
+	case types.StoreTypeMemory:
+		kind = cms.KindMemory
 	default:
 		panic(fmt.Sprintf("nomtstore: store %s: store type %v is not supported", key.Name(), typ))
 	}
-	s.storesParams[key] = storeParams{key: key, db: db, typ: typ}
-	s.keysByName[key.Name()] = key
+	s.core.Mount(key, kind, db)
 }
 
 // GetCommitStore is GetCommitKVStore.
@@ -241,40 +192,31 @@ func (s *Store) GetCommitStore(key types.StoreKey) types.CommitStore {
 // GetCommitKVStore returns a mounted store, unwrapped from the inter-block
 // cache, or nil.
 func (s *Store) GetCommitKVStore(key types.StoreKey) types.CommitKVStore {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.commitKVStoreLocked(key)
-}
-
-func (s *Store) commitKVStoreLocked(key types.StoreKey) types.CommitKVStore {
-	if s.interBlockCache != nil {
-		if store := s.interBlockCache.Unwrap(key); store != nil {
+	if cache := s.interBlock(); cache != nil {
+		if store := cache.Unwrap(key); store != nil {
 			return store
 		}
 	}
-	store, ok := s.stores[key]
-	if !ok {
-		return nil
-	}
+	store, _ := s.core.Served(key).(types.CommitKVStore)
 	return store
 }
 
 // StoreKeysByName returns the mounted keys by name.
 func (s *Store) StoreKeysByName() map[string]types.StoreKey {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return maps.Clone(s.keysByName)
+	keys := map[string]types.StoreKey{}
+	for name, key := range s.core.KeysByName() {
+		keys[name] = key.(types.StoreKey)
+	}
+	return keys
 }
 
 // GetStoreByName returns a mounted store by name, or nil.
 func (s *Store) GetStoreByName(name string) types.Store {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	key := s.keysByName[name]
-	if key == nil {
+	key, ok := s.core.KeysByName()[name].(types.StoreKey)
+	if !ok {
 		return nil
 	}
-	if store := s.commitKVStoreLocked(key); store != nil {
+	if store := s.GetCommitKVStore(key); store != nil {
 		return store
 	}
 	return nil
@@ -293,14 +235,14 @@ func (s *Store) GetStore(key types.StoreKey) types.Store {
 // GetKVStore returns a mounted store, wrapped for tracing and listening
 // when those are on; it panics for an unknown key, as rootmulti does.
 func (s *Store) GetKVStore(key types.StoreKey) types.KVStore {
-	s.mu.RLock()
-	st := s.stores[key]
-	listener := s.listeners[key]
-	s.mu.RUnlock()
+	st, _ := s.core.Served(key).(types.KVStore)
 	if st == nil {
 		panic(fmt.Sprintf("store does not exist for key: %s", key.Name()))
 	}
-	store := types.KVStore(st)
+	s.mu.RLock()
+	listener := s.listeners[key]
+	s.mu.RUnlock()
+	store := st
 	if s.TracingEnabled() {
 		store = tracekv.NewStore(store, s.traceWriter, s.getTracingContext())
 	}
@@ -384,32 +326,30 @@ func (s *Store) PopStateCache() []*types.StoreKVPair {
 }
 
 // SetMetrics sets where the stores' timings go.
-func (s *Store) SetMetrics(m metrics.StoreMetrics) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.metrics = m
-	for _, t := range s.trees {
-		t.metrics = m
-	}
-}
+func (s *Store) SetMetrics(m metrics.StoreMetrics) { s.metrics.Store(&m) }
 
 // SetPruning sets the SDK pruning options (validated by the caller, as
 // baseapp does at Init).
-func (s *Store) SetPruning(opts pruningtypes.PruningOptions) { s.pruner.SetOptions(opts) }
+func (s *Store) SetPruning(opts pruningtypes.PruningOptions) {
+	s.mu.Lock()
+	s.pruningOpts = opts
+	s.mu.Unlock()
+	s.core.SetPruning(PruningFromSDK(opts))
+}
 
 // GetPruning returns the pruning options in force.
-func (s *Store) GetPruning() pruningtypes.PruningOptions { return s.pruner.Options() }
+func (s *Store) GetPruning() pruningtypes.PruningOptions {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pruningOpts
+}
 
 // SetSnapshotInterval holds back the heights snapshots are taken at from
 // pruning until PruneSnapshotHeight.
-func (s *Store) SetSnapshotInterval(interval uint64) { s.pruner.SetSnapshotInterval(interval) }
+func (s *Store) SetSnapshotInterval(interval uint64) { s.core.SetSnapshotInterval(interval) }
 
 // PruneSnapshotHeight releases a snapshot height for pruning.
-func (s *Store) PruneSnapshotHeight(height int64) {
-	if err := s.pruner.HandleSnapshotHeight(height); err != nil {
-		s.logger.Error("nomtstore: recording a snapshot height for pruning", "height", height, "err", err)
-	}
-}
+func (s *Store) PruneSnapshotHeight(height int64) { s.core.PruneSnapshotHeight(height) }
 
 // SetIAVLCacheSize is accepted and ignored: the engine's page cache is set
 // by the [nomtstore] section of app.toml (page-cache-pages).
@@ -426,11 +366,7 @@ func (s *Store) SetIAVLSyncPruning(bool) {}
 // SetCommitHeader records the header of the block being committed: its
 // time goes into the version's commit info. baseapp calls it only on
 // *rootmulti.Store; the module's baseapp option feeds it instead.
-func (s *Store) SetCommitHeader(h cmtproto.Header) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.commitHeader = h
-}
+func (s *Store) SetCommitHeader(h cmtproto.Header) { s.core.SetCommitTime(h.Time) }
 
 // CacheWrap implements CacheWrapper.
 func (s *Store) CacheWrap() types.CacheWrap {
@@ -444,115 +380,115 @@ func (s *Store) CacheWrapWithTrace(_ io.Writer, _ types.TraceContext) types.Cach
 
 // CacheMultiStore branches the working state.
 func (s *Store) CacheMultiStore() types.CacheMultiStore {
-	return s.branch(func(_ types.StoreKey, store types.CommitKVStore) types.KVStore { return store })
+	return s.branch(func(_ types.StoreKey, store types.KVStore) types.KVStore { return store })
 }
 
 // CacheMultiStoreWithVersion branches a retained version, read-only for
 // the IAVL-type stores; it stays readable while later blocks commit. A
 // pruned or future version is an error, as in rootmulti.
 func (s *Store) CacheMultiStoreWithVersion(version int64) (types.CacheMultiStore, error) {
-	if err := s.checkReadable(version); err != nil {
+	if err := s.core.CheckReadable(version); err != nil {
 		return nil, err
 	}
-	return s.branch(func(key types.StoreKey, store types.CommitKVStore) types.KVStore {
-		if t := s.trees[key]; t != nil {
-			// A store added after version reads as empty at it.
-			return &versionStore{engine: s.engine, name: t.name, version: uint64(version)}
+	return s.branch(func(key types.StoreKey, store types.KVStore) types.KVStore {
+		if t := s.core.TreeAt(key, version); t != nil {
+			return versionStore{tree: t}
 		}
 		return store
 	}), nil
 }
 
 // branch is a cache multistore over each mounted store as storeOf gives
-// it (called under mu), wrapped for the listeners and the tracer.
-func (s *Store) branch(storeOf func(types.StoreKey, types.CommitKVStore) types.KVStore) types.CacheMultiStore {
+// it, wrapped for the listeners and the tracer.
+func (s *Store) branch(storeOf func(types.StoreKey, types.KVStore) types.KVStore) types.CacheMultiStore {
+	served, byName := s.core.AllServed()
 	s.mu.RLock()
-	stores := make(map[types.StoreKey]types.CacheWrapper, len(s.stores))
-	for k, v := range s.stores {
-		store := storeOf(k, v)
-		if l := s.listeners[k]; l != nil {
-			store = listenkv.NewStore(store, k, l)
+	stores := make(map[types.StoreKey]types.CacheWrapper, len(served))
+	for k, v := range served {
+		key := k.(types.StoreKey)
+		store := storeOf(key, v.(types.KVStore))
+		if l := s.listeners[key]; l != nil {
+			store = listenkv.NewStore(store, key, l)
 		}
-		stores[k] = store
+		stores[key] = store
 	}
-	keys := maps.Clone(s.keysByName)
 	s.mu.RUnlock()
+	keys := make(map[string]types.StoreKey, len(byName))
+	for name, key := range byName {
+		keys[name] = key.(types.StoreKey)
+	}
 	s.traceMu.Lock()
 	w := s.traceWriter
 	s.traceMu.Unlock()
 	return cachemulti.NewStore(s.cacheParent, stores, keys, w, s.getTracingContext())
 }
 
-// checkReadable refuses versions the engine does not hold, with the
-// engine's error (errors.Is commitment.ErrVersionPruned / ErrVersionFuture).
-func (s *Store) checkReadable(version int64) error {
-	if version <= 0 {
-		return fmt.Errorf("%w: version %d", commitment.ErrVersionFuture, version)
+// LatestVersion is the last committed version.
+func (s *Store) LatestVersion() int64 { return s.LastCommitID().Version }
+
+// LastCommitID is the version and app hash of the last commit; before the
+// first, version 0 and SHA-256 of nothing, as rootmulti reports.
+func (s *Store) LastCommitID() types.CommitID {
+	id := infoToSDK(s.core.LastCommitInfo()).CommitID()
+	if len(id.Hash) == 0 {
+		empty := sha256.Sum256(nil)
+		id.Hash = empty[:]
 	}
-	_, err := s.engine.RootsAt(uint64(version))
-	return err
+	return id
 }
 
-// dbStoresDB returns the database that holds DB-type stores mounted
-// without their own.
-func (s *Store) dbStoresDB() (dbm.DB, error) {
-	if s.appDB != nil {
-		return s.appDB, nil
-	}
-	if s.ownDB == nil {
-		db, err := dbm.NewGoLevelDB("dbstores", s.dir, nil)
-		if err != nil {
-			return nil, fmt.Errorf("nomtstore: opening the DB stores' database: %w", err)
-		}
-		s.ownDB = db
-	}
-	return s.ownDB, nil
+// WorkingHash computes the app hash the staged writes will commit: every
+// tree's new root, computed in memory (nothing is written). Like
+// rootmulti's, it covers the IAVL-type stores only.
+func (s *Store) WorkingHash() []byte { return infoToSDK(s.core.WorkingInfo()).Hash() }
+
+// Commit makes every store's writes durable as the next version in one
+// engine sync, with the version's commit info (rootmulti's format) in the
+// same atomic batch, then asks the pruning worker for what the pruning
+// options allow. It panics on a failed commit, as rootmulti does: the
+// version does not exist and the node must stop.
+func (s *Store) Commit() types.CommitID {
+	defer s.storeMetrics().MeasureSince("store", "nomtstore", "commit")
+	return infoToSDK(s.core.Commit()).CommitID()
 }
 
-// newSDKStore builds a store of one of the SDK's own types, as rootmulti
-// does (including its key prefixes for DB stores).
-func (s *Store) newSDKStore(p storeParams) (types.CommitKVStore, error) {
-	switch p.typ {
-	case types.StoreTypeDB:
-		var db dbm.DB
-		if p.db != nil {
-			db = dbm.NewPrefixDB(p.db, []byte("s/_/"))
-		} else {
-			parent, err := s.dbStoresDB()
-			if err != nil {
-				return nil, err
-			}
-			db = dbm.NewPrefixDB(parent, []byte("s/k:"+p.key.Name()+"/"))
-		}
-		return commitDBStore{Store: dbadapter.Store{DB: db}}, nil
-	case types.StoreTypeTransient:
-		if _, ok := p.key.(*types.TransientStoreKey); !ok {
-			return nil, fmt.Errorf("invalid StoreKey for StoreTypeTransient: %s", p.key.String())
-		}
-		return transient.NewStore(), nil
-	case types.StoreTypeMemory:
-		if _, ok := p.key.(*types.MemoryStoreKey); !ok {
-			return nil, fmt.Errorf("unexpected key type for a MemoryStoreKey; got: %s", p.key.String())
-		}
-		return mem.NewStore(), nil
+// GetCommitInfo returns the commit info of a retained version, as
+// rootmulti stores it.
+func (s *Store) GetCommitInfo(ver int64) (*types.CommitInfo, error) {
+	info, err := s.core.GetCommitInfo(ver)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("nomtstore: store %s: unsupported store type %v", p.key.Name(), p.typ)
+	return infoToSDK(*info), nil
 }
 
-// dbStoreHash is the hash rootmulti reports for DB-type stores, which have
-// no commitment.
-var dbStoreHash = []byte("FAKE_HASH")
+// SetInitialVersion makes the first commit's version v (InitChain with an
+// initial height). It fails once a version exists.
+func (s *Store) SetInitialVersion(version int64) error { return s.core.SetInitialVersion(version) }
 
-// commitDBStore is a DB-type store, committed as rootmulti commits them:
-// writes go straight to the database, and the commit ID is a constant.
-type commitDBStore struct{ dbadapter.Store }
+// RollbackToVersion makes target the latest version (the node's rollback
+// command): every later version is undone in the engine, durably, and the
+// stores are reloaded at target. A pruned target is refused.
+func (s *Store) RollbackToVersion(target int64) error { return s.core.RollbackToVersion(target) }
 
-func (commitDBStore) Commit() types.CommitID { return types.CommitID{Version: -1, Hash: dbStoreHash} }
-func (commitDBStore) LastCommitID() types.CommitID {
-	return types.CommitID{Version: -1, Hash: dbStoreHash}
+// LoadLatestVersion loads the latest version.
+func (s *Store) LoadLatestVersion() error { return s.core.LoadVersion(s.core.LatestVersion(), nil) }
+
+// LoadLatestVersionAndUpgrade loads the latest version and applies the
+// store upgrades (added, renamed, deleted) as writes of the next commit.
+// rootmulti keeps a deleted store's data forever; here the deletion
+// commits with the upgrade, so pruning reclaims the space.
+func (s *Store) LoadLatestVersionAndUpgrade(upgrades *types.StoreUpgrades) error {
+	return s.core.LoadVersion(s.core.LatestVersion(), upgradesFromSDK(upgrades))
 }
-func (commitDBStore) WorkingHash() []byte                    { return dbStoreHash }
-func (commitDBStore) SetPruning(pruningtypes.PruningOptions) {}
-func (commitDBStore) GetPruning() pruningtypes.PruningOptions {
-	return pruningtypes.NewPruningOptions(pruningtypes.PruningUndefined)
+
+// LoadVersion loads a version. Below the latest, the store reads that
+// version and refuses writes (ErrPastVersion): that is what loading a
+// height for an export needs; RollbackToVersion is what moves the latest.
+func (s *Store) LoadVersion(ver int64) error { return s.core.LoadVersion(ver, nil) }
+
+// LoadVersionAndUpgrade is LoadVersion with upgrades, which apply only at
+// the latest version.
+func (s *Store) LoadVersionAndUpgrade(ver int64, upgrades *types.StoreUpgrades) error {
+	return s.core.LoadVersion(ver, upgradesFromSDK(upgrades))
 }

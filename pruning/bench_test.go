@@ -67,7 +67,7 @@ func benchCommitWhilePruning(b *testing.B, opts types.PruningOptions, keys, writ
 		}
 	}
 	m := NewManager(db, nil)
-	m.SetOptions(opts)
+	m.SetOptions(fromSDK(opts))
 	w := NewWorker(db, WorkerOptions{})
 	defer w.Close()
 	pruned := db.Stats().PrunedVersions

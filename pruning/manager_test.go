@@ -52,7 +52,7 @@ func TestPresets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewManager(newMemMeta(), nil)
-			m.SetOptions(tc.opts)
+			m.SetOptions(fromSDK(tc.opts))
 			if got := m.PruneHeight(tc.height); got != tc.want {
 				t.Fatalf("PruneHeight(%d) = %d, want %d", tc.height, got, tc.want)
 			}
@@ -66,7 +66,7 @@ func TestPresets(t *testing.T) {
 func TestSnapshotHeightsHoldPruningBack(t *testing.T) {
 	meta := newMemMeta()
 	m := NewManager(meta, nil)
-	m.SetOptions(types.NewPruningOptions(types.PruningEverything))
+	m.SetOptions(fromSDK(types.NewPruningOptions(types.PruningEverything)))
 	m.SetSnapshotInterval(50)
 	if got := m.PruneHeight(120); got != 49 {
 		t.Fatalf("before any snapshot: %d, want 49", got)
@@ -80,7 +80,7 @@ func TestSnapshotHeightsHoldPruningBack(t *testing.T) {
 		t.Fatalf("with 50 and 150 done: %d, want 99", got)
 	}
 	restarted := NewManager(meta, nil)
-	restarted.SetOptions(types.NewPruningOptions(types.PruningEverything))
+	restarted.SetOptions(fromSDK(types.NewPruningOptions(types.PruningEverything)))
 	restarted.SetSnapshotInterval(50)
 	if err := restarted.LoadSnapshotHeights(); err != nil {
 		t.Fatal(err)
@@ -102,6 +102,47 @@ func TestSnapshotHeightsHoldPruningBack(t *testing.T) {
 	meta.records[snapshotHeightsRecord] = []byte{1, 2, 3}
 	if err := restarted.LoadSnapshotHeights(); err == nil {
 		t.Fatal("a damaged record was loaded")
+	}
+}
+
+// TestAnnouncedSnapshotsHoldPruningBack: a snapshot store/v2 announced
+// keeps pruning below its height until it is done, whatever the completed
+// snapshots allow; "nothing" ignores announcements.
+func TestAnnouncedSnapshotsHoldPruningBack(t *testing.T) {
+	m := NewManager(newMemMeta(), nil)
+	m.SetOptions(fromSDK(types.NewPruningOptions(types.PruningEverything)))
+	m.SetSnapshotInterval(50)
+	for _, h := range []int64{50, 100} {
+		if err := m.HandleSnapshotHeight(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.PruneHeight(140); got != 137 {
+		t.Fatalf("no snapshot in flight: %d, want 137", got)
+	}
+	m.AnnounceSnapshotHeight(120)
+	m.AnnounceSnapshotHeight(120) // announced twice, done once
+	if got := m.PruneHeight(140); got != 119 {
+		t.Fatalf("snapshot of 120 in flight: %d, want 119", got)
+	}
+	if err := m.HandleSnapshotHeight(120); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.PruneHeight(140); got != 137 {
+		t.Fatalf("snapshot of 120 done: %d, want 137", got)
+	}
+	m.AnnounceSnapshotHeight(0)
+	m.AnnounceSnapshotHeight(-5)
+	if got := m.PruneHeight(140); got != 137 {
+		t.Fatalf("announcing heights <= 0 moved pruning to %d", got)
+	}
+
+	nothing := NewManager(newMemMeta(), nil)
+	nothing.SetSnapshotInterval(50)
+	nothing.AnnounceSnapshotHeight(120)
+	nothing.SetOptions(fromSDK(types.NewPruningOptions(types.PruningEverything)))
+	if got := nothing.PruneHeight(140); got != 49 {
+		t.Fatalf("an announcement under \"nothing\" was kept: %d, want 49", got)
 	}
 }
 
@@ -127,7 +168,7 @@ func TestManagerMatchesSDK(t *testing.T) {
 			start := func() (*Manager, *sdkpruning.Manager) {
 				ours := NewManager(meta, nil)
 				sdk := sdkpruning.NewManager(sdkDB, log.NewNopLogger())
-				ours.SetOptions(opts)
+				ours.SetOptions(fromSDK(opts))
 				sdk.SetOptions(opts)
 				ours.SetSnapshotInterval(interval)
 				sdk.SetSnapshotInterval(interval)

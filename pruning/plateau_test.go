@@ -62,7 +62,7 @@ func TestDiskPlateau(t *testing.T) {
 			}
 			defer func() { _ = db.Close() }()
 			m := NewManager(db, nil)
-			m.SetOptions(opts)
+			m.SetOptions(fromSDK(opts))
 			w := NewWorker(db, WorkerOptions{})
 			defer w.Close()
 			rng := rand.New(rand.NewPCG(1, opts.KeepRecent))

@@ -103,7 +103,7 @@ func TestWorkerPrunesEngine(t *testing.T) {
 	}
 	defer func() { _ = db.Close() }()
 	m := NewManager(db, nil)
-	m.SetOptions(types.NewPruningOptions(types.PruningEverything))
+	m.SetOptions(fromSDK(types.NewPruningOptions(types.PruningEverything)))
 	if err := m.LoadSnapshotHeights(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,40 +1,29 @@
-package multistore
+package cms
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sort"
-
-	"cosmossdk.io/store/types"
 
 	"github.com/nomtstore/nomtstore/commitment"
 )
 
-// LatestVersion is the last committed version.
-func (s *Store) LatestVersion() int64 { return s.LastCommitID().Version }
-
-// LastCommitID is the version and app hash of the last commit; before the
-// first, version 0 and SHA-256 of nothing, as rootmulti reports.
-func (s *Store) LastCommitID() types.CommitID {
+// LastCommitInfo is the commit info of the last commit; before the first,
+// an empty one at the engine's version.
+func (s *Store) LastCommitInfo() CommitInfo {
 	s.mu.RLock()
 	info := s.lastCommitInfo
 	s.mu.RUnlock()
 	if info == nil {
-		info = &types.CommitInfo{Version: int64(s.engine.Version())}
+		return CommitInfo{Version: int64(s.engine.Version())}
 	}
-	id := info.CommitID()
-	if len(id.Hash) == 0 {
-		empty := sha256.Sum256(nil)
-		id.Hash = empty[:]
-	}
-	return id
+	return *info
 }
 
-// WorkingHash computes the app hash the staged writes will commit: every
-// tree's new root, computed in memory (nothing is written). Like
-// rootmulti's, it covers the IAVL-type stores only.
-func (s *Store) WorkingHash() []byte {
+// WorkingInfo is the commit info the staged writes will commit, without
+// versions or time (what the working hash is of): every tree's new root,
+// computed in memory (nothing is written). Like rootmulti's working hash,
+// it covers the trees only.
+func (s *Store) WorkingInfo() CommitInfo {
 	s.refuseIfPast()
 	roots, err := s.engine.WorkingRoots()
 	if err != nil {
@@ -42,20 +31,16 @@ func (s *Store) WorkingHash() []byte {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	infos := make([]types.StoreInfo, 0, len(s.trees))
+	infos := make([]StoreInfo, 0, len(s.trees))
 	for key, t := range s.trees {
 		if s.removalMap[key] {
 			continue
 		}
 		root := roots[t.name]
-		infos = append(infos, types.StoreInfo{Name: key.Name(), CommitId: types.CommitID{Hash: root[:]}})
+		infos = append(infos, StoreInfo{Name: key.Name(), CommitID: CommitID{Hash: root[:]}})
 	}
 	sortInfos(infos)
-	return types.CommitInfo{StoreInfos: infos}.Hash()
-}
-
-func sortInfos(infos []types.StoreInfo) {
-	sort.SliceStable(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
+	return CommitInfo{Stores: infos}
 }
 
 func (s *Store) refuseIfPast() {
@@ -75,8 +60,7 @@ func (s *Store) refuseIfPast() {
 // same atomic batch, then asks the pruning worker for what the pruning
 // options allow. It panics on a failed commit, as rootmulti does: the
 // version does not exist and the node must stop.
-func (s *Store) Commit() types.CommitID {
-	defer s.metrics.MeasureSince("store", "nomtstore", "commit")
+func (s *Store) Commit() CommitInfo {
 	s.refuseIfPast()
 	roots, err := s.engine.WorkingRoots()
 	if err != nil {
@@ -84,7 +68,10 @@ func (s *Store) Commit() types.CommitID {
 	}
 
 	s.mu.Lock()
-	prev := s.lastCommitInfo.GetVersion()
+	var prev int64
+	if s.lastCommitInfo != nil {
+		prev = s.lastCommitInfo.Version
+	}
 	// Checked before anything commits (the engine, or a transient store
 	// emptied): after the engine's commit the version is durable, with a
 	// commit info naming the wrong height.
@@ -96,32 +83,27 @@ func (s *Store) Commit() types.CommitID {
 	if prev == 0 && s.initialVersion > 1 {
 		version = s.initialVersion
 	}
-	if s.commitHeader.Height != 0 && s.commitHeader.Height != version {
-		s.logger.Debug("commit header and version mismatch", "header_height", s.commitHeader.Height, "version", version)
-	}
-	info := &types.CommitInfo{Version: version, Timestamp: s.commitHeader.Time}
+	info := &CommitInfo{Version: version, Timestamp: s.commitTime}
 	for key, store := range s.stores {
 		if s.removalMap[key] {
 			continue
 		}
-		switch typ := store.GetStoreType(); {
-		case s.trees[key] != nil:
+		if s.trees[key] != nil {
 			root := roots[key.Name()]
-			info.StoreInfos = append(info.StoreInfos, types.StoreInfo{
-				Name: key.Name(), CommitId: types.CommitID{Version: version, Hash: root[:]},
+			info.Stores = append(info.Stores, StoreInfo{
+				Name: key.Name(), CommitID: CommitID{Version: version, Hash: root[:]},
 			})
-		case typ == types.StoreTypeTransient || typ == types.StoreTypeMemory:
-			// Not in the commit info, but committed as rootmulti does: a
-			// transient store's Commit empties it for the next block
-			// (a memory store's does nothing). Without it transient
-			// stores kept every block's writes.
-			store.Commit()
-		default:
-			info.StoreInfos = append(info.StoreInfos, types.StoreInfo{Name: key.Name(), CommitId: store.Commit()})
+			continue
+		}
+		// Committed as rootmulti does: a transient store's Commit empties
+		// it for the next block (a memory store's does nothing); a DB
+		// store's ID goes into the commit info.
+		if id, inInfo := s.line.CommitSDKStore(store); inInfo {
+			info.Stores = append(info.Stores, StoreInfo{Name: key.Name(), CommitID: id})
 		}
 	}
-	sortInfos(info.StoreInfos)
-	record, err := info.Marshal()
+	sortInfos(info.Stores)
+	record, err := s.line.EncodeCommitInfo(*info)
 	if err != nil {
 		s.mu.Unlock()
 		panic(fmt.Errorf("nomtstore: encoding the commit info: %w", err))
@@ -131,8 +113,8 @@ func (s *Store) Commit() types.CommitID {
 
 	// The engine's commit (its WAL and Pebble syncs) runs without s.mu:
 	// queries and reads take s.mu to find their store, and the engine
-	// answers them alongside a commit. Only baseapp's goroutine commits
-	// or mounts, so nothing changes s.stores meanwhile.
+	// answers them alongside a commit. Only the ABCI goroutine commits or
+	// mounts, so nothing changes s.stores meanwhile.
 	res, err := s.engine.Commit()
 	if err != nil {
 		panic(fmt.Errorf("nomtstore: commit of version %d: %w", version, err))
@@ -144,17 +126,17 @@ func (s *Store) Commit() types.CommitID {
 	s.mu.Lock()
 	for key, t := range s.trees {
 		root := roots[key.Name()]
-		t.committed(types.CommitID{Version: version, Hash: root[:]})
+		t.committed(CommitID{Version: version, Hash: root[:]})
 	}
 	for key := range s.removalMap {
 		delete(s.stores, key)
 		delete(s.trees, key)
-		delete(s.storesParams, key)
+		delete(s.mounts, key)
 		if s.keysByName[key.Name()] == key {
 			delete(s.keysByName, key.Name())
 		}
 	}
-	s.removalMap = map[types.StoreKey]bool{}
+	s.removalMap = map[StoreKey]bool{}
 	s.lastCommitInfo = info
 	s.mu.Unlock()
 
@@ -164,12 +146,12 @@ func (s *Store) Commit() types.CommitID {
 	if s.observer != nil {
 		s.observer.Versions(res.Version, s.engine.EarliestVersion(), s.worker.Stats())
 	}
-	return info.CommitID()
+	return *info
 }
 
 // GetCommitInfo returns the commit info of a retained version, as
 // rootmulti stores it.
-func (s *Store) GetCommitInfo(ver int64) (*types.CommitInfo, error) {
+func (s *Store) GetCommitInfo(ver int64) (*CommitInfo, error) {
 	if ver <= 0 {
 		return nil, errors.New("no commit info found")
 	}
@@ -180,11 +162,11 @@ func (s *Store) GetCommitInfo(ver int64) (*types.CommitInfo, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("%w: version %d has no commit info", commitment.ErrCorrupt, ver)
 	}
-	info := &types.CommitInfo{}
-	if err := info.Unmarshal(raw); err != nil {
+	info, err := s.line.DecodeCommitInfo(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: the commit info of version %d: %w", commitment.ErrCorrupt, ver, err)
 	}
-	return info, nil
+	return &info, nil
 }
 
 // SetInitialVersion makes the first commit's version v (InitChain with an
@@ -223,5 +205,8 @@ func (s *Store) RollbackToVersion(target int64) error {
 	if err := s.engine.Rollback(uint64(target)); err != nil {
 		return err
 	}
-	return s.LoadLatestVersion()
+	return s.LoadVersion(int64(s.engine.Version()), nil)
 }
+
+// LatestVersion is the engine's latest version.
+func (s *Store) LatestVersion() int64 { return int64(s.engine.Version()) }

@@ -1,20 +1,27 @@
-package multistore
+package cms
 
 import (
 	"context"
 	"log/slog"
-
-	"cosmossdk.io/log"
 )
 
-// slogFrom adapts the SDK logger to the engine's slog logger, so the
+// LeveledLogger is the logging both SDK lines' loggers (cosmossdk.io/log
+// and cosmossdk.io/log/v2) offer.
+type LeveledLogger interface {
+	Debug(msg string, keyVals ...any)
+	Info(msg string, keyVals ...any)
+	Warn(msg string, keyVals ...any)
+	Error(msg string, keyVals ...any)
+}
+
+// NewSlog adapts an SDK logger to the engine's slog logger, so the
 // engine's messages land in the node's log with its format and level.
-func slogFrom(l log.Logger) *slog.Logger {
-	return slog.New(&sdkHandler{logger: l.With("module", "nomtstore")})
+func NewSlog(l LeveledLogger) *slog.Logger {
+	return slog.New(&sdkHandler{logger: l})
 }
 
 type sdkHandler struct {
-	logger log.Logger
+	logger LeveledLogger
 	attrs  []any
 }
 

@@ -1,0 +1,101 @@
+package multistore
+
+import (
+	"github.com/cosmos/cosmos-sdk/store/v2/cachekv"
+	pruningtypes "github.com/cosmos/cosmos-sdk/store/v2/pruning/types"
+	"github.com/cosmos/cosmos-sdk/store/v2/types"
+
+	"github.com/nomtstore/nomtstore/cms"
+)
+
+// treeStore is an engine tree as store/v2 sees it: cms.Tree (the working
+// state) with the SDK's key checks and cache wrapping.
+type treeStore struct{ tree *cms.Tree }
+
+var (
+	_ types.CommitKVStore = (*treeStore)(nil)
+	_ types.Queryable     = (*treeStore)(nil)
+)
+
+func (s *treeStore) GetStoreType() types.StoreType { return types.StoreTypeIAVL }
+
+func (s *treeStore) CacheWrap() types.CacheWrap { return cachekv.NewStore(s) }
+
+func (s *treeStore) Get(key []byte) []byte {
+	types.AssertValidKey(key)
+	return s.tree.Get(key)
+}
+
+func (s *treeStore) Has(key []byte) bool {
+	types.AssertValidKey(key)
+	return s.tree.Get(key) != nil
+}
+
+func (s *treeStore) Set(key, value []byte) {
+	types.AssertValidKey(key)
+	types.AssertValidValue(value)
+	s.tree.Set(key, value)
+}
+
+func (s *treeStore) Delete(key []byte) {
+	types.AssertValidKey(key)
+	s.tree.Delete(key)
+}
+
+func (s *treeStore) Iterator(start, end []byte) types.Iterator { return s.tree.Iterator(start, end) }
+
+func (s *treeStore) ReverseIterator(start, end []byte) types.Iterator {
+	return s.tree.ReverseIterator(start, end)
+}
+
+// Commit is refused: the stores of a multistore commit together, in one
+// sync, through the multistore's Commit.
+func (s *treeStore) Commit() types.CommitID { panic(s.tree.CommitAlone()) }
+
+func (s *treeStore) LastCommitID() types.CommitID { return commitIDToSDK(s.tree.LastCommitID()) }
+
+// WorkingHash is the root this store will have at the next commit.
+func (s *treeStore) WorkingHash() []byte { return s.tree.WorkingHash() }
+
+// SetPruning is a no-op: pruning is the multistore's (SetPruning there).
+func (s *treeStore) SetPruning(pruningtypes.PruningOptions) {}
+
+// GetPruning reports no options of its own, like the SDK's DB stores.
+func (s *treeStore) GetPruning() pruningtypes.PruningOptions {
+	return pruningtypes.NewPruningOptions(pruningtypes.PruningUndefined)
+}
+
+// Query answers the multistore's /store/<name>/... queries for this store.
+func (s *treeStore) Query(req *types.RequestQuery) (*types.ResponseQuery, error) {
+	res, err := s.tree.Query(requestFromSDK(req))
+	return responseToSDK(res), errorToSDK(err)
+}
+
+// versionStore is one tree at a retained version, read-only: the store
+// behind CacheMultiStoreWithVersion.
+type versionStore struct{ tree *cms.VersionTree }
+
+var _ types.KVStore = versionStore{}
+
+func (s versionStore) GetStoreType() types.StoreType { return types.StoreTypeIAVL }
+
+func (s versionStore) CacheWrap() types.CacheWrap { return cachekv.NewStore(s) }
+
+func (s versionStore) Get(key []byte) []byte {
+	types.AssertValidKey(key)
+	return s.tree.Get(key)
+}
+
+func (s versionStore) Has(key []byte) bool { return s.Get(key) != nil }
+
+func (s versionStore) Set(_, _ []byte) { panic(s.tree.ReadOnly()) }
+
+func (s versionStore) Delete(_ []byte) { panic(s.tree.ReadOnly()) }
+
+func (s versionStore) Iterator(start, end []byte) types.Iterator {
+	return s.tree.Iterator(start, end)
+}
+
+func (s versionStore) ReverseIterator(start, end []byte) types.Iterator {
+	return s.tree.ReverseIterator(start, end)
+}
