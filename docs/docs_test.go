@@ -172,13 +172,13 @@ func TestOperatorsGuideCoversConfig(t *testing.T) {
 	}
 }
 
-// metricNames are the metrics module.TelemetryObserver documents.
+// metricNames are the metrics cms.MetricsObserver documents.
 func metricNames(t *testing.T) []string {
 	t.Helper()
-	src := read(t, filepath.Join(repoRoot, "module", "metrics.go"))
-	doc, _, found := strings.Cut(src, "type TelemetryObserver")
+	src := read(t, filepath.Join(repoRoot, "cms", "metrics.go"))
+	doc, _, found := strings.Cut(src, "type MetricsObserver")
 	if !found {
-		t.Fatal("module/metrics.go has no TelemetryObserver: update this test")
+		t.Fatal("cms/metrics.go has no MetricsObserver: update this test")
 	}
 	names := regexp.MustCompile(`nomtstore_[a-z_]+`).FindAllString(doc, -1)
 	slices.Sort(names)
@@ -191,11 +191,11 @@ func TestOperatorsGuideCoversMetrics(t *testing.T) {
 	guide := read(t, "operators.md")
 	names := metricNames(t)
 	if len(names) < 20 {
-		t.Fatalf("found only %d metric names in module/metrics.go: %v", len(names), names)
+		t.Fatalf("found only %d metric names in cms/metrics.go: %v", len(names), names)
 	}
 	for _, name := range names {
 		if !strings.Contains(guide, "| `"+name+"` |") {
-			t.Errorf("metric %s (module/metrics.go) has no row in operators.md's metrics table", name)
+			t.Errorf("metric %s (cms/metrics.go) has no row in operators.md's metrics table", name)
 		}
 	}
 

@@ -1,16 +1,23 @@
-package module
+package cms
 
 import (
 	"time"
 
-	"github.com/cosmos/cosmos-sdk/telemetry"
-
 	"github.com/nomtstore/nomtstore/commitment"
-	"github.com/nomtstore/nomtstore/multistore"
 	"github.com/nomtstore/nomtstore/pruning"
 )
 
-// TelemetryObserver sends the store's figures to the SDK's telemetry (the
+// MetricsSink is the SDK's telemetry package as the observer uses it
+// (github.com/cosmos/cosmos-sdk/telemetry: the same functions in both SDK
+// lines), which each line's module passes in.
+type MetricsSink interface {
+	Enabled() bool
+	IncrCounter(val float32, keys ...string)
+	SetGauge(val float32, keys ...string)
+	MeasureSince(start time.Time, keys ...string)
+}
+
+// MetricsObserver sends the store's figures to the SDK's telemetry (the
 // go-metrics global sink, exported to Prometheus when app.toml enables
 // telemetry with a prometheus-retention-time). With telemetry disabled each
 // call returns at once. Names, as Prometheus shows them (keys joined by
@@ -51,69 +58,73 @@ import (
 //
 //	nomtstore_pruning_runs, nomtstore_pruning_failures (counters)
 //	nomtstore_pruning_run_ms (timer)
-type TelemetryObserver struct{}
+type MetricsObserver struct{ Sink MetricsSink }
 
-var _ multistore.Observer = TelemetryObserver{}
+var _ Observer = MetricsObserver{}
 
 const metricPrefix = "nomtstore"
 
 // CommitPhase implements commitment.Observer.
-func (TelemetryObserver) CommitPhase(phase string, d time.Duration) {
-	measure(d, "commit", phase+"_ms")
+func (o MetricsObserver) CommitPhase(phase string, d time.Duration) {
+	o.measure(d, "commit", phase+"_ms")
 }
 
 // Committed implements commitment.Observer.
-func (TelemetryObserver) Committed(st commitment.CommitStats) {
-	if !telemetry.IsTelemetryEnabled() {
+func (o MetricsObserver) Committed(st commitment.CommitStats) {
+	if !o.Sink.Enabled() {
 		return
 	}
-	measure(st.Duration, "commit", "total_ms")
-	gauge(float32(st.Keys), "commit", "keys")
-	gauge(float32(st.Pages), "commit", "pages")
-	gauge(float32(st.WALBytes), "commit", "wal_bytes")
-	telemetry.IncrCounter(1, metricPrefix, "commits")
-	telemetry.IncrCounter(float32(st.Pages), metricPrefix, "pages_written")
-	telemetry.IncrCounter(float32(st.WALBytes), metricPrefix, "wal_bytes_written")
-	gauge(float32(st.Table.LoadFactor), "table", "load_factor")
-	gauge(float32(st.Table.Full), "table", "pages")
-	gauge(float32(st.Table.Buckets), "table", "buckets")
-	gauge(float32(st.Dirty), "table", "dirty_pages")
-	gauge(float32(st.Table.MeanProbe), "table", "mean_probe")
-	gauge(float32(st.Table.LongestProbe), "table", "longest_probe")
+	o.measure(st.Duration, "commit", "total_ms")
+	o.gauge(float32(st.Keys), "commit", "keys")
+	o.gauge(float32(st.Pages), "commit", "pages")
+	o.gauge(float32(st.WALBytes), "commit", "wal_bytes")
+	o.count(1, "commits")
+	o.count(float32(st.Pages), "pages_written")
+	o.count(float32(st.WALBytes), "wal_bytes_written")
+	o.gauge(float32(st.Table.LoadFactor), "table", "load_factor")
+	o.gauge(float32(st.Table.Full), "table", "pages")
+	o.gauge(float32(st.Table.Buckets), "table", "buckets")
+	o.gauge(float32(st.Dirty), "table", "dirty_pages")
+	o.gauge(float32(st.Table.MeanProbe), "table", "mean_probe")
+	o.gauge(float32(st.Table.LongestProbe), "table", "longest_probe")
 }
 
-// PruneRun implements multistore.Observer.
-func (TelemetryObserver) PruneRun(_ uint64, took time.Duration, err error) {
-	if !telemetry.IsTelemetryEnabled() {
+// PruneRun implements Observer.
+func (o MetricsObserver) PruneRun(_ uint64, took time.Duration, err error) {
+	if !o.Sink.Enabled() {
 		return
 	}
-	measure(took, "pruning", "run_ms")
-	telemetry.IncrCounter(1, metricPrefix, "pruning", "runs")
+	o.measure(took, "pruning", "run_ms")
+	o.count(1, "pruning", "runs")
 	if err != nil {
-		telemetry.IncrCounter(1, metricPrefix, "pruning", "failures")
+		o.count(1, "pruning", "failures")
 	}
 }
 
-// Versions implements multistore.Observer.
-func (TelemetryObserver) Versions(latest, earliest uint64, st pruning.Stats) {
-	if !telemetry.IsTelemetryEnabled() {
+// Versions implements Observer.
+func (o MetricsObserver) Versions(latest, earliest uint64, st pruning.Stats) {
+	if !o.Sink.Enabled() {
 		return
 	}
 	retained := uint64(0)
 	if earliest > 0 && latest >= earliest {
 		retained = latest - earliest + 1
 	}
-	gauge(float32(retained), "versions", "retained")
-	gauge(float32(st.Pending), "pruning", "lag")
-	gauge(float32(st.ConsecutiveFailures), "pruning", "consecutive_failures")
+	o.gauge(float32(retained), "versions", "retained")
+	o.gauge(float32(st.Pending), "pruning", "lag")
+	o.gauge(float32(st.ConsecutiveFailures), "pruning", "consecutive_failures")
 }
 
-func measure(d time.Duration, keys ...string) {
-	if telemetry.IsTelemetryEnabled() {
-		telemetry.MeasureSince(time.Now().Add(-d), append([]string{metricPrefix}, keys...)...)
+func (o MetricsObserver) measure(d time.Duration, keys ...string) {
+	if o.Sink.Enabled() {
+		o.Sink.MeasureSince(time.Now().Add(-d), append([]string{metricPrefix}, keys...)...)
 	}
 }
 
-func gauge(v float32, keys ...string) {
-	telemetry.SetGauge(v, append([]string{metricPrefix}, keys...)...)
+func (o MetricsObserver) gauge(v float32, keys ...string) {
+	o.Sink.SetGauge(v, append([]string{metricPrefix}, keys...)...)
+}
+
+func (o MetricsObserver) count(v float32, keys ...string) {
+	o.Sink.IncrCounter(v, append([]string{metricPrefix}, keys...)...)
 }
