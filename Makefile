@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 
 BUF_VERSION := 1.50.0
 
-.PHONY: proto all build test test-long docs-check unit race crossline fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-small bench-large crash-long fuzz clean
+.PHONY: proto all build test test-long docs-check unit race crossline demo-v054 fuzz-smoke bench-smoke fmt-check vet lint demo bench bench-small bench-large crash-long fuzz clean
 
 all: build
 
@@ -79,6 +79,10 @@ lint: $(GOLANGCI_LINT)
 # is scripts/trie-demo.sh.
 demo:
 	bash scripts/demo.sh
+
+# The same demo on the SDK v0.54 node (storev2/cmd/nomtsimd).
+demo-v054:
+	DEMO_LINE=v0.54 bash scripts/demo.sh
 
 # docs/benchmarks.md's workloads against nomtstore, IAVL v1 and memiavl,
 # each store kind in its own process: a markdown table with ratios, JSON

@@ -10,40 +10,56 @@ import (
 	"strconv"
 	"syscall"
 
-	pruningtypes "cosmossdk.io/store/pruning/types"
-	storetypes "cosmossdk.io/store/types"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/commitment"
-	"github.com/nomtstore/nomtstore/multistore"
 	nomtstorev1 "github.com/nomtstore/nomtstore/proto/nomtstore/v1"
 )
 
+// Store is what the query server reads: either SDK line's multistore.
+type Store interface {
+	// Core is the SDK-free store under the line's adapter.
+	Core() *cms.Store
+	// PruningSettings are the SDK pruning options in force.
+	PruningSettings() Pruning
+	// AppHash is the app hash of a commit info (the SDK's hash of it).
+	AppHash(info cms.CommitInfo) []byte
+}
+
+// Pruning are the SDK pruning options, as app.toml names the strategy
+// ("default", "everything", "nothing", "custom").
+type Pruning struct {
+	Strategy             string
+	KeepRecent, Interval uint64
+}
+
 // QueryServer answers nomtstore.v1.Query from a store.
 type QueryServer struct {
-	store *multistore.Store
+	store Store
 }
 
 var _ nomtstorev1.QueryServer = QueryServer{}
 
 // NewQueryServer returns the query server over store.
-func NewQueryServer(store *multistore.Store) QueryServer { return QueryServer{store: store} }
+func NewQueryServer(store Store) QueryServer { return QueryServer{store: store} }
 
 // Status reports versions, pruning, the page table, disk use and the WAL.
 func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*nomtstorev1.QueryStatusResponse, error) {
-	engine := q.store.Engine()
+	core := q.store.Core()
+	engine := core.Engine()
 	st := engine.Stats()
-	opts := q.store.GetPruning()
-	ps := q.store.PruningStats()
+	opts := q.store.PruningSettings()
+	ps := core.PruningStats()
 	res := &nomtstorev1.QueryStatusResponse{
 		LatestVersion:   st.Version,
 		EarliestVersion: st.EarliestVersion,
 		Pruning: nomtstorev1.PruningOptions{
-			Strategy:         strategyName(opts.Strategy),
+			Strategy:         opts.Strategy,
 			KeepRecent:       opts.KeepRecent,
 			Interval:         opts.Interval,
-			SnapshotInterval: q.store.SnapshotInterval(),
+			SnapshotInterval: core.SnapshotInterval(),
 		},
 		LastPruning: nomtstorev1.PruningState{
 			RequestedTo:         ps.Requested,
@@ -77,26 +93,12 @@ func (q QueryServer) Status(context.Context, *nomtstorev1.QueryStatusRequest) (*
 	if ps.LastError != nil {
 		res.LastPruning.LastError = ps.LastError.Error()
 	}
-	disk, err := DiskUsage(q.store.Dir())
+	disk, err := DiskUsage(core.Dir())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	res.Disk = disk
 	return res, nil
-}
-
-func strategyName(s pruningtypes.PruningStrategy) string {
-	switch s {
-	case pruningtypes.PruningDefault:
-		return pruningtypes.PruningOptionDefault
-	case pruningtypes.PruningEverything:
-		return pruningtypes.PruningOptionEverything
-	case pruningtypes.PruningNothing:
-		return pruningtypes.PruningOptionNothing
-	case pruningtypes.PruningCustom:
-		return pruningtypes.PruningOptionCustom
-	}
-	return "undefined"
 }
 
 // DiskUsage is the allocated size of each part of the store in dir (the
@@ -160,24 +162,24 @@ func (q QueryServer) resolveHeight(height int64) (int64, error) {
 		return 0, status.Errorf(codes.InvalidArgument, "height %d is negative", height)
 	}
 	if height == 0 {
-		height = q.store.LatestVersion()
+		height = q.store.Core().LatestVersion()
 		if height == 0 {
 			return 0, status.Error(codes.FailedPrecondition, "nothing is committed yet")
 		}
 	}
-	if _, err := q.store.Engine().RootsAt(uint64(height)); err != nil {
+	if _, err := q.store.Core().Engine().RootsAt(uint64(height)); err != nil {
 		return 0, versionError(height, err)
 	}
 	return height, nil
 }
 
 // commitInfoAt resolves a requested height and reads its commit info.
-func (q QueryServer) commitInfoAt(requested int64) (int64, *storetypes.CommitInfo, error) {
+func (q QueryServer) commitInfoAt(requested int64) (int64, *cms.CommitInfo, error) {
 	height, err := q.resolveHeight(requested)
 	if err != nil {
 		return 0, nil, err
 	}
-	info, err := q.store.GetCommitInfo(height)
+	info, err := q.store.Core().GetCommitInfo(height)
 	if err != nil {
 		return 0, nil, versionError(height, err)
 	}
@@ -203,9 +205,9 @@ func (q QueryServer) Roots(_ context.Context, req *nomtstorev1.QueryRootsRequest
 	if err != nil {
 		return nil, err
 	}
-	res := &nomtstorev1.QueryRootsResponse{Height: height, AppHash: info.Hash()}
-	for _, si := range info.StoreInfos {
-		res.Roots = append(res.Roots, nomtstorev1.StoreRoot{Name: si.Name, Root: si.CommitId.Hash})
+	res := &nomtstorev1.QueryRootsResponse{Height: height, AppHash: q.store.AppHash(*info)}
+	for _, si := range info.Stores {
+		res.Roots = append(res.Roots, nomtstorev1.StoreRoot{Name: si.Name, Root: si.CommitID.Hash})
 	}
 	return res, nil
 }
@@ -221,14 +223,15 @@ func (q QueryServer) KeyCounts(ctx context.Context, req *nomtstorev1.QueryKeyCou
 	}
 	res := &nomtstorev1.QueryKeyCountsResponse{Height: height}
 	trees := map[string]bool{}
-	for _, name := range q.store.Engine().Trees() {
+	engine := q.store.Core().Engine()
+	for _, name := range engine.Trees() {
 		trees[name] = true
 	}
-	for _, si := range info.StoreInfos {
+	for _, si := range info.Stores {
 		if !trees[si.Name] {
 			continue // a DB-type store: not in the engine
 		}
-		n, err := countKeys(ctx, q.store.Engine(), si.Name, uint64(height))
+		n, err := countKeys(ctx, engine, si.Name, uint64(height))
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package keeper
+package keeper_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nomtstore/nomtstore/multistore"
+	"github.com/nomtstore/nomtstore/keeper"
 	nomtstorev1 "github.com/nomtstore/nomtstore/proto/nomtstore/v1"
 )
 
@@ -26,7 +27,7 @@ func TestQueryErrors(t *testing.T) {
 	if err := s.LoadLatestVersion(); err != nil {
 		t.Fatal(err)
 	}
-	q := NewQueryServer(s)
+	q := keeper.NewQueryServer(s)
 	ctx := context.Background()
 	if _, err := q.Roots(ctx, &nomtstorev1.QueryRootsRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("roots before any commit: %v", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/cosmos/cosmos-sdk/store/v2/types"
 
 	"github.com/nomtstore/nomtstore/cms"
+	"github.com/nomtstore/nomtstore/keeper"
 	"github.com/nomtstore/nomtstore/pruning"
 )
 
@@ -192,4 +193,28 @@ func (commitDBStore) WorkingHash() []byte                    { return dbStoreHas
 func (commitDBStore) SetPruning(pruningtypes.PruningOptions) {}
 func (commitDBStore) GetPruning() pruningtypes.PruningOptions {
 	return pruningtypes.NewPruningOptions(pruningtypes.PruningUndefined)
+}
+
+// PruningSettings are the SDK pruning options in force, for the module's
+// query service (keeper.Store).
+func (s *Store) PruningSettings() keeper.Pruning {
+	opts := s.GetPruning()
+	return keeper.Pruning{Strategy: strategyName(opts.Strategy), KeepRecent: opts.KeepRecent, Interval: opts.Interval}
+}
+
+// AppHash is the app hash of a commit info (keeper.Store).
+func (s *Store) AppHash(info cms.CommitInfo) []byte { return infoToSDK(info).Hash() }
+
+func strategyName(s pruningtypes.PruningStrategy) string {
+	switch s {
+	case pruningtypes.PruningDefault:
+		return pruningtypes.PruningOptionDefault
+	case pruningtypes.PruningEverything:
+		return pruningtypes.PruningOptionEverything
+	case pruningtypes.PruningNothing:
+		return pruningtypes.PruningOptionNothing
+	case pruningtypes.PruningCustom:
+		return pruningtypes.PruningOptionCustom
+	}
+	return "undefined"
 }
