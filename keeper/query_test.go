@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nomtstore/nomtstore/multistore"
 	"github.com/nomtstore/nomtstore/keeper"
+	"github.com/nomtstore/nomtstore/multistore"
 	nomtstorev1 "github.com/nomtstore/nomtstore/proto/nomtstore/v1"
 )
 

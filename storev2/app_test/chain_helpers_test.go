@@ -11,7 +11,6 @@ import (
 	sdkmath "cosmossdk.io/math"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/ed25519"
-	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmttypes "github.com/cometbft/cometbft/types"
 	dbm "github.com/cosmos/cosmos-db"
 
@@ -150,7 +149,7 @@ func (c *testChain) store() *multistore.Store {
 }
 
 func (c *testChain) loadAccountNumbers() {
-	ctx := c.app.NewUncachedContext(false, cmtproto.Header{})
+	ctx := c.app.NewContext(true) // the check state: the committed state as loaded
 	for _, acc := range c.accounts {
 		a := c.app.AccountKeeper.GetAccount(ctx, acc.addr)
 		if a == nil {

@@ -62,7 +62,9 @@ func TestStoreUpgrades(t *testing.T) {
 			}
 		}
 		if h == 3 {
-			ctx := c.app.NewUncachedContext(false, cmtproto.Header{Height: h, Time: genesisTime})
+			// Written straight into the multistore between two blocks (a context of
+			// NewNextBlockContext would be replaced by the next FinalizeBlock).
+			ctx := c.app.NewUncachedContext(false, cmtproto.Header{Height: h, Time: genesisTime}) //nolint:staticcheck // see above
 			if err := c.app.UpgradeKeeper.ScheduleUpgrade(ctx, upgradetypes.Plan{Name: "v2", Height: upgradeHeight}); err != nil {
 				t.Fatal(err)
 			}

@@ -14,8 +14,8 @@ import (
 	sdkmodule "github.com/cosmos/cosmos-sdk/types/module"
 
 	"github.com/nomtstore/nomtstore/keeper"
-	"github.com/nomtstore/nomtstore/storev2/multistore"
 	nomtstorev1 "github.com/nomtstore/nomtstore/proto/nomtstore/v1"
+	"github.com/nomtstore/nomtstore/storev2/multistore"
 )
 
 // ModuleName is the module's name: its CLI commands are `query nomtstore

@@ -7,9 +7,9 @@ import (
 	"fmt"
 
 	"cosmossdk.io/log/v2"
-	upgradetypes "github.com/cosmos/cosmos-sdk/x/upgrade/types"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	dbm "github.com/cosmos/cosmos-db"
+	upgradetypes "github.com/cosmos/cosmos-sdk/x/upgrade/types"
 
 	"github.com/cosmos/cosmos-sdk/baseapp"
 	"github.com/cosmos/cosmos-sdk/client/flags"
