@@ -19,12 +19,10 @@ import (
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
 	sdk "github.com/cosmos/cosmos-sdk/types"
-	"github.com/cosmos/cosmos-sdk/types/address"
 	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 	stakingtypes "github.com/cosmos/cosmos-sdk/x/staking/types"
 	"github.com/cosmos/ibc-go/v11/testing/simapp"
-	ics23 "github.com/cosmos/ics23/go"
 
 	"github.com/nomtstore/nomtstore/storev2/module"
 	"github.com/nomtstore/nomtstore/storev2/multistore"
@@ -225,11 +223,3 @@ func (c *testChain) nextBlock(txs [][]byte) []byte {
 	c.hashes[height] = res.AppHash
 	return res.AppHash
 }
-
-// balanceKey is bank's key of a balance: 0x02 | len-prefixed address | denom.
-func balanceKey(addr sdk.AccAddress, denom string) []byte {
-	key := append([]byte{0x02}, address.MustLengthPrefix(addr)...)
-	return append(key, denom...)
-}
-
-var proofSpecs = []*ics23.ProofSpec{ics23.SmtSpec, ics23.TendermintSpec}
