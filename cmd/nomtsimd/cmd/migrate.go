@@ -3,21 +3,19 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	dbm "github.com/cosmos/cosmos-db"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/cosmos/cosmos-sdk/server"
 
 	"github.com/nomtstore/nomtstore/migrate"
 	nomtmodule "github.com/nomtstore/nomtstore/module"
+	"github.com/nomtstore/nomtstore/storecmd"
 )
 
 type migrateJSON struct {
@@ -57,7 +55,7 @@ upgrade-height procedure around it.`,
 			if !fromIAVL {
 				return errors.New("say what to migrate from: --from-iavl (the node's IAVL application.db) is the only source")
 			}
-			format, err := outputFormat(cmd)
+			format, err := storecmd.OutputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -86,12 +84,12 @@ upgrade-height procedure around it.`,
 			if err != nil {
 				return err
 			}
-			show := newPhaseProgress(cmd.ErrOrStderr(), "migrate")
-			defer show.finish()
+			show := storecmd.NewPhaseProgress(cmd.ErrOrStderr(), "migrate")
+			defer show.Finish()
 			_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "migrating %d stores of %s at height %d into %s\n", len(src.Info.StoreInfos), appDBDir, src.Height(), dir)
-			opts := migrate.Options{SkipVerify: skipVerify, Engine: cfg.EngineOptions(), Progress: func(p migrate.Progress) { show.update(p.Phase, p.Keys, p.TotalKeys, p.Elapsed, p.Store) }, ProgressEvery: 200 * time.Millisecond}
+			opts := migrate.Options{SkipVerify: skipVerify, Engine: cfg.EngineOptions(), Progress: func(p migrate.Progress) { show.Update(p.Phase, p.Keys, p.TotalKeys, p.Elapsed, p.Store) }, ProgressEvery: 200 * time.Millisecond}
 			res, err := migrate.FromIAVL(cmd.Context(), src, dir, opts)
-			show.finish()
+			show.Finish()
 			if err != nil {
 				if strings.Contains(err.Error(), "lock") {
 					return fmt.Errorf("the nomtstore directory %s is in use: stop the node first (%w)", dir, err)
@@ -108,100 +106,36 @@ upgrade-height procedure around it.`,
 			if total > 0 {
 				out.KeysPerSecond = float64(res.Keys) / total.Seconds()
 			}
-			if format == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
+			if format == storecmd.OutputJSON {
+				return storecmd.WriteJSON(cmd.OutOrStdout(), out)
 			}
-			t := newTable(cmd.OutOrStdout())
-			t.row("migrated", "height %d, %s keys in %d stores", out.Height, count(uint64(out.Keys)), out.Stores)
+			t := storecmd.NewTable(cmd.OutOrStdout())
+			t.Row("migrated", "height %d, %s keys in %d stores", out.Height, storecmd.Count(uint64(out.Keys)), out.Stores)
 			if out.Bytes > 0 {
-				t.row("  data", "%s of keys and values", humanBytes(uint64(out.Bytes)))
+				t.Row("  data", "%s of keys and values", storecmd.HumanBytes(uint64(out.Bytes)))
 			}
-			t.row("app hash", "%s (IAVL's; the next block commits nomtstore's roots)", out.AppHash)
+			t.Row("app hash", "%s (IAVL's; the next block commits nomtstore's roots)", out.AppHash)
 			if res.Resumed {
-				t.row("resumed", "the directory already held this migration; only verified it")
+				t.Row("resumed", "the directory already held this migration; only verified it")
 			}
 			if res.Resumed {
-				t.row("time", "%v verifying (%.0f keys/s)", total.Round(time.Millisecond), out.KeysPerSecond)
+				t.Row("time", "%v verifying (%.0f keys/s)", total.Round(time.Millisecond), out.KeysPerSecond)
 			} else {
-				t.row("time", "%v (%.0f keys/s): copy %v (of which reading IAVL %v, overlapped), nomtstore build %v, verify %v", total.Round(time.Millisecond),
+				t.Row("time", "%v (%.0f keys/s): copy %v (of which reading IAVL %v, overlapped), nomtstore build %v, verify %v", total.Round(time.Millisecond),
 					out.KeysPerSecond, res.CopyTime.Round(time.Millisecond), res.ReadTime.Round(time.Millisecond), res.BuildTime.Round(time.Millisecond), res.VerifyTime.Round(time.Millisecond))
 			}
 			verified := "every store equal to IAVL's, key for key"
 			if skipVerify {
 				verified = "skipped (--skip-verify)"
 			}
-			t.row("verified", "%s", verified)
-			t.row("disk", "%s in %s (IAVL's application.db, only read: %s)", humanBytes(uint64(out.DiskBytes)), dir, humanBytes(uint64(out.SourceDiskBytes)))
-			return t.flush()
+			t.Row("verified", "%s", verified)
+			t.Row("disk", "%s in %s (IAVL's application.db, only read: %s)", storecmd.HumanBytes(uint64(out.DiskBytes)), dir, storecmd.HumanBytes(uint64(out.SourceDiskBytes)))
+			return t.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&fromIAVL, "from-iavl", false, "migrate from the node's IAVL application.db")
 	cmd.Flags().Int64Var(&height, "height", 0, "the IAVL height to migrate (default: the latest)")
 	cmd.Flags().BoolVar(&skipVerify, "skip-verify", false, "skip comparing every store with IAVL after the migration")
-	addOutputFlag(cmd)
+	storecmd.AddOutputFlag(cmd)
 	return cmd
-}
-
-// phaseProgress shows a long job's phases: on a terminal, a bar per phase
-// with keys, keys/s and ETA (a spinner with keys and keys/s when the
-// phase's total is unknown, -1); otherwise a line every five seconds.
-type phaseProgress struct {
-	w        io.Writer
-	job      string // the lines' prefix
-	terminal bool
-	bar      *progressbar.ProgressBar
-	phase    string
-	lastLine time.Time
-}
-
-func newPhaseProgress(w io.Writer, job string) *phaseProgress {
-	f, ok := w.(*os.File)
-	return &phaseProgress{w: w, job: job, terminal: ok && term.IsTerminal(int(f.Fd()))}
-}
-
-// update shows done of total keys in phase; detail (a store's name) goes
-// on the lines.
-func (p *phaseProgress) update(phase string, done, total int64, elapsed time.Duration, detail string) {
-	if phase != p.phase {
-		p.finish()
-		p.phase = phase
-		if p.terminal {
-			p.bar = progressbar.NewOptions64(total,
-				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionSetDescription(phase),
-				progressbar.OptionSetItsString("keys"),
-				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(100*time.Millisecond),
-			)
-		}
-	}
-	if p.bar != nil {
-		_ = p.bar.Set64(done)
-		return
-	}
-	if time.Since(p.lastLine) < 5*time.Second && done != total {
-		return
-	}
-	p.lastLine = time.Now()
-	line := fmt.Sprintf("%s: %s %s keys", p.job, phase, count(uint64(done)))
-	if total >= 0 {
-		line = fmt.Sprintf("%s: %s %s of %s keys", p.job, phase, count(uint64(done)), count(uint64(total)))
-	}
-	if secs := elapsed.Seconds(); secs > 0 {
-		line += fmt.Sprintf(", %.0f keys/s since the start", float64(done)/secs)
-	}
-	if detail != "" {
-		line += ", store " + detail
-	}
-	_, _ = fmt.Fprintln(p.w, line)
-}
-
-func (p *phaseProgress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		_, _ = fmt.Fprintln(p.w)
-		p.bar = nil
-	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/multistore"
+	"github.com/nomtstore/nomtstore/storecmd"
 )
 
 // runJSON runs a store command with --output json and decodes its stdout,
@@ -99,7 +100,7 @@ func TestStoreCommandsJSON(t *testing.T) {
 	home := t.TempDir()
 	makeStore(t, home)
 
-	var stats statsJSON
+	var stats storecmd.StatsReport
 	runJSON(t, home, &stats, "nomtstore", "stats")
 	if stats.LatestVersion != 5 || stats.EarliestVersion != 1 || stats.RetainedVersions != 5 || stats.Format != commitment.FormatVersion {
 		t.Errorf("stats versions: %+v", stats)
@@ -115,7 +116,7 @@ func TestStoreCommandsJSON(t *testing.T) {
 		t.Errorf("stats roots: %+v", stats.Roots)
 	}
 
-	var hashes moduleHashJSON
+	var hashes storecmd.ModuleHashReport
 	runJSON(t, home, &hashes, "nomtstore", "module-hash", "5")
 	if hashes.Height != 5 || len(hashes.AppHash) != 64 || len(hashes.Roots) != 2 {
 		t.Errorf("module-hash: %+v", hashes)
@@ -127,19 +128,19 @@ func TestStoreCommandsJSON(t *testing.T) {
 		}
 	}
 
-	var verified verifyJSON
+	var verified storecmd.VerifyReport
 	runJSON(t, home, &verified, "nomtstore", "verify")
 	if !verified.OK || verified.FromVersion != 1 || verified.ToVersion != 5 || verified.Stores != 2 || verified.Checks != 10 || len(verified.Problems) != 0 {
 		t.Errorf("verify: %+v", verified)
 	}
 
-	var pruned pruneJSON
+	var pruned storecmd.PruneReport
 	runJSON(t, home, &pruned, "nomtstore", "prune", "--to", "3")
-	if pruned != (pruneJSON{PrunedFrom: 1, PrunedTo: 3, EarliestVersion: 4, LatestVersion: 5, TookMs: pruned.TookMs}) {
+	if pruned != (storecmd.PruneReport{PrunedFrom: 1, PrunedTo: 3, EarliestVersion: 4, LatestVersion: 5, TookMs: pruned.TookMs}) {
 		t.Errorf("prune: %+v", pruned)
 	}
 	runJSON(t, home, &pruned, "nomtstore", "prune", "--to", "2")
-	if pruned != (pruneJSON{EarliestVersion: 4, LatestVersion: 5}) {
+	if pruned != (storecmd.PruneReport{EarliestVersion: 4, LatestVersion: 5}) {
 		t.Errorf("prune with nothing to prune: %+v", pruned)
 	}
 	runJSON(t, home, &verified, "nomtstore", "verify", "--latest")
@@ -178,15 +179,15 @@ func TestProveReport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		report, err := checkProof(5, "bank", tc.key, res.Value, res.ProofOps, appHash)
+		report, err := storecmd.CheckProof(storeLine, 5, "bank", tc.key, res.Value, res.ProofOps, appHash)
 		if err != nil {
 			t.Fatalf("key %x: %v", tc.key, err)
 		}
 		var buf bytes.Buffer
-		if err := writeJSON(&buf, report); err != nil {
+		if err := storecmd.WriteJSON(&buf, report); err != nil {
 			t.Fatal(err)
 		}
-		var back proofJSON
+		var back storecmd.ProofReport
 		if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +196,7 @@ func TestProveReport(t *testing.T) {
 			t.Errorf("key %x: JSON %s", tc.key, buf.String())
 		}
 		buf.Reset()
-		if err := report.print(&buf); err != nil {
+		if err := report.Print(&buf); err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range append(tc.text, `(?m)^proof ops {2,}ics23:smt, ics23:simple$`, `(?m)^app hash {2,}[0-9A-F]{64} \(header 6\)$`) {
@@ -204,7 +205,7 @@ func TestProveReport(t *testing.T) {
 			}
 		}
 		// A proof against another app hash is refused.
-		if _, err := checkProof(5, "bank", tc.key, res.Value, res.ProofOps, make([]byte, 32)); err == nil {
+		if _, err := storecmd.CheckProof(storeLine, 5, "bank", tc.key, res.Value, res.ProofOps, make([]byte, 32)); err == nil {
 			t.Errorf("key %x: proof verified against a zero app hash", tc.key)
 		}
 	}
@@ -233,13 +234,13 @@ func checkAligned(t *testing.T, out string) {
 
 func TestHumanUnits(t *testing.T) {
 	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.00 KiB", 67_112_960: "64.0 MiB", 12_700_000_000: "11.8 GiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := storecmd.HumanBytes(n); got != want {
+			t.Errorf("storecmd.HumanBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 	for n, want := range map[uint64]string{0: "0", 999: "999", 1000: "1,000", 16384: "16,384", 1_234_567: "1,234,567"} {
-		if got := count(n); got != want {
-			t.Errorf("count(%d) = %q, want %q", n, got, want)
+		if got := storecmd.Count(n); got != want {
+			t.Errorf("storecmd.Count(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/commitment"
 	nomtmodule "github.com/nomtstore/nomtstore/module"
+	"github.com/nomtstore/nomtstore/storecmd"
 )
 
 // restoreSnapshotCommand replaces the SDK's `snapshots restore`: the same
@@ -43,21 +44,21 @@ func restoreSnapshotCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			show := newPhaseProgress(cmd.ErrOrStderr(), "restore")
-			defer show.finish()
+			show := storecmd.NewPhaseProgress(cmd.ErrOrStderr(), "restore")
+			defer show.Finish()
 			var final commitment.BulkProgress
 			ctx.Viper.Set(nomtmodule.BulkProgressOption, func(p commitment.BulkProgress) {
 				switch p.Phase {
 				case "load":
-					show.update("load", p.Keys, -1, p.Elapsed, p.Tree)
+					show.Update("load", p.Keys, -1, p.Elapsed, p.Tree)
 				case "build":
-					show.update("build", p.Built, p.Keys, p.Elapsed, p.Tree)
+					show.Update("build", p.Built, p.Keys, p.Elapsed, p.Tree)
 				case "committed":
 					final = p
 				}
 			})
 			logger := log.NewLogger(cmd.OutOrStdout())
-			if show.terminal {
+			if show.Terminal() {
 				// The bar says what the engine's info lines would.
 				logger = log.NewLogger(cmd.OutOrStdout(), log.LevelOption(zerolog.WarnLevel))
 			}
@@ -67,7 +68,7 @@ func restoreSnapshotCommand() *cobra.Command {
 			if err := app.SnapshotManager().RestoreLocalSnapshot(height, uint32(format)); err != nil {
 				return err
 			}
-			show.finish()
+			show.Finish()
 			printRestored(cmd.ErrOrStderr(), height, final, time.Since(start))
 			return nil
 		},
@@ -77,7 +78,7 @@ func restoreSnapshotCommand() *cobra.Command {
 func printRestored(w io.Writer, height uint64, p commitment.BulkProgress, took time.Duration) {
 	line := fmt.Sprintf("restored height %d", height)
 	if p.Phase == "committed" {
-		line += fmt.Sprintf(": %s keys, %s of keys and values", count(uint64(p.Keys)), humanBytes(uint64(p.Bytes)))
+		line += fmt.Sprintf(": %s keys, %s of keys and values", storecmd.Count(uint64(p.Keys)), storecmd.HumanBytes(uint64(p.Bytes)))
 		if secs := p.Elapsed.Seconds(); secs > 0 {
 			line += fmt.Sprintf(", %.0f keys/s", float64(p.Keys)/secs)
 		}

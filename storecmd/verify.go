@@ -1,4 +1,4 @@
-package cmd
+package storecmd
 
 import (
 	"fmt"
@@ -11,20 +11,21 @@ import (
 	"golang.org/x/term"
 )
 
-// verifyJSON is `nomtstore verify --output json`. Problems are in it too
+// VerifyReport is `nomtstore verify --output json`. Problems are in it too
 // (and not on stderr), so a script reads one document either way; the
 // command still exits 1 when there is any.
-type verifyJSON struct {
+type VerifyReport struct {
 	FromVersion uint64          `json:"from_version"`
 	ToVersion   uint64          `json:"to_version"`
 	Stores      int             `json:"stores"`
 	Checks      int64           `json:"checks"`
 	TookMs      int64           `json:"took_ms"`
 	OK          bool            `json:"ok"`
-	Problems    []verifyProblem `json:"problems"`
+	Problems    []VerifyProblem `json:"problems"`
 }
 
-type verifyProblem struct {
+// VerifyProblem is one problem verify found.
+type VerifyProblem struct {
 	Version uint64 `json:"version"`
 	Store   string `json:"store"`
 	Problem string `json:"problem"`
@@ -47,7 +48,7 @@ there is any. Progress goes to stderr: a bar on a terminal, a line every 10 seco
 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := outputFormat(cmd)
+			format, err := OutputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -61,11 +62,11 @@ otherwise.`,
 				from = to
 			}
 			names := db.Trees()
-			res := verifyJSON{FromVersion: from, ToVersion: to, Stores: len(names), Problems: []verifyProblem{}}
+			res := VerifyReport{FromVersion: from, ToVersion: to, Stores: len(names), Problems: []VerifyProblem{}}
 			if to == 0 {
 				res.FromVersion, res.OK = 0, true
-				if format == outputJSON {
-					return writeJSON(cmd.OutOrStdout(), res)
+				if format == OutputJSON {
+					return WriteJSON(cmd.OutOrStdout(), res)
 				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "no version committed: nothing to verify")
 				return err
@@ -73,9 +74,9 @@ otherwise.`,
 			start := time.Now()
 			progress := newProgress(cmd.ErrOrStderr(), int64(to-from+1)*int64(len(names)))
 			report := func(v uint64, name string, problem any) {
-				p := verifyProblem{Version: v, Store: name, Problem: fmt.Sprint(problem)}
+				p := VerifyProblem{Version: v, Store: name, Problem: fmt.Sprint(problem)}
 				res.Problems = append(res.Problems, p)
-				if format == outputText {
+				if format == OutputText {
 					progress.println(fmt.Sprintf("version %d store %s: %s", v, name, p.Problem))
 				}
 			}
@@ -98,22 +99,22 @@ otherwise.`,
 			progress.finish()
 			res.Checks, res.TookMs = progress.done, time.Since(start).Milliseconds()
 			res.OK = len(res.Problems) == 0
-			if format == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
+			if format == OutputJSON {
+				if err := WriteJSON(cmd.OutOrStdout(), res); err != nil {
 					return err
 				}
 			} else {
-				t := newTable(cmd.OutOrStdout())
-				t.row("versions", "%d..%d", res.FromVersion, res.ToVersion)
-				t.row("stores", "%d", res.Stores)
-				t.row("checks", "%s store checks in %s", count(uint64(res.Checks)), time.Duration(res.TookMs)*time.Millisecond)
+				t := NewTable(cmd.OutOrStdout())
+				t.Row("versions", "%d..%d", res.FromVersion, res.ToVersion)
+				t.Row("stores", "%d", res.Stores)
+				t.Row("checks", "%s store checks in %s", Count(uint64(res.Checks)), time.Duration(res.TookMs)*time.Millisecond)
 				if res.OK {
-					t.row("result", "ok")
+					t.Row("result", "ok")
 				} else {
 					n := uint64(len(res.Problems))
-					t.row("result", "%s %s (each printed above)", count(n), plural(n, "problem", "problems"))
+					t.Row("result", "%s %s (each printed above)", Count(n), Plural(n, "problem", "problems"))
 				}
-				if err := t.flush(); err != nil {
+				if err := t.Flush(); err != nil {
 					return err
 				}
 			}
@@ -121,7 +122,7 @@ otherwise.`,
 				n := uint64(len(res.Problems))
 				first := res.Problems[0]
 				return fmt.Errorf("verify: %d %s in versions %d..%d; the first: version %d store %s: %s",
-					n, plural(n, "problem", "problems"), from, to, first.Version, first.Store, first.Problem)
+					n, Plural(n, "problem", "problems"), from, to, first.Version, first.Store, first.Problem)
 			}
 			return nil
 		},
@@ -134,7 +135,7 @@ otherwise.`,
 	_ = cmd.Flags().MarkHidden("all-versions")
 	cmd.MarkFlagsMutuallyExclusive("latest", "all-versions")
 	cmd.MarkFlagsMutuallyExclusive("latest", "full")
-	addOutputFlag(cmd)
+	AddOutputFlag(cmd)
 	return cmd
 }
 

@@ -1,4 +1,4 @@
-package cmd
+package storecmd
 
 import (
 	"fmt"
@@ -10,10 +10,10 @@ import (
 	"golang.org/x/term"
 )
 
-// phaseProgress shows a long job's phases: on a terminal, a bar per phase
+// PhaseProgress shows a long job's phases: on a terminal, a bar per phase
 // with keys, keys/s and ETA (a spinner with keys and keys/s when the
 // phase's total is unknown, -1); otherwise a line every five seconds.
-type phaseProgress struct {
+type PhaseProgress struct {
 	w        io.Writer
 	job      string // the lines' prefix
 	terminal bool
@@ -22,16 +22,17 @@ type phaseProgress struct {
 	lastLine time.Time
 }
 
-func newPhaseProgress(w io.Writer, job string) *phaseProgress {
+// NewPhaseProgress shows job's phases on w.
+func NewPhaseProgress(w io.Writer, job string) *PhaseProgress {
 	f, ok := w.(*os.File)
-	return &phaseProgress{w: w, job: job, terminal: ok && term.IsTerminal(int(f.Fd()))}
+	return &PhaseProgress{w: w, job: job, terminal: ok && term.IsTerminal(int(f.Fd()))}
 }
 
-// update shows done of total keys in phase; detail (a store's name) goes
+// Update shows done of total keys in phase; detail (a store's name) goes
 // on the lines.
-func (p *phaseProgress) update(phase string, done, total int64, elapsed time.Duration, detail string) {
+func (p *PhaseProgress) Update(phase string, done, total int64, elapsed time.Duration, detail string) {
 	if phase != p.phase {
-		p.finish()
+		p.Finish()
 		p.phase = phase
 		if p.terminal {
 			p.bar = progressbar.NewOptions64(total,
@@ -53,9 +54,9 @@ func (p *phaseProgress) update(phase string, done, total int64, elapsed time.Dur
 		return
 	}
 	p.lastLine = time.Now()
-	line := fmt.Sprintf("%s: %s %s keys", p.job, phase, count(uint64(done)))
+	line := fmt.Sprintf("%s: %s %s keys", p.job, phase, Count(uint64(done)))
 	if total >= 0 {
-		line = fmt.Sprintf("%s: %s %s of %s keys", p.job, phase, count(uint64(done)), count(uint64(total)))
+		line = fmt.Sprintf("%s: %s %s of %s keys", p.job, phase, Count(uint64(done)), Count(uint64(total)))
 	}
 	if secs := elapsed.Seconds(); secs > 0 {
 		line += fmt.Sprintf(", %.0f keys/s since the start", float64(done)/secs)
@@ -66,7 +67,12 @@ func (p *phaseProgress) update(phase string, done, total int64, elapsed time.Dur
 	_, _ = fmt.Fprintln(p.w, line)
 }
 
-func (p *phaseProgress) finish() {
+// Terminal reports whether the progress is drawn as bars (its writer is
+// a terminal): a command then quiets the log lines the bars stand for.
+func (p *PhaseProgress) Terminal() bool { return p.terminal }
+
+// Finish ends the current phase's bar.
+func (p *PhaseProgress) Finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		_, _ = fmt.Fprintln(p.w)

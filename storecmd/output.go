@@ -1,4 +1,4 @@
-package cmd
+package storecmd
 
 import (
 	"encoding/json"
@@ -19,54 +19,59 @@ import (
 // reads `query nomtstore status` from a running node and `nomtstore stats`
 // from a stopped one alike.
 const (
-	outputText = "text"
-	outputJSON = "json"
+	OutputText = "text"
+	OutputJSON = "json"
 )
 
-func addOutputFlag(cmd *cobra.Command) {
-	cmd.Flags().StringP(flags.FlagOutput, "o", outputText, "output format (text|json)")
+// AddOutputFlag adds --output (text|json).
+func AddOutputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringP(flags.FlagOutput, "o", OutputText, "output format (text|json)")
 }
 
-// outputFormat reads --output, refusing what is neither form before the
+// OutputFormat reads --output, refusing what is neither form before the
 // command touches the store.
-func outputFormat(cmd *cobra.Command) (string, error) {
+func OutputFormat(cmd *cobra.Command) (string, error) {
 	format, err := cmd.Flags().GetString(flags.FlagOutput)
 	if err != nil {
 		return "", err
 	}
 	switch format {
-	case outputText, outputJSON:
+	case OutputText, OutputJSON:
 		return format, nil
 	}
 	return "", fmt.Errorf("--output %q: want text or json", format)
 }
 
-func writeJSON(w io.Writer, v any) error {
+// WriteJSON writes v as one indented JSON document.
+func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-// table prints "label  value" lines with the values aligned; an indented
+// Table prints "label  value" lines with the values aligned; an indented
 // label reads as a detail of the line above.
-type table struct {
+type Table struct {
 	tw *tabwriter.Writer
 }
 
-func newTable(w io.Writer) *table {
-	return &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+// NewTable is a table on w; Flush writes it.
+func NewTable(w io.Writer) *Table {
+	return &Table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
 }
 
-func (t *table) row(label, format string, args ...any) {
+// Row adds a line: label, then the formatted value.
+func (t *Table) Row(label, format string, args ...any) {
 	// tabwriter cannot fail on its own: write errors surface at flush.
 	_, _ = fmt.Fprintf(t.tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+// Flush writes the lines, aligned.
+func (t *Table) Flush() error { return t.tw.Flush() }
 
-// humanBytes is n in binary units with three significant figures, as
+// HumanBytes is n in binary units with three significant figures, as
 // `du -h` and the SDK's snapshot listing show sizes.
-func humanBytes(n uint64) string {
+func HumanBytes(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -86,9 +91,9 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.2f %s", v, suffix)
 }
 
-// count is n with thousands separators: bucket and page counts run to
+// Count is n with thousands separators: bucket and page counts run to
 // millions.
-func count(n uint64) string {
+func Count(n uint64) string {
 	s := strconv.FormatUint(n, 10)
 	if len(s) <= 3 {
 		return s
@@ -107,7 +112,8 @@ func count(n uint64) string {
 	return b.String()
 }
 
-func plural(n uint64, one, many string) string {
+// Plural is one for 1, else many.
+func Plural(n uint64, one, many string) string {
 	if n == 1 {
 		return one
 	}
