@@ -30,6 +30,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/migrate"
 	"github.com/nomtstore/nomtstore/module"
+	"github.com/nomtstore/nomtstore/multistore"
 )
 
 // TestIBCAcrossTheSwitch moves chain A, connected to chain B by an ICS-20
@@ -116,7 +117,7 @@ func TestIBCAcrossTheSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := migrate.OpenSource(db, 0)
+	src, err := migrate.OpenSource(db, 0, multistore.DecodeCommitInfo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type Response struct {
 	// Proof is the ICS23 proof of Key (existence or non-existence) in
 	// the store's root at Height.
 	Proof *ics23.CommitmentProof
+	// IAVLProof says Proof is IAVL's (ics23:iavl): at the version of a
+	// switch from IAVL, whose app hash is IAVL's (migrated.go).
+	IAVLProof bool
 	// ProvedStore and ProvedIn are set by Store.Query when it proves.
 	ProvedStore string
 	ProvedIn    *CommitInfo
@@ -80,6 +83,11 @@ func (s *Store) Query(req Request) (*Response, error) {
 		return &Response{}, sdkError(ErrUnknownRequest, "store %s (type %T) doesn't support queries", storeName, store)
 	}
 	req.Path = subpath
+	if req.Prove && RequireProof(subpath) {
+		if res, ok, err := s.queryMigratedHeight(storeName, req); ok {
+			return res, err
+		}
+	}
 	res, err := tree.Query(req)
 	if !req.Prove || !RequireProof(subpath) {
 		return res, err

@@ -32,6 +32,13 @@ func (s *Store) Snapshot(height uint64, w SnapshotWriter) error {
 	if latest := s.engine.Version(); height > latest {
 		return sdkError(ErrLogic, "cannot snapshot future height %v", height)
 	}
+	// A snapshot of the switch from IAVL would restore to nomtstore's
+	// roots, never to the IAVL app hash the chain recorded there.
+	if migrated, err := s.isMigratedHeight(int64(height)); err != nil {
+		return err
+	} else if migrated {
+		return sdkError(ErrLogic, "cannot snapshot height %d: it is where the chain moved from IAVL, and its app hash is IAVL's; snapshot a later height", height)
+	}
 	names, err := s.snapshotStores()
 	if err != nil {
 		return err

@@ -43,6 +43,10 @@ type Options struct {
 	Observer Observer
 	// Line is the SDK line's adapter. Required.
 	Line Line
+	// OpenIAVL reads the IAVL data a migration from IAVL left in AppDB,
+	// for IAVL's proofs at the version of the switch (migrate.Opener).
+	// Without it, such proofs are refused with a clear error.
+	OpenIAVL IAVLOpener
 }
 
 // Observer receives the store's figures, for metrics. Calls come from the
@@ -78,6 +82,7 @@ type Store struct {
 	worker   *pruning.Worker
 	observer Observer
 	appDB    dbm.DB
+	openIAVL IAVLOpener
 	// ownDB is the LevelDB database opened for DB stores when no AppDB was
 	// given; closed with the Store.
 	ownDB dbm.DB
@@ -99,6 +104,9 @@ type Store struct {
 	// onLoad, if set, runs at the start of every load (OnLoad).
 	onLoad     func()
 	commitTime time.Time
+
+	// migrated answers for the version of a switch from IAVL, if any.
+	migrated migratedHeight
 }
 
 type mount struct {
@@ -139,6 +147,7 @@ func New(dir string, opts Options) (*Store, error) {
 		engine:     engine,
 		observer:   opts.Observer,
 		appDB:      opts.AppDB,
+		openIAVL:   opts.OpenIAVL,
 		mounts:     map[StoreKey]mount{},
 		stores:     map[StoreKey]any{},
 		trees:      map[StoreKey]*Tree{},

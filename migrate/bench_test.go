@@ -13,6 +13,7 @@ import (
 	"github.com/nomtstore/nomtstore/internal/iavltest"
 	"github.com/nomtstore/nomtstore/internal/procstat"
 	"github.com/nomtstore/nomtstore/migrate"
+	"github.com/nomtstore/nomtstore/multistore"
 )
 
 // BenchmarkFromIAVL migrates an IAVL application database of
@@ -61,7 +62,7 @@ func BenchmarkFromIAVL(b *testing.B) {
 		if err := procstat.ResetPeakRSS(); err != nil {
 			b.Fatal(err)
 		}
-		src, err := migrate.OpenSource(db, 0)
+		src, err := migrate.OpenSource(db, 0, multistore.DecodeCommitInfo)
 		if err != nil {
 			b.Fatal(err)
 		}

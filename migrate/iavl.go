@@ -5,11 +5,12 @@ import (
 	"fmt"
 
 	"cosmossdk.io/log"
-	"cosmossdk.io/store/types"
-	"cosmossdk.io/store/wrapper"
 	dbm "github.com/cosmos/cosmos-db"
 	gogotypes "github.com/cosmos/gogoproto/types"
 	"github.com/cosmos/iavl"
+	idb "github.com/cosmos/iavl/db"
+
+	"github.com/nomtstore/nomtstore/cms"
 )
 
 // rootmulti's layout of application.db: each IAVL store's nodes under
@@ -33,16 +34,22 @@ var ErrReadOnly = errors.New("migrate: the IAVL database is read-only here")
 type Source struct {
 	db     dbm.DB
 	height int64
-	// Info is the commit info IAVL stored for the height; its hash is the
-	// app hash CometBFT recorded.
-	Info *types.CommitInfo
+	// Info is the commit info IAVL stored for the height.
+	Info cms.CommitInfo
+	// AppHash is Info's hash: the app hash CometBFT recorded.
+	AppHash []byte
 	// RawInfo is Info as stored, carried verbatim into nomtstore.
 	RawInfo []byte
 }
 
+// DecodeCommitInfo decodes a commit info as rootmulti stores it and
+// hashes it, with an SDK line's generated type (both lines' rootmulti
+// write the same layout and bytes; the caller's line decodes them).
+type DecodeCommitInfo func(raw []byte) (info cms.CommitInfo, appHash []byte, err error)
+
 // OpenSource reads the commit info of height (0: the latest) from an IAVL
 // application database.
-func OpenSource(db dbm.DB, height int64) (*Source, error) {
+func OpenSource(db dbm.DB, height int64, decode DecodeCommitInfo) (*Source, error) {
 	latest, err := IAVLLatestHeight(db)
 	if err != nil {
 		return nil, err
@@ -63,14 +70,14 @@ func OpenSource(db dbm.DB, height int64) (*Source, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("%w: height %d has no commit info (pruned?); the latest is %d", ErrIAVLHeight, height, latest)
 	}
-	info := &types.CommitInfo{}
-	if err := info.Unmarshal(raw); err != nil {
+	info, appHash, err := decode(raw)
+	if err != nil {
 		return nil, fmt.Errorf("migrate: IAVL's commit info of height %d is corrupt: %w", height, err)
 	}
 	if info.Version != height {
 		return nil, fmt.Errorf("migrate: IAVL's commit info stored for height %d says height %d: the database is corrupt", height, info.Version)
 	}
-	return &Source{db: readOnlyDB{db}, height: height, Info: info, RawInfo: raw}, nil
+	return &Source{db: readOnlyDB{db}, height: height, Info: info, AppHash: appHash, RawInfo: raw}, nil
 }
 
 // IAVLLatestHeight is rootmulti's latest height in db, 0 if none.
@@ -95,8 +102,8 @@ func (s *Source) Height() int64 { return s.height }
 
 // Stores names the stores of the commit info, in its (sorted) order.
 func (s *Source) Stores() []string {
-	names := make([]string, 0, len(s.Info.StoreInfos))
-	for _, si := range s.Info.StoreInfos {
+	names := make([]string, 0, len(s.Info.Stores))
+	for _, si := range s.Info.Stores {
 		names = append(names, si.Name)
 	}
 	return names
@@ -106,7 +113,7 @@ func (s *Source) Stores() []string {
 // reads IAVL's fast index (leaves by key, no tree walk) when the height is
 // the tree's latest and the index is complete; otherwise it walks the tree.
 func (s *Source) Tree(name string) (*iavl.ImmutableTree, error) {
-	db := wrapper.NewDBWrapper(dbm.NewPrefixDB(s.db, fmt.Appendf(nil, iavlStorePrefix, name)))
+	db := idb.NewWrapper(dbm.NewPrefixDB(s.db, fmt.Appendf(nil, iavlStorePrefix, name)))
 	tree := iavl.NewMutableTree(db, 0, false, log.NewNopLogger())
 	// With an index IAVL considers stale, loading would rebuild it (a
 	// write): such a tree is read by walking it instead.
@@ -118,7 +125,10 @@ func (s *Source) Tree(name string) (*iavl.ImmutableTree, error) {
 		tree = iavl.NewMutableTree(db, 0, true, log.NewNopLogger())
 	}
 	if _, err := tree.LoadVersion(s.height); err != nil {
-		return nil, fmt.Errorf("migrate: store %q at height %d: %w", name, s.height, err)
+		if versions := tree.AvailableVersions(); len(versions) > 0 {
+			return nil, fmt.Errorf("migrate: store %q at height %d: %w (its tree holds versions %d..%d)", name, s.height, err, versions[0], versions[len(versions)-1])
+		}
+		return nil, fmt.Errorf("migrate: store %q at height %d: %w (its tree holds no version)", name, s.height, err)
 	}
 	imm, err := tree.GetImmutable(s.height)
 	if err != nil {
@@ -131,12 +141,8 @@ func (s *Source) Tree(name string) (*iavl.ImmutableTree, error) {
 }
 
 func (s *Source) storeHash(name string) []byte {
-	for _, si := range s.Info.StoreInfos {
-		if si.Name == name {
-			return si.CommitId.Hash
-		}
-	}
-	return nil
+	si, _ := s.Info.Store(name)
+	return si.CommitID.Hash
 }
 
 // readOnlyDB refuses every write, so that nothing the migration calls
@@ -163,3 +169,20 @@ func (readOnlyBatch) Close() error             { return nil }
 func (readOnlyBatch) GetByteSize() (int, error) {
 	return 0, nil
 }
+
+// Opener is how a store answers IAVL's proofs at the version of a switch
+// from IAVL (cms.Options.OpenIAVL): it opens the height's IAVL data in
+// the application database, decoding commit infos with decode.
+func Opener(decode DecodeCommitInfo) cms.IAVLOpener {
+	return func(appDB dbm.DB, height int64) (cms.IAVLSource, error) {
+		src, err := OpenSource(appDB, height, decode)
+		if err != nil {
+			return nil, err
+		}
+		return iavlSource{src}, nil
+	}
+}
+
+type iavlSource struct{ *Source }
+
+func (s iavlSource) Tree(name string) (cms.IAVLTree, error) { return s.Source.Tree(name) }

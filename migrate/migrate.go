@@ -88,7 +88,7 @@ func FromIAVL(ctx context.Context, src *Source, dir string, opts Options) (res *
 	if m.opts.ProgressEvery <= 0 {
 		m.opts.ProgressEvery = time.Second
 	}
-	res = &Result{Height: src.height, AppHash: src.Info.Hash(), Stores: len(src.Info.StoreInfos)}
+	res = &Result{Height: src.height, AppHash: src.AppHash, Stores: len(src.Info.Stores)}
 	if err := m.openTrees(); err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func digest(t *testing.T, db dbm.DB) [32]byte {
 
 func migrateTo(t *testing.T, c *iavlChain, height int64, dir string, opts migrate.Options) (*migrate.Result, error) {
 	t.Helper()
-	src, err := migrate.OpenSource(c.db, height)
+	src, err := migrate.OpenSource(c.db, height, multistore.DecodeCommitInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -272,13 +272,13 @@ func TestFromIAVLRefuses(t *testing.T) {
 	c := newIAVLChain(t, 4, 50)
 	t.Run("a height IAVL does not have", func(t *testing.T) {
 		for _, h := range []int64{c.latest + 1, -1} {
-			if _, err := migrate.OpenSource(c.db, h); !errors.Is(err, migrate.ErrIAVLHeight) {
+			if _, err := migrate.OpenSource(c.db, h, multistore.DecodeCommitInfo); !errors.Is(err, migrate.ErrIAVLHeight) {
 				t.Errorf("height %d: %v", h, err)
 			}
 		}
 	})
 	t.Run("a database without IAVL state", func(t *testing.T) {
-		if _, err := migrate.OpenSource(dbm.NewMemDB(), 0); err == nil {
+		if _, err := migrate.OpenSource(dbm.NewMemDB(), 0, multistore.DecodeCommitInfo); err == nil {
 			t.Error("migrated an empty database")
 		}
 	})
@@ -288,18 +288,18 @@ func TestFromIAVLRefuses(t *testing.T) {
 		if err := db.Set(fmt.Appendf(nil, "s/%d", c.latest), []byte("\xff\xff\xff garbage")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := migrate.OpenSource(db, 0); err == nil || !errorsContains(err, "corrupt") {
+		if _, err := migrate.OpenSource(db, 0, multistore.DecodeCommitInfo); err == nil || !errorsContains(err, "corrupt") {
 			t.Errorf("corrupt commit info: %v", err)
 		}
 	})
 	t.Run("a commit info naming other roots", func(t *testing.T) {
 		db := dbm.NewMemDB()
 		copyDB(t, c.db, db)
-		src, err := migrate.OpenSource(db, 0)
+		src, err := migrate.OpenSource(db, 0, multistore.DecodeCommitInfo)
 		if err != nil {
 			t.Fatal(err)
 		}
-		src.Info.StoreInfos[1].CommitId.Hash = make([]byte, 32)
+		src.Info.Stores[1].CommitID.Hash = make([]byte, 32)
 		if _, err := migrate.FromIAVL(context.Background(), src, t.TempDir(), migrate.Options{}); err == nil || !errorsContains(err, "corrupt") {
 			t.Errorf("wrong root: %v", err)
 		}
@@ -356,7 +356,7 @@ func TestFromIAVLInterrupted(t *testing.T) {
 	dir := t.TempDir()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	src, err := migrate.OpenSource(c.db, 0)
+	src, err := migrate.OpenSource(c.db, 0, multistore.DecodeCommitInfo)
 	if err != nil {
 		t.Fatal(err)
 	}

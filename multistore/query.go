@@ -2,8 +2,6 @@ package multistore
 
 import (
 	"cosmossdk.io/store/types"
-
-	"github.com/nomtstore/nomtstore/cms"
 )
 
 // Query answers /<store>/key (with prove: an ics23:smt proof of the key in
@@ -11,15 +9,6 @@ import (
 // hash) and /<store>/subspace, at req.Height (0: the latest but one, as
 // IAVL answers, so that the proof matches a header already out).
 func (s *Store) Query(req *types.RequestQuery) (*types.ResponseQuery, error) {
-	storeName, subpath, err := cms.ParsePath(req.Path)
-	if err != nil {
-		return &types.ResponseQuery{}, errorToSDK(err)
-	}
-	if req.Prove && cms.RequireProof(subpath) && s.core.IsTree(storeName) {
-		if res, ok, err := s.queryMigratedHeight(storeName, req); ok {
-			return res, err
-		}
-	}
 	res, err := s.core.Query(requestFromSDK(req))
 	if err != nil {
 		return &types.ResponseQuery{}, errorToSDK(err)

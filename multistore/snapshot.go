@@ -1,9 +1,7 @@
 package multistore
 
 import (
-	errorsmod "cosmossdk.io/errors"
 	snapshottypes "cosmossdk.io/store/snapshots/types"
-	"cosmossdk.io/store/types"
 	protoio "github.com/cosmos/gogoproto/io"
 )
 
@@ -12,13 +10,6 @@ import (
 // key/value pairs in key order as SnapshotIAVLItem leaves (cms.Store's
 // Snapshot says why there are no inner nodes).
 func (s *Store) Snapshot(height uint64, protoWriter protoio.Writer) error {
-	// A snapshot of the switch from IAVL would restore to nomtstore's
-	// roots, never to the IAVL app hash the chain recorded there.
-	if migrated, err := s.isMigratedHeight(int64(height)); err != nil {
-		return err
-	} else if migrated {
-		return errorsmod.Wrapf(types.ErrLogic, "cannot snapshot height %d: it is where the chain moved from IAVL, and its app hash is IAVL's; snapshot a later height", height)
-	}
 	return errorToSDK(s.core.Snapshot(height, snapshotWriter{protoWriter}))
 }
 

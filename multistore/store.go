@@ -22,6 +22,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/migrate"
 	"github.com/nomtstore/nomtstore/pruning"
 )
 
@@ -81,9 +82,6 @@ type Store struct {
 	listeners       map[types.StoreKey]*types.MemoryListener
 	pruningOpts     pruningtypes.PruningOptions
 
-	// migrated answers for the version of a switch from IAVL, if any.
-	migrated migratedHeight
-
 	traceMu      sync.Mutex
 	traceWriter  io.Writer
 	traceContext types.TraceContext
@@ -113,7 +111,7 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 	s.metrics.Store(&m)
 	core, err := cms.New(dir, cms.Options{
 		Engine: opts.Engine, Logger: cms.NewSlog(logger.With("module", "nomtstore")), AppDB: opts.AppDB,
-		Observer: opts.Observer, Line: line{owner: s},
+		Observer: opts.Observer, Line: line{owner: s}, OpenIAVL: migrate.Opener(DecodeCommitInfo),
 	})
 	if err != nil {
 		return nil, err

@@ -1,5 +1,5 @@
 // Package storecmd is the `nomtstore` command tree of a node on nomtstore
-// (stats, verify, prune, module-hash, prove), for both SDK lines: a chain
+// (stats, verify, prune, module-hash, prove, migrate), for both SDK lines: a chain
 // adds Command(line) to its root command, as both example nodes do
 // (cmd/nomtsimd, storev2/cmd/nomtsimd). Only what needs the SDK's store
 // types or ibc-go comes from the line: decoding a commit info and the two
@@ -49,15 +49,16 @@ type Line struct {
 	VerifyIBC func(ops *cmtcrypto.ProofOps, appHash []byte, store string, key, value []byte) error
 }
 
-// Command is the `nomtstore` command with the store commands; extra are
-// added beside them (the v0.53 node's migrate).
+// Command is the `nomtstore` command with the store commands (stats,
+// verify, prune, module-hash, prove, migrate --from-iavl); extra are
+// added beside them.
 func Command(line Line, extra ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nomtstore",
 		Short: "Inspect, verify and prune the node's nomtstore, and check store proofs",
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(statsCmd(), verifyCmd(), pruneCmd(), moduleHashCmd(line), proveCmd(line))
+	cmd.AddCommand(statsCmd(), verifyCmd(), pruneCmd(), moduleHashCmd(line), proveCmd(line), migrateCmd(line))
 	cmd.AddCommand(extra...)
 	for _, c := range cmd.Commands() {
 		c.SilenceUsage = true // errors are about the store, not the flags

@@ -81,11 +81,19 @@ func (l line) EncodeCommitInfo(info cms.CommitInfo) ([]byte, error) {
 }
 
 func (l line) DecodeCommitInfo(b []byte) (cms.CommitInfo, error) {
+	info, _, err := DecodeCommitInfo(b)
+	return info, err
+}
+
+// DecodeCommitInfo decodes a commit info as rootmulti stores it, and its
+// hash (the app hash): for the tools that read one from disk (migrate,
+// the store commands).
+func DecodeCommitInfo(b []byte) (cms.CommitInfo, []byte, error) {
 	var info types.CommitInfo
 	if err := info.Unmarshal(b); err != nil {
-		return cms.CommitInfo{}, err
+		return cms.CommitInfo{}, nil, err
 	}
-	return infoFromSDK(&info), nil
+	return infoFromSDK(&info), info.Hash(), nil
 }
 
 func commitIDToSDK(id cms.CommitID) types.CommitID {
@@ -148,7 +156,11 @@ func responseToSDK(res *cms.Response) *types.ResponseQuery {
 	}
 	out := &types.ResponseQuery{Key: res.Key, Value: res.Value, Height: res.Height, Log: res.Log}
 	if res.Proof != nil {
-		ops := []cmtprotocrypto.ProofOp{types.NewSmtCommitmentOp(res.Key, res.Proof).ProofOp()}
+		op := types.NewSmtCommitmentOp(res.Key, res.Proof).ProofOp()
+		if res.IAVLProof {
+			op = types.NewIavlCommitmentOp(res.Key, res.Proof).ProofOp()
+		}
+		ops := []cmtprotocrypto.ProofOp{op}
 		if res.ProvedIn != nil {
 			ops = append(ops, infoToSDK(*res.ProvedIn).ProofOp(res.ProvedStore))
 		}

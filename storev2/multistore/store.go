@@ -18,6 +18,7 @@ import (
 
 	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/migrate"
 	"github.com/nomtstore/nomtstore/pruning"
 )
 
@@ -78,7 +79,7 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 	}
 	core, err := cms.New(dir, cms.Options{
 		Engine: opts.Engine, Logger: cms.NewSlog(logger.With("module", "nomtstore")), AppDB: opts.AppDB,
-		Observer: opts.Observer, Line: line{owner: s},
+		Observer: opts.Observer, Line: line{owner: s}, OpenIAVL: migrate.Opener(DecodeCommitInfo),
 	})
 	if err != nil {
 		return nil, err

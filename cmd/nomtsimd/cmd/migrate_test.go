@@ -13,6 +13,7 @@ import (
 	dbm "github.com/cosmos/cosmos-db"
 
 	"github.com/nomtstore/nomtstore/internal/iavltest"
+	"github.com/nomtstore/nomtstore/storecmd"
 )
 
 // makeIAVLHome commits a few blocks of two IAVL stores into home's
@@ -65,7 +66,7 @@ func TestMigrateCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res migrateJSON
+		var res storecmd.MigrateReport
 		start := strings.Index(out, "{")
 		if start < 0 {
 			t.Fatalf("no JSON in %q", out)

@@ -11,27 +11,17 @@ import (
 	commitmenttypes "github.com/cosmos/ibc-go/v10/modules/core/23-commitment/types"
 	commitmenttypesv2 "github.com/cosmos/ibc-go/v10/modules/core/23-commitment/types/v2"
 
-	"github.com/nomtstore/nomtstore/cms"
+	"github.com/nomtstore/nomtstore/multistore"
 	"github.com/nomtstore/nomtstore/storecmd"
 )
 
 // storeCommand is the `nomtstore` command tree (package storecmd) with
-// this line's store types and ibc-go, and the migration from IAVL.
-func storeCommand() *cobra.Command { return storecmd.Command(storeLine, migrateCmd()) }
+// this line's store types and ibc-go.
+func storeCommand() *cobra.Command { return storecmd.Command(storeLine) }
 
 // storeLine is what the store commands need of SDK v0.53 and ibc-go v10.
 var storeLine = storecmd.Line{
-	CommitInfo: func(record []byte) (cms.CommitInfo, []byte, error) {
-		info := &storetypes.CommitInfo{}
-		if err := info.Unmarshal(record); err != nil {
-			return cms.CommitInfo{}, nil, err
-		}
-		out := cms.CommitInfo{Version: info.Version, Timestamp: info.Timestamp}
-		for _, si := range info.StoreInfos {
-			out.Stores = append(out.Stores, cms.StoreInfo{Name: si.Name, CommitID: cms.CommitID{Version: si.CommitId.Version, Hash: si.CommitId.Hash}})
-		}
-		return out, info.Hash(), nil
-	},
+	CommitInfo: multistore.DecodeCommitInfo,
 	// rootmulti's runtime knows ics23:iavl and ics23:simple; a client of a
 	// nomtstore chain registers ics23:smt too.
 	ProofRuntime: func() *cmtmerkle.ProofRuntime {

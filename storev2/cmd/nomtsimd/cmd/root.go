@@ -26,6 +26,7 @@ import (
 	"github.com/cosmos/cosmos-sdk/x/auth/types"
 	bankcli "github.com/cosmos/cosmos-sdk/x/bank/client/cli"
 	genutilcli "github.com/cosmos/cosmos-sdk/x/genutil/client/cli"
+	govcli "github.com/cosmos/cosmos-sdk/x/gov/client/cli"
 	"github.com/cosmos/ibc-go/v11/testing/simapp"
 
 	nomtstorev1 "github.com/nomtstore/nomtstore/proto/nomtstore/v1"
@@ -182,6 +183,7 @@ func txCommand() *cobra.Command {
 	}
 	cmd.AddCommand(
 		bankcli.NewTxCmd(addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32AccountAddrPrefix())),
+		govcli.NewTxCmd(nil),
 		authcmd.GetSignCommand(),
 		authcmd.GetSignBatchCommand(),
 		authcmd.GetMultiSignCommand(),

@@ -11,8 +11,8 @@ import (
 	commitmenttypes "github.com/cosmos/ibc-go/v11/modules/core/23-commitment/types"
 	commitmenttypesv2 "github.com/cosmos/ibc-go/v11/modules/core/23-commitment/types/v2"
 
-	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/storecmd"
+	"github.com/nomtstore/nomtstore/storev2/multistore"
 )
 
 // storeCommand is the `nomtstore` command tree (package storecmd) with
@@ -21,17 +21,7 @@ func storeCommand() *cobra.Command { return storecmd.Command(storeLine) }
 
 // storeLine is what the store commands need of SDK v0.54 (store/v2) and ibc-go v11.
 var storeLine = storecmd.Line{
-	CommitInfo: func(record []byte) (cms.CommitInfo, []byte, error) {
-		info := &storetypes.CommitInfo{}
-		if err := info.Unmarshal(record); err != nil {
-			return cms.CommitInfo{}, nil, err
-		}
-		out := cms.CommitInfo{Version: info.Version, Timestamp: info.Timestamp}
-		for _, si := range info.StoreInfos {
-			out.Stores = append(out.Stores, cms.StoreInfo{Name: si.Name, CommitID: cms.CommitID{Version: si.CommitId.Version, Hash: si.CommitId.Hash}})
-		}
-		return out, info.Hash(), nil
-	},
+	CommitInfo: multistore.DecodeCommitInfo,
 	// rootmulti's runtime knows ics23:iavl and ics23:simple; a client of a
 	// nomtstore chain registers ics23:smt too.
 	ProofRuntime: func() *cmtmerkle.ProofRuntime {

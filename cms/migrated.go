@@ -1,19 +1,31 @@
-package multistore
+package cms
 
 import (
 	"bytes"
 	"fmt"
 	"sync"
 
-	errorsmod "cosmossdk.io/errors"
-	"cosmossdk.io/store/types"
-	cmtprotocrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
-	"github.com/cosmos/iavl"
+	dbm "github.com/cosmos/cosmos-db"
 	ics23 "github.com/cosmos/ics23/go"
-
-	"github.com/nomtstore/nomtstore/cms"
-	"github.com/nomtstore/nomtstore/migrate"
 )
+
+// IAVLTree is one store's IAVL tree at a migrated height, read-only
+// (an *iavl.ImmutableTree).
+type IAVLTree interface {
+	Get(key []byte) ([]byte, error)
+	GetMembershipProof(key []byte) (*ics23.CommitmentProof, error)
+	GetNonMembershipProof(key []byte) (*ics23.CommitmentProof, error)
+}
+
+// IAVLSource is the IAVL data of a migrated height in the application
+// database (package migrate opens it).
+type IAVLSource interface {
+	Tree(store string) (IAVLTree, error)
+}
+
+// IAVLOpener opens the IAVL data of height in the application database
+// (Options.OpenIAVL; migrate.Opener).
+type IAVLOpener func(appDB dbm.DB, height int64) (IAVLSource, error)
 
 // A store migrated from IAVL (package migrate) begins with the version of
 // the switch, whose commit record is IAVL's commit info: the app hash
@@ -28,14 +40,14 @@ type migratedHeight struct {
 	mu      sync.Mutex
 	checked int64 // the height examined last; carried is its answer
 	carried bool
-	source  *migrate.Source
-	trees   map[string]*iavl.ImmutableTree
+	source  IAVLSource
+	trees   map[string]IAVLTree
 }
 
 // isMigratedHeight reports whether height is the version of a switch from
 // IAVL, whose app hash and proofs are IAVL's.
 func (s *Store) isMigratedHeight(height int64) (bool, error) {
-	engine := s.core.Engine()
+	engine := s.engine
 	if height <= 0 || uint64(height) != engine.EarliestVersion() {
 		return false, nil
 	}
@@ -54,8 +66,8 @@ func (s *Store) isMigratedHeight(height int64) (bool, error) {
 		return false, err
 	}
 	carried := false
-	for _, si := range info.StoreInfos {
-		if root, ok := roots[si.Name]; ok && !bytes.Equal(root[:], si.CommitId.Hash) {
+	for _, si := range info.Stores {
+		if root, ok := roots[si.Name]; ok && !bytes.Equal(root[:], si.CommitID.Hash) {
 			carried = true
 			break
 		}
@@ -65,25 +77,25 @@ func (s *Store) isMigratedHeight(height int64) (bool, error) {
 }
 
 // queryMigratedHeight answers a proved /key query at the version of a
-// switch from IAVL with IAVL's proof, or says it cannot; ok is false for
-// any other query, which the engine answers.
-func (s *Store) queryMigratedHeight(storeName string, req *types.RequestQuery) (res *types.ResponseQuery, ok bool, err error) {
-	height := cms.QueryHeight(s.core.Engine(), req.Height)
+// switch from IAVL with IAVL's proof (Response.IAVLProof), or says it
+// cannot; ok is false for any other query, which the engine answers.
+func (s *Store) queryMigratedHeight(storeName string, req Request) (res *Response, ok bool, err error) {
+	height := QueryHeight(s.engine, req.Height)
 	if carried, err := s.isMigratedHeight(height); err != nil || !carried {
 		return nil, false, nil // a height the engine cannot read answers as usual
 	}
 	if len(req.Data) == 0 {
-		return &types.ResponseQuery{}, true, errorsmod.Wrap(types.ErrTxDecode, "query cannot be zero length")
+		return &Response{}, true, sdkError(ErrTxDecode, "query cannot be zero length")
 	}
 	tree, err := s.migratedTree(storeName, height)
 	if err != nil {
-		return &types.ResponseQuery{}, true, errorsmod.Wrapf(types.ErrInvalidRequest,
+		return &Response{}, true, sdkError(ErrInvalidRequest,
 			"height %d is where this chain moved from IAVL to nomtstore: its app hash is IAVL's and so must its proofs be, but the IAVL data of that height is not available here (%v); query a later height, or a node that kept application.db",
 			height, err)
 	}
 	value, err := tree.Get(req.Data)
 	if err != nil {
-		return &types.ResponseQuery{}, true, err
+		return &Response{}, true, err
 	}
 	var proof *ics23.CommitmentProof
 	if value != nil {
@@ -92,40 +104,39 @@ func (s *Store) queryMigratedHeight(storeName string, req *types.RequestQuery) (
 		proof, err = tree.GetNonMembershipProof(req.Data)
 	}
 	if err != nil {
-		return &types.ResponseQuery{}, true, errorsmod.Wrapf(types.ErrInvalidRequest, "proving key %X in IAVL store %s at %d: %v", req.Data, storeName, height, err)
+		return &Response{}, true, sdkError(ErrInvalidRequest, "proving key %X in IAVL store %s at %d: %v", req.Data, storeName, height, err)
 	}
 	info, err := s.GetCommitInfo(height)
 	if err != nil {
-		return &types.ResponseQuery{}, true, err
+		return &Response{}, true, err
 	}
-	return &types.ResponseQuery{
+	return &Response{
 		Key: req.Data, Value: value, Height: height,
-		ProofOps: &cmtprotocrypto.ProofOps{Ops: []cmtprotocrypto.ProofOp{
-			types.NewIavlCommitmentOp(req.Data, proof).ProofOp(),
-			info.ProofOp(storeName),
-		}},
+		Proof: proof, IAVLProof: true, ProvedStore: storeName, ProvedIn: info,
 	}, true, nil
 }
 
 // migratedTree opens (once) a store's IAVL tree at the migrated height
 // from the application database, read-only.
-func (s *Store) migratedTree(storeName string, height int64) (*iavl.ImmutableTree, error) {
+func (s *Store) migratedTree(storeName string, height int64) (IAVLTree, error) {
 	m := &s.migrated
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if t := m.trees[storeName]; t != nil && m.checked == height {
 		return t, nil
 	}
-	appDB := s.core.AppDB()
-	if appDB == nil {
+	if s.appDB == nil {
 		return nil, fmt.Errorf("the store has no application database")
 	}
+	if s.openIAVL == nil {
+		return nil, fmt.Errorf("this store was opened without a reader of IAVL data (cms.Options.OpenIAVL)")
+	}
 	if m.source == nil {
-		src, err := migrate.OpenSource(appDB, height)
+		src, err := s.openIAVL(s.appDB, height)
 		if err != nil {
 			return nil, err
 		}
-		m.source, m.trees = src, map[string]*iavl.ImmutableTree{}
+		m.source, m.trees = src, map[string]IAVLTree{}
 	}
 	t, err := m.source.Tree(storeName)
 	if err != nil {

@@ -1,4 +1,4 @@
-package cmd
+package storecmd
 
 import (
 	"errors"
@@ -13,12 +13,12 @@ import (
 
 	"github.com/cosmos/cosmos-sdk/server"
 
+	"github.com/nomtstore/nomtstore/appconfig"
 	"github.com/nomtstore/nomtstore/migrate"
-	nomtmodule "github.com/nomtstore/nomtstore/module"
-	"github.com/nomtstore/nomtstore/storecmd"
 )
 
-type migrateJSON struct {
+// MigrateReport is `nomtstore migrate --output json`.
+type MigrateReport struct {
 	Height          int64   `json:"height"`
 	AppHash         string  `json:"app_hash"`
 	Dir             string  `json:"dir"`
@@ -36,7 +36,7 @@ type migrateJSON struct {
 	SourceDiskBytes int64   `json:"source_disk_bytes"`
 }
 
-func migrateCmd() *cobra.Command {
+func migrateCmd(line Line) *cobra.Command {
 	var fromIAVL, skipVerify bool
 	var height int64
 	cmd := &cobra.Command{
@@ -55,13 +55,13 @@ upgrade-height procedure around it.`,
 			if !fromIAVL {
 				return errors.New("say what to migrate from: --from-iavl (the node's IAVL application.db) is the only source")
 			}
-			format, err := storecmd.OutputFormat(cmd)
+			format, err := OutputFormat(cmd)
 			if err != nil {
 				return err
 			}
 			serverCtx := server.GetServerContextFromCmd(cmd)
 			home := serverCtx.Config.RootDir
-			cfg, err := nomtmodule.ReadConfig(serverCtx.Viper)
+			cfg, err := appconfig.Read(serverCtx.Viper)
 			if err != nil {
 				return err
 			}
@@ -80,13 +80,13 @@ upgrade-height procedure around it.`,
 				return fmt.Errorf("opening %s (db_backend %q): %w", appDBDir, backend, err)
 			}
 			defer func() { _ = appDB.Close() }()
-			src, err := migrate.OpenSource(appDB, height)
+			src, err := migrate.OpenSource(appDB, height, migrate.DecodeCommitInfo(line.CommitInfo))
 			if err != nil {
 				return err
 			}
-			show := storecmd.NewPhaseProgress(cmd.ErrOrStderr(), "migrate")
+			show := NewPhaseProgress(cmd.ErrOrStderr(), "migrate")
 			defer show.Finish()
-			_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "migrating %d stores of %s at height %d into %s\n", len(src.Info.StoreInfos), appDBDir, src.Height(), dir)
+			_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "migrating %d stores of %s at height %d into %s\n", len(src.Info.Stores), appDBDir, src.Height(), dir)
 			opts := migrate.Options{SkipVerify: skipVerify, Engine: cfg.EngineOptions(), Progress: func(p migrate.Progress) { show.Update(p.Phase, p.Keys, p.TotalKeys, p.Elapsed, p.Store) }, ProgressEvery: 200 * time.Millisecond}
 			res, err := migrate.FromIAVL(cmd.Context(), src, dir, opts)
 			show.Finish()
@@ -97,7 +97,7 @@ upgrade-height procedure around it.`,
 				return err
 			}
 			total := res.CopyTime + res.BuildTime + res.VerifyTime
-			out := migrateJSON{
+			out := MigrateReport{
 				Height: res.Height, AppHash: fmt.Sprintf("%X", res.AppHash), Dir: dir, Stores: res.Stores, Keys: res.Keys, Bytes: res.Bytes,
 				Resumed: res.Resumed, Verified: !skipVerify,
 				CopySeconds: res.CopyTime.Seconds(), ReadSeconds: res.ReadTime.Seconds(), BuildSeconds: res.BuildTime.Seconds(), VerifySeconds: res.VerifyTime.Seconds(),
@@ -106,13 +106,13 @@ upgrade-height procedure around it.`,
 			if total > 0 {
 				out.KeysPerSecond = float64(res.Keys) / total.Seconds()
 			}
-			if format == storecmd.OutputJSON {
-				return storecmd.WriteJSON(cmd.OutOrStdout(), out)
+			if format == OutputJSON {
+				return WriteJSON(cmd.OutOrStdout(), out)
 			}
-			t := storecmd.NewTable(cmd.OutOrStdout())
-			t.Row("migrated", "height %d, %s keys in %d stores", out.Height, storecmd.Count(uint64(out.Keys)), out.Stores)
+			t := NewTable(cmd.OutOrStdout())
+			t.Row("migrated", "height %d, %s keys in %d stores", out.Height, Count(uint64(out.Keys)), out.Stores)
 			if out.Bytes > 0 {
-				t.Row("  data", "%s of keys and values", storecmd.HumanBytes(uint64(out.Bytes)))
+				t.Row("  data", "%s of keys and values", HumanBytes(uint64(out.Bytes)))
 			}
 			t.Row("app hash", "%s (IAVL's; the next block commits nomtstore's roots)", out.AppHash)
 			if res.Resumed {
@@ -129,13 +129,13 @@ upgrade-height procedure around it.`,
 				verified = "skipped (--skip-verify)"
 			}
 			t.Row("verified", "%s", verified)
-			t.Row("disk", "%s in %s (IAVL's application.db, only read: %s)", storecmd.HumanBytes(uint64(out.DiskBytes)), dir, storecmd.HumanBytes(uint64(out.SourceDiskBytes)))
+			t.Row("disk", "%s in %s (IAVL's application.db, only read: %s)", HumanBytes(uint64(out.DiskBytes)), dir, HumanBytes(uint64(out.SourceDiskBytes)))
 			return t.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&fromIAVL, "from-iavl", false, "migrate from the node's IAVL application.db")
 	cmd.Flags().Int64Var(&height, "height", 0, "the IAVL height to migrate (default: the latest)")
 	cmd.Flags().BoolVar(&skipVerify, "skip-verify", false, "skip comparing every store with IAVL after the migration")
-	storecmd.AddOutputFlag(cmd)
+	AddOutputFlag(cmd)
 	return cmd
 }
