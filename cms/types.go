@@ -113,8 +113,10 @@ func (u *Upgrades) RenamedFrom(name string) string {
 }
 
 // Line is what an SDK line's adapter supplies: the SDK's own stores and
-// the SDK's encoding of a commit info. Its methods are called with the
-// Store's lock held and must not call the Store.
+// the SDK's encoding of a commit info. Its methods may be called with the
+// Store's lock held (all but DecodeCommitInfo are) and must not call the
+// Store; they may take the adapter's own lock (the order is: the Store's,
+// then the adapter's).
 type Line interface {
 	// NewSDKStore builds a store of a kind other than KindTree. db is the
 	// database of a KindDB store (already prefixed as rootmulti

@@ -91,7 +91,7 @@ func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, 
 		engine.BulkProgress = progress
 	}
 	s, err := multistore.New(dir, app.Logger(), multistore.Options{
-		Engine: engine, AppDB: db, Metrics: m, Observer: TelemetryObserver(),
+		Engine: engine, AppDB: db, Metrics: m, Observer: TelemetryObserver{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nomtstore: opening %s: %w", dir, err)

@@ -52,7 +52,11 @@ func (l line) CommitSDKStore(store any) (cms.CommitID, bool) {
 }
 
 func (l line) ServeTrees(live, leaving map[cms.StoreKey]*cms.Tree) map[cms.StoreKey]any {
-	cache := l.owner.interBlock()
+	// The cache manager's map is guarded by the adapter's mu (the lock
+	// order, core then adapter, allows taking it here).
+	l.owner.mu.Lock()
+	defer l.owner.mu.Unlock()
+	cache := l.owner.interBlockCache
 	if cache != nil {
 		// The cache manager keeps the store it first wrapped for a name;
 		// after a reload (snapshot restore, rollback) that is the previous

@@ -9,6 +9,7 @@ import (
 // hash) and /<store>/subspace, at req.Height (0: the latest but one, as
 // IAVL answers, so that the proof matches a header already out).
 func (s *Store) Query(req *types.RequestQuery) (*types.ResponseQuery, error) {
+	defer s.storeMetrics().MeasureSince("store", "nomtstore", "query")
 	res, err := s.core.Query(requestFromSDK(req))
 	if err != nil {
 		return &types.ResponseQuery{}, errorToSDK(err)

@@ -122,12 +122,6 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 
 func (s *Store) storeMetrics() metrics.StoreMetrics { return *s.metrics.Load() }
 
-func (s *Store) interBlock() types.MultiStorePersistentCache {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.interBlockCache
-}
-
 // Core is the SDK-free store this adapter wraps.
 func (s *Store) Core() *cms.Store { return s.core }
 
@@ -190,10 +184,15 @@ func (s *Store) GetCommitStore(key types.StoreKey) types.CommitStore {
 // GetCommitKVStore returns a mounted store, unwrapped from the inter-block
 // cache, or nil.
 func (s *Store) GetCommitKVStore(key types.StoreKey) types.CommitKVStore {
-	if cache := s.interBlock(); cache != nil {
-		if store := cache.Unwrap(key); store != nil {
-			return store
-		}
+	// The cache manager's map is guarded by mu (line.ServeTrees resets it).
+	s.mu.RLock()
+	var unwrapped types.CommitKVStore
+	if s.interBlockCache != nil {
+		unwrapped = s.interBlockCache.Unwrap(key)
+	}
+	s.mu.RUnlock()
+	if unwrapped != nil {
+		return unwrapped
 	}
 	store, _ := s.core.Served(key).(types.CommitKVStore)
 	return store
@@ -400,15 +399,18 @@ func (s *Store) CacheMultiStoreWithVersion(version int64) (types.CacheMultiStore
 // it, wrapped for the listeners and the tracer.
 func (s *Store) branch(storeOf func(types.StoreKey, types.KVStore) types.KVStore) types.CacheMultiStore {
 	served, byName := s.core.AllServed()
-	s.mu.RLock()
+	// storeOf may call the core: mu is not held meanwhile (lock order:
+	// core, then mu).
 	stores := make(map[types.StoreKey]types.CacheWrapper, len(served))
 	for k, v := range served {
 		key := k.(types.StoreKey)
-		store := storeOf(key, v.(types.KVStore))
+		stores[key] = storeOf(key, v.(types.KVStore))
+	}
+	s.mu.RLock()
+	for key, store := range stores {
 		if l := s.listeners[key]; l != nil {
-			store = listenkv.NewStore(store, key, l)
+			stores[key] = listenkv.NewStore(store.(types.KVStore), key, l)
 		}
-		stores[key] = store
 	}
 	s.mu.RUnlock()
 	keys := make(map[string]types.StoreKey, len(byName))

@@ -128,9 +128,10 @@ func (m *Manager) HandleSnapshotHeight(height int64) error {
 }
 
 // DistrustAfterRestart applies store/v2's rule to the snapshot heights
-// read back after a restart: the snapshot interval may have changed since
-// they were recorded, so until the next snapshot is done pruning stays
-// below the last height recorded rather than the next snapshot's. (The
+// read back by LoadSnapshotHeights, which runs at every load (a restart, a
+// rollback, a state-sync restore): the snapshot interval may have changed
+// since they were recorded, so until the next snapshot is done pruning
+// stays below the last height recorded rather than the next snapshot's. (The
 // v0.53 line's manager trusts them; each line's adapter matches its SDK.)
 func (m *Manager) DistrustAfterRestart() {
 	m.mu.Lock()

@@ -22,6 +22,7 @@ import (
 	"github.com/nomtstore/nomtstore/appconfig"
 	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/commitment"
+	"github.com/nomtstore/nomtstore/pruning"
 	"github.com/nomtstore/nomtstore/storev2/multistore"
 )
 
@@ -84,7 +85,7 @@ func install(app *baseapp.BaseApp, home string, appOpts servertypes.AppOptions, 
 		engine.BulkProgress = progress
 	}
 	s, err := multistore.New(dir, app.Logger(), multistore.Options{
-		Engine: engine, AppDB: db, Observer: TelemetryObserver(),
+		Engine: engine, AppDB: db, Observer: TelemetryObserver{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nomtstore: opening %s: %w", dir, err)
@@ -152,7 +153,31 @@ func (c *closingDB) Close() error {
 
 // TelemetryObserver sends the store's figures to the SDK's telemetry; the
 // metric names are listed at cms.MetricsObserver.
-func TelemetryObserver() cms.MetricsObserver { return cms.MetricsObserver{Sink: telemetrySink{}} }
+type TelemetryObserver struct{}
+
+var _ cms.Observer = TelemetryObserver{}
+
+func (TelemetryObserver) observer() cms.MetricsObserver {
+	return cms.MetricsObserver{Sink: telemetrySink{}}
+}
+
+// CommitPhase implements commitment.Observer.
+func (o TelemetryObserver) CommitPhase(phase string, d time.Duration) {
+	o.observer().CommitPhase(phase, d)
+}
+
+// Committed implements commitment.Observer.
+func (o TelemetryObserver) Committed(st commitment.CommitStats) { o.observer().Committed(st) }
+
+// PruneRun implements cms.Observer.
+func (o TelemetryObserver) PruneRun(to uint64, took time.Duration, err error) {
+	o.observer().PruneRun(to, took, err)
+}
+
+// Versions implements cms.Observer.
+func (o TelemetryObserver) Versions(latest, earliest uint64, st pruning.Stats) {
+	o.observer().Versions(latest, earliest, st)
+}
 
 // telemetrySink is the SDK v0.54 telemetry package. Its go-metrics
 // wrappers are deprecated in favour of OpenTelemetry instruments, but they

@@ -57,7 +57,11 @@ func (l line) CommitSDKStore(store any) (cms.CommitID, bool) {
 }
 
 func (l line) ServeTrees(live, leaving map[cms.StoreKey]*cms.Tree) map[cms.StoreKey]any {
-	cache := l.owner.interBlock()
+	// The cache manager's map is guarded by the adapter's mu (the lock
+	// order, core then adapter, allows taking it here).
+	l.owner.mu.Lock()
+	defer l.owner.mu.Unlock()
+	cache := l.owner.interBlockCache
 	if cache != nil {
 		// After a reload the cache would keep serving the previous trees.
 		cache.Reset()

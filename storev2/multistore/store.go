@@ -14,6 +14,7 @@ import (
 	"github.com/cosmos/cosmos-sdk/store/v2/cachemulti"
 	"github.com/cosmos/cosmos-sdk/store/v2/listenkv"
 	pruningtypes "github.com/cosmos/cosmos-sdk/store/v2/pruning/types"
+	snapshottypes "github.com/cosmos/cosmos-sdk/store/v2/snapshots/types"
 	"github.com/cosmos/cosmos-sdk/store/v2/types"
 
 	"github.com/nomtstore/nomtstore/cms"
@@ -63,8 +64,9 @@ type Store struct {
 }
 
 var (
-	_ types.CommitMultiStore = (*Store)(nil)
-	_ types.Queryable        = (*Store)(nil)
+	_ types.CommitMultiStore          = (*Store)(nil)
+	_ types.Queryable                 = (*Store)(nil)
+	_ snapshottypes.SnapshotAnnouncer = (*Store)(nil) // the snapshot manager looks for it
 )
 
 // New opens (or creates) a store in dir. Stores are then mounted and a
@@ -89,12 +91,6 @@ func New(dir string, logger log.Logger, opts Options) (*Store, error) {
 	core.Pruner().DistrustAfterRestart()
 	s.core = core
 	return s, nil
-}
-
-func (s *Store) interBlock() types.MultiStorePersistentCache {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.interBlockCache
 }
 
 // Core is the SDK-free store this adapter wraps.
@@ -145,10 +141,15 @@ func (s *Store) MountStoreWithDB(key types.StoreKey, typ types.StoreType, db dbm
 // GetCommitKVStore returns a mounted store, unwrapped from the inter-block
 // cache, or nil.
 func (s *Store) GetCommitKVStore(key types.StoreKey) types.CommitKVStore {
-	if cache := s.interBlock(); cache != nil {
-		if store := cache.Unwrap(key); store != nil {
-			return store
-		}
+	// The cache manager's map is guarded by mu (line.ServeTrees resets it).
+	s.mu.RLock()
+	var unwrapped types.CommitKVStore
+	if s.interBlockCache != nil {
+		unwrapped = s.interBlockCache.Unwrap(key)
+	}
+	s.mu.RUnlock()
+	if unwrapped != nil {
+		return unwrapped
 	}
 	store, _ := s.core.Served(key).(types.CommitKVStore)
 	return store
@@ -345,17 +346,20 @@ func (s *Store) CacheMultiStoreWithVersion(version int64) (types.CacheMultiStore
 // it, wrapped for the listeners.
 func (s *Store) branch(storeOf func(types.StoreKey, types.CacheWrapper) types.CacheWrapper) types.CacheMultiStore {
 	served, _ := s.core.AllServed()
-	s.mu.RLock()
+	// storeOf may call the core: mu is not held meanwhile (lock order:
+	// core, then mu).
 	stores := make(map[types.StoreKey]types.CacheWrapper, len(served))
 	for k, v := range served {
 		key := k.(types.StoreKey)
-		store := storeOf(key, v.(types.CacheWrapper))
+		stores[key] = storeOf(key, v.(types.CacheWrapper))
+	}
+	s.mu.RLock()
+	for key, store := range stores {
 		if l := s.listeners[key]; l != nil {
 			if kv, ok := store.(types.KVStore); ok {
-				store = listenkv.NewStore(kv, key, l)
+				stores[key] = listenkv.NewStore(kv, key, l)
 			}
 		}
-		stores[key] = store
 	}
 	s.mu.RUnlock()
 	return cachemulti.NewStore(stores)
@@ -364,10 +368,12 @@ func (s *Store) branch(storeOf func(types.StoreKey, types.CacheWrapper) types.Ca
 // LatestVersion is the last committed version.
 func (s *Store) LatestVersion() int64 { return s.LastCommitID().Version }
 
-// EarliestVersion is the earliest version the store can read: the engine's
-// (pruning runs in the background, so this moves when a pruning run is
-// done, not when it is asked for), or 1 before any commit, as rootmulti
-// reports for a chain never pruned.
+// EarliestVersion is the earliest version the store can read: the
+// engine's, or 1 before any commit. It differs from rootmulti's, which
+// reports 1 until its first prune and then the pruning height + 1 at once:
+// this is the first version actually held (the restore height after state
+// sync, the initial height, the height of a switch from IAVL), and it
+// moves when a background pruning run is done, not when it is asked for.
 func (s *Store) EarliestVersion() int64 {
 	if earliest := s.core.Engine().EarliestVersion(); earliest > 0 {
 		return int64(earliest)
