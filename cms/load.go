@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // LoadVersion builds the mounted stores at version ver, applying upgrades
@@ -54,7 +55,7 @@ func (s *Store) LoadVersion(ver int64, upgrades *Upgrades) error {
 			}
 		}
 	}
-	slices.SortFunc(keys, func(a, b StoreKey) int { return compareStrings(a.Name(), b.Name()) })
+	slices.SortFunc(keys, func(a, b StoreKey) int { return strings.Compare(a.Name(), b.Name()) })
 	if err := s.engine.AddTrees(treeNames...); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/btree"
@@ -166,9 +167,7 @@ func pendingRange(t *btree.BTreeG[pendingWrite], start, end []byte, reverse bool
 		t.Ascend(collect)
 	}
 	if reverse {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
+		slices.Reverse(out)
 	}
 	return out
 }

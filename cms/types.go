@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	dbm "github.com/cosmos/cosmos-db"
@@ -69,17 +70,7 @@ func (c CommitInfo) Store(name string) (StoreInfo, bool) {
 }
 
 func sortInfos(infos []StoreInfo) {
-	slices.SortStableFunc(infos, func(a, b StoreInfo) int { return compareStrings(a.Name, b.Name) })
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	slices.SortStableFunc(infos, func(a, b StoreInfo) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // Rename is a store renamed by an upgrade.
