@@ -113,6 +113,7 @@ test-long:
 	$(GO) test -count=1 -race -run '^TestSoak$$' -timeout 1h -v ./commitment -soak 5m
 	NOMTSTORE_HUGE_BLOCK=5000000 $(GO) test -count=1 -run '^TestHugeBlock$$' -timeout 1h -v ./commitment
 	NOMTSTORE_MIGRATE_KILLS=100 $(GO) test -count=1 -run '^TestMigrateKilled$$' -timeout 1h -v ./app_test
+	cd storev2 && NOMTSTORE_MIGRATE_KILLS=100 $(GO) test -count=1 -run '^TestMigrateKilled$$' -timeout 1h -v ./app_test
 	$(MAKE) fuzz
 
 # The long crash test: 10,000 SIGKILLs of a committing process.

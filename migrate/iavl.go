@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"cosmossdk.io/log"
 	dbm "github.com/cosmos/cosmos-db"
@@ -77,7 +78,7 @@ func OpenSource(db dbm.DB, height int64, decode DecodeCommitInfo) (*Source, erro
 	if info.Version != height {
 		return nil, fmt.Errorf("migrate: IAVL's commit info stored for height %d says height %d: the database is corrupt", height, info.Version)
 	}
-	return &Source{db: readOnlyDB{db}, height: height, Info: info, AppHash: appHash, RawInfo: raw}, nil
+	return &Source{db: readOnlyDB{emptyValuesKept{db}}, height: height, Info: info, AppHash: appHash, RawInfo: raw}, nil
 }
 
 // IAVLLatestHeight is rootmulti's latest height in db, 0 if none.
@@ -143,6 +144,49 @@ func (s *Source) Tree(name string) (*iavl.ImmutableTree, error) {
 func (s *Source) storeHash(name string) []byte {
 	si, _ := s.Info.Store(name)
 	return si.CommitID.Hash
+}
+
+// emptyValuesKept answers an empty value as an empty slice rather than
+// nil. IAVL v1 stores an empty tree's root as an empty value and reads a nil
+// one as a missing version; goleveldb after the version the SDK pins
+// returns nil for an empty value. A node built without the SDK's pin cannot
+// load an empty store of its own (an authz store nobody has used yet) but
+// wrote it correctly, and its migration must not fail on it. A miss is told
+// from an empty value by a one-key iteration.
+type emptyValuesKept struct{ dbm.DB }
+
+func (d emptyValuesKept) Get(key []byte) ([]byte, error) {
+	value, err := d.DB.Get(key)
+	if value != nil || err != nil {
+		return value, err
+	}
+	present, err := d.present(key)
+	if err != nil || !present {
+		return nil, err
+	}
+	return []byte{}, nil
+}
+
+func (d emptyValuesKept) Has(key []byte) (bool, error) {
+	has, err := d.DB.Has(key)
+	if has || err != nil {
+		return has, err
+	}
+	return d.present(key)
+}
+
+func (d emptyValuesKept) present(key []byte) (bool, error) {
+	// [key, key+0x00) holds exactly key.
+	it, err := d.Iterator(key, append(slices.Clip(key), 0))
+	if err != nil {
+		return false, err
+	}
+	valid := it.Valid()
+	if err := it.Error(); err != nil {
+		_ = it.Close()
+		return false, err
+	}
+	return valid, it.Close()
 }
 
 // readOnlyDB refuses every write, so that nothing the migration calls

@@ -236,6 +236,57 @@ func TestFromIAVL(t *testing.T) {
 	}
 }
 
+// emptyReadsNil is goleveldb as it behaves after the version the SDK
+// pins: an empty value reads as nil and Has says false for it.
+type emptyReadsNil struct{ dbm.DB }
+
+func (d emptyReadsNil) Get(key []byte) ([]byte, error) {
+	v, err := d.DB.Get(key)
+	if len(v) == 0 {
+		return nil, err
+	}
+	return v, err
+}
+
+func (d emptyReadsNil) Has(key []byte) (bool, error) {
+	v, err := d.Get(key)
+	return v != nil, err
+}
+
+// TestFromIAVLEmptyValuesReadAsNil: a node built without the SDK's
+// goleveldb pin reads its empty stores' roots (empty values) as missing
+// versions; the migration, and the IAVL proofs at the switch height, still
+// read them.
+func TestFromIAVLEmptyValuesReadAsNil(t *testing.T) {
+	c := newIAVLChain(t, 6, 100)
+	db := emptyReadsNil{c.db}
+	for _, height := range []int64{c.latest, c.latest - 2} {
+		src, err := migrate.OpenSource(db, height, multistore.DecodeCommitInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "nomtstore")
+		res, err := migrate.FromIAVL(context.Background(), src, dir, migrate.Options{})
+		if err != nil {
+			t.Fatalf("height %d: %v", height, err)
+		}
+		if string(res.AppHash) != string(c.hashes[height]) || res.Keys != c.keys(height) {
+			t.Fatalf("height %d: result %+v; want app hash %X, %d keys", height, res, c.hashes[height], c.keys(height))
+		}
+		// At the switch height the empty store is read from the IAVL data
+		// (an absence proof in an empty IAVL tree is IAVL's to refuse).
+		s := openMultistore(t, dir, db)
+		q, err := s.Query(&types.RequestQuery{Path: "/" + emptyStore + "/key", Data: []byte("absent"), Height: height})
+		if err != nil || q.Value != nil || q.Height != height {
+			t.Fatalf("height %d: query of the empty store: %+v %v", height, q, err)
+		}
+		for k, v := range c.states[height]["bank"] {
+			checkProof(t, s, "bank", k, height, c.hashes[height], &v, types.ProofOpIAVLCommitment)
+			break
+		}
+	}
+}
+
 func TestFromIAVLWithoutTheIAVLData(t *testing.T) {
 	c := newIAVLChain(t, 3, 100)
 	dir := filepath.Join(t.TempDir(), "nomtstore")

@@ -337,3 +337,9 @@ require (
 )
 
 replace github.com/nomtstore/nomtstore => ../
+
+// The goleveldb the SDK and ibc-go pin (their go.mod says "replace broken
+// goleveldb"): later versions read an empty value as nil, which IAVL takes
+// for a missing version, so that a node on IAVL with an empty store
+// (authz on a fresh chain) cannot load its heights again from goleveldb.
+replace github.com/syndtr/goleveldb => github.com/syndtr/goleveldb v1.0.1-0.20210819022825-2ae1ddf74ef7

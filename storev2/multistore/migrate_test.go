@@ -17,12 +17,17 @@ import (
 )
 
 // TestMigrateFromStoreV2IAVL: the state of a store/v2 node on IAVL
-// (rootmulti v2, iavl v1.2.8, an empty store among them) migrates into a
+// (rootmulti v2, iavl v1.2.8 over goleveldb, an empty store among them:
+// IAVL reads its empty roots there as missing versions) migrates into a
 // v0.54 store that reports IAVL's app hash at the switch height, holds the
 // same keys and values, answers IAVL's proofs there from the IAVL data,
 // and commits its own roots from the next height on.
 func TestMigrateFromStoreV2IAVL(t *testing.T) {
-	appDB := dbm.NewMemDB()
+	appDB, err := dbm.NewDB("application", dbm.GoLevelDBBackend, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = appDB.Close() }()
 	iavlStore := rootmulti.NewStore(appDB, log.NewNopLogger())
 	bank, acc, empty := types.NewKVStoreKey("bank"), types.NewKVStoreKey("acc"), types.NewKVStoreKey("authz")
 	for _, k := range []*types.KVStoreKey{bank, acc, empty} {
