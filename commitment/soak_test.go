@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,7 +50,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &soak{db: db, models: map[uint64]*version{0: newVersion(t, newState())}, tries: newIncrementalModel()}
+	s := &soak{db: db, models: map[uint64]*version{0: newVersion(t, newState())}, readingFrom: map[uint64]int{}, tries: newIncrementalModel()}
 	worker := pruning.NewWorker(db, pruning.WorkerOptions{RetryMin: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
@@ -105,7 +106,12 @@ type soak struct {
 	// writer adds a version's before committing it and drops the pruned.
 	// REQUIRES: mu.
 	models map[uint64]*version
-	err    error // REQUIRES: mu
+	// readingFrom counts the reads at the latest in flight by the version
+	// that was latest when each began: a read may go on at that version
+	// after pruning has passed it (its snapshot keeps it readable), so its
+	// model stays until the read ends. REQUIRES: mu.
+	readingFrom map[uint64]int
+	err         error // REQUIRES: mu
 
 	// tries and nextKey are the writer's.
 	tries                                                       incrementalModel
@@ -161,6 +167,9 @@ func (s *soak) commit(t *testing.T, rng *rand.Rand, worker *pruning.Worker) erro
 	}
 	e := s.db.EarliestVersion()
 	s.mu.Lock()
+	for from := range s.readingFrom {
+		e = min(e, from)
+	}
 	for u := range s.models {
 		if u < e {
 			delete(s.models, u)
@@ -274,7 +283,17 @@ const soakKeys = 1500
 // the answer must be the model's at one of the versions latest meanwhile.
 func (s *soak) readLatest(rng *rand.Rand) error {
 	tree := modelTrees[rng.IntN(len(modelTrees))]
+	s.mu.Lock()
 	from := s.db.Version()
+	s.readingFrom[from]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.readingFrom[from]--; s.readingFrom[from] == 0 {
+			delete(s.readingFrom, from)
+		}
+		s.mu.Unlock()
+	}()
 	key := fmt.Sprintf("k%05d", rng.IntN(soakKeys))
 	var got []byte
 	var proof *ics23.CommitmentProof
@@ -331,7 +350,40 @@ func (s *soak) readLatest(rng *rand.Rand) error {
 			}
 		}
 	}
-	return fmt.Errorf("read %d of %s/%s at the latest matches the model at none of versions %d..%d (got %q, %v)", kind, tree, key, from, to, got, iterated)
+	return fmt.Errorf("read %d of %s/%s at the latest matches the model at none of versions %d..%d (got %q, exists %v, proof root %s, %v); the models: %s",
+		kind, tree, key, from, to, got, exists, proofRoot(proof, []byte(key)), iterated, s.describeModels(tree, key, from, to))
+}
+
+// proofRoot is the root a proof computes to, for a failure's message.
+func proofRoot(proof *ics23.CommitmentProof, key []byte) string {
+	if proof == nil {
+		return "none"
+	}
+	root, err := proof.Calculate()
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	if ex := proof.GetExist(); ex != nil && !bytes.Equal(ex.Key, key) {
+		return fmt.Sprintf("%X (an existence proof of %q)", root, ex.Key)
+	}
+	return fmt.Sprintf("%X", root)
+}
+
+// describeModels says, for a failure's message, what the models of
+// versions from..to hold for one key and their roots.
+func (s *soak) describeModels(tree, key string, from, to uint64) string {
+	var out []string
+	for u := from; u <= to; u++ {
+		want := s.model(u)
+		if want == nil {
+			out = append(out, fmt.Sprintf("%d: none", u))
+			continue
+		}
+		value, present := want.st[tree][key]
+		root := want.roots[tree]
+		out = append(out, fmt.Sprintf("%d: present %v value %q root %X", u, present, value, root[:]))
+	}
+	return strings.Join(out, "; ")
 }
 
 // iterate reads up to 20 key=value pairs from key on, forward or back.
