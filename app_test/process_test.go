@@ -4,12 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	storetypes "cosmossdk.io/store/types"
-	"github.com/cometbft/cometbft/crypto/merkle"
-	cmtprotocrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 	dbm "github.com/cosmos/cosmos-db"
 
-	"cosmossdk.io/store/rootmulti"
 	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
 	govtypes "github.com/cosmos/cosmos-sdk/x/gov/types"
 
@@ -21,17 +17,8 @@ import (
 // nodeLine runs the node-process tests of internal/nodetest on this
 // line's nomtsimd (SDK v0.53).
 var nodeLine = &nodetest.Line{
-	Binary: nomtsimdBinary,
-	VerifyValue: func(ops []nodetest.ProofOp, appHash []byte, store string, key, value []byte) error {
-		proof := &cmtprotocrypto.ProofOps{}
-		for _, op := range ops {
-			proof.Ops = append(proof.Ops, cmtprotocrypto.ProofOp{Type: op.Type, Key: op.Key, Data: op.Data})
-		}
-		prt := rootmulti.DefaultProofRuntime()
-		prt.RegisterOpDecoder(storetypes.ProofOpSMTCommitment, storetypes.CommitmentOpDecoder)
-		keyPath := merkle.KeyPath{}.AppendKey([]byte(store), merkle.KeyEncodingURL).AppendKey(key, merkle.KeyEncodingURL).String()
-		return prt.VerifyValue(proof, appHash, keyPath, value)
-	},
+	Binary:       nodetest.Binary("../cmd/nomtsimd"),
+	ProofRuntime: cmd.StoreLine.ProofRuntime,
 	PreloadIAVL: func(t *testing.T, home string, keys int) []byte {
 		t.Helper()
 		db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, filepath.Join(home, "data"))

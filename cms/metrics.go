@@ -128,3 +128,31 @@ func (o MetricsObserver) gauge(v float32, keys ...string) {
 func (o MetricsObserver) count(v float32, keys ...string) {
 	o.Sink.IncrCounter(v, append([]string{metricPrefix}, keys...)...)
 }
+
+// SinkObserver is MetricsObserver over the zero value of a sink type, so
+// that a line's observer needs no fields: `type TelemetryObserver =
+// cms.SinkObserver[telemetrySink]`, used as TelemetryObserver{}.
+type SinkObserver[S MetricsSink] struct{}
+
+func (SinkObserver[S]) observer() MetricsObserver {
+	var sink S
+	return MetricsObserver{Sink: sink}
+}
+
+// CommitPhase implements commitment.Observer.
+func (o SinkObserver[S]) CommitPhase(phase string, d time.Duration) {
+	o.observer().CommitPhase(phase, d)
+}
+
+// Committed implements commitment.Observer.
+func (o SinkObserver[S]) Committed(st commitment.CommitStats) { o.observer().Committed(st) }
+
+// PruneRun implements Observer.
+func (o SinkObserver[S]) PruneRun(to uint64, took time.Duration, err error) {
+	o.observer().PruneRun(to, took, err)
+}
+
+// Versions implements Observer.
+func (o SinkObserver[S]) Versions(latest, earliest uint64, st pruning.Stats) {
+	o.observer().Versions(latest, earliest, st)
+}

@@ -24,6 +24,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cometbft/cometbft/crypto/merkle"
+	cmtprotocrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 )
 
 // Line is what a line's tests give: its node binary and what differs
@@ -32,9 +35,9 @@ type Line struct {
 	// Binary builds the line's nomtsimd (once per test binary) and returns
 	// its path.
 	Binary func(t *testing.T) string
-	// VerifyValue verifies the proof ops of a /store/<store>/key query
-	// against an app hash, with the line's proof runtime.
-	VerifyValue func(ops []ProofOp, appHash []byte, store string, key, value []byte) error
+	// ProofRuntime is the line's proof runtime for the store's queries
+	// (the node's own: storecmd.Line.ProofRuntime).
+	ProofRuntime func() *merkle.ProofRuntime
 	// PreloadIAVL commits keys random keys into the application.db of home
 	// with the line's rootmulti on IAVL and returns the last app hash.
 	PreloadIAVL func(t *testing.T, home string, keys int) []byte
@@ -42,12 +45,6 @@ type Line struct {
 	// the upgrade plan of the switch to nomtstore, GovAuthority the gov
 	// module's address.
 	FlagIAVL, SwitchUpgrade, GovAuthority string
-}
-
-// ProofOp is a proof op as the RPC returns it.
-type ProofOp struct {
-	Type      string
-	Key, Data []byte
 }
 
 // The store's proof op types, and the upgrade module's store and keys the
@@ -348,21 +345,22 @@ func (n *Node) ProvedQuery(store string, key []byte, height int64) (value []byte
 	if r.Code != 0 || r.ProofOps == nil || r.Height != strconv.FormatInt(height, 10) {
 		n.t.Fatalf("proved query of %s/%X at %d: code %d, log %q, height %s", store, key, height, r.Code, r.Log, r.Height)
 	}
-	ops := make([]ProofOp, 0, len(r.ProofOps.Ops))
+	ops := &cmtprotocrypto.ProofOps{}
 	for _, op := range r.ProofOps.Ops {
-		ops = append(ops, ProofOp{Type: op.Type, Key: op.Key, Data: op.Data})
+		ops.Ops = append(ops.Ops, cmtprotocrypto.ProofOp{Type: op.Type, Key: op.Key, Data: op.Data})
 	}
-	if len(ops) == 0 {
+	if len(ops.Ops) == 0 {
 		n.t.Fatalf("proved query of %s/%X at %d: no proof ops", store, key, height)
 	}
 	appHash, err := hex.DecodeString(n.HeaderAppHash(height + 1))
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	if err := n.line.VerifyValue(ops, appHash, store, key, r.Value); err != nil {
+	keyPath := merkle.KeyPath{}.AppendKey([]byte(store), merkle.KeyEncodingURL).AppendKey(key, merkle.KeyEncodingURL).String()
+	if err := n.line.ProofRuntime().VerifyValue(ops, appHash, keyPath, r.Value); err != nil {
 		n.t.Fatalf("the proof of %s/%X at %d does not verify against header %d's app hash: %v", store, key, height, height+1, err)
 	}
-	return r.Value, ops[0].Type
+	return r.Value, ops.Ops[0].Type
 }
 
 // WaitLog waits until the node's log contains s.

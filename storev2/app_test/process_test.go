@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"cosmossdk.io/log/v2"
-	"github.com/cometbft/cometbft/crypto/merkle"
-	cmtprotocrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 	dbm "github.com/cosmos/cosmos-db"
 	"github.com/cosmos/cosmos-sdk/store/v2/rootmulti"
 	storetypes "github.com/cosmos/cosmos-sdk/store/v2/types"
@@ -22,17 +20,8 @@ import (
 // nodeLine runs the node-process tests of internal/nodetest on this
 // line's nomtsimd (SDK v0.54, store/v2).
 var nodeLine = &nodetest.Line{
-	Binary: nomtsimdBinary,
-	VerifyValue: func(ops []nodetest.ProofOp, appHash []byte, store string, key, value []byte) error {
-		proof := &cmtprotocrypto.ProofOps{}
-		for _, op := range ops {
-			proof.Ops = append(proof.Ops, cmtprotocrypto.ProofOp{Type: op.Type, Key: op.Key, Data: op.Data})
-		}
-		prt := rootmulti.DefaultProofRuntime()
-		prt.RegisterOpDecoder(storetypes.ProofOpSMTCommitment, storetypes.CommitmentOpDecoder)
-		keyPath := merkle.KeyPath{}.AppendKey([]byte(store), merkle.KeyEncodingURL).AppendKey(key, merkle.KeyEncodingURL).String()
-		return prt.VerifyValue(proof, appHash, keyPath, value)
-	},
+	Binary:        nodetest.Binary("../cmd/nomtsimd"),
+	ProofRuntime:  cmd.StoreLine.ProofRuntime,
 	PreloadIAVL:   preloadIAVLHome,
 	FlagIAVL:      cmd.FlagIAVL,
 	SwitchUpgrade: cmd.SwitchUpgrade,

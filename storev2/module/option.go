@@ -22,7 +22,6 @@ import (
 	"github.com/nomtstore/nomtstore/appconfig"
 	"github.com/nomtstore/nomtstore/cms"
 	"github.com/nomtstore/nomtstore/commitment"
-	"github.com/nomtstore/nomtstore/pruning"
 	"github.com/nomtstore/nomtstore/storev2/multistore"
 )
 
@@ -153,31 +152,9 @@ func (c *closingDB) Close() error {
 
 // TelemetryObserver sends the store's figures to the SDK's telemetry; the
 // metric names are listed at cms.MetricsObserver.
-type TelemetryObserver struct{}
+type TelemetryObserver = cms.SinkObserver[telemetrySink]
 
 var _ cms.Observer = TelemetryObserver{}
-
-func (TelemetryObserver) observer() cms.MetricsObserver {
-	return cms.MetricsObserver{Sink: telemetrySink{}}
-}
-
-// CommitPhase implements commitment.Observer.
-func (o TelemetryObserver) CommitPhase(phase string, d time.Duration) {
-	o.observer().CommitPhase(phase, d)
-}
-
-// Committed implements commitment.Observer.
-func (o TelemetryObserver) Committed(st commitment.CommitStats) { o.observer().Committed(st) }
-
-// PruneRun implements cms.Observer.
-func (o TelemetryObserver) PruneRun(to uint64, took time.Duration, err error) {
-	o.observer().PruneRun(to, took, err)
-}
-
-// Versions implements cms.Observer.
-func (o TelemetryObserver) Versions(latest, earliest uint64, st pruning.Stats) {
-	o.observer().Versions(latest, earliest, st)
-}
 
 // telemetrySink is the SDK v0.54 telemetry package. Its go-metrics
 // wrappers are deprecated in favour of OpenTelemetry instruments, but they

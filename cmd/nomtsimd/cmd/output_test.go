@@ -179,7 +179,7 @@ func TestProveReport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		report, err := storecmd.CheckProof(storeLine, 5, "bank", tc.key, res.Value, res.ProofOps, appHash)
+		report, err := storecmd.CheckProof(StoreLine, 5, "bank", tc.key, res.Value, res.ProofOps, appHash)
 		if err != nil {
 			t.Fatalf("key %x: %v", tc.key, err)
 		}
@@ -205,7 +205,7 @@ func TestProveReport(t *testing.T) {
 			}
 		}
 		// A proof against another app hash is refused.
-		if _, err := storecmd.CheckProof(storeLine, 5, "bank", tc.key, res.Value, res.ProofOps, make([]byte, 32)); err == nil {
+		if _, err := storecmd.CheckProof(StoreLine, 5, "bank", tc.key, res.Value, res.ProofOps, make([]byte, 32)); err == nil {
 			t.Errorf("key %x: proof verified against a zero app hash", tc.key)
 		}
 	}

@@ -17,10 +17,10 @@ import (
 
 // storeCommand is the `nomtstore` command tree (package storecmd) with
 // this line's store types and ibc-go.
-func storeCommand() *cobra.Command { return storecmd.Command(storeLine) }
+func storeCommand() *cobra.Command { return storecmd.Command(StoreLine) }
 
-// storeLine is what the store commands need of SDK v0.54 (store/v2) and ibc-go v11.
-var storeLine = storecmd.Line{
+// StoreLine is what the store commands need of SDK v0.54 (store/v2) and ibc-go v11.
+var StoreLine = storecmd.Line{
 	CommitInfo: multistore.DecodeCommitInfo,
 	// rootmulti's runtime knows ics23:iavl and ics23:simple; a client of a
 	// nomtstore chain registers ics23:smt too.
