@@ -46,6 +46,9 @@ const (
 
 	fieldStoreName = 1
 
+	fieldItemExtension        = 3 // SnapshotExtensionMeta: name (1, string), format (2, uint32)
+	fieldItemExtensionPayload = 4 // SnapshotExtensionPayload: payload (1, bytes)
+
 	fieldIAVLKey     = 1
 	fieldIAVLValue   = 2
 	fieldIAVLVersion = 3
@@ -114,6 +117,7 @@ func (m *restoreItem) Unmarshal(b []byte) error {
 			err = m.unmarshalIAVL(v)
 		default:
 			m.kind, m.raw = itemOther, all
+			err = checkExtensionItem(num, v)
 		}
 		if err != nil {
 			return err
@@ -153,6 +157,22 @@ func (m *restoreItem) unmarshalIAVL(b []byte) error {
 			m.value = nonNil(v)
 		case fieldIAVLHeight:
 			m.height = int32(x) //nolint:gosec // int32 fields are varints truncated to 32 bits, as the generated code reads them
+		}
+		return nil
+	})
+}
+
+// checkExtensionItem rejects an extension item the generated code would:
+// one that is not a well-formed message, or whose known fields have the
+// wrong wire type. restoreItem keeps the item raw for the line.
+func checkExtensionItem(num protowire.Number, b []byte) error {
+	return eachField(b, func(field protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
+		want, known := protowire.BytesType, field == 1
+		if num == fieldItemExtension && field == 2 {
+			want, known = protowire.VarintType, true
+		}
+		if known && typ != want {
+			return fmt.Errorf("%w %d for SnapshotItem field %d's field %d", errItemWireType, typ, num, field)
 		}
 		return nil
 	})
