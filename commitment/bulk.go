@@ -143,7 +143,7 @@ func (db *DB) BeginBulk() error {
 	case version != 0:
 		return fmt.Errorf("%w: version %d is committed", ErrBulkNotEmpty, version)
 	}
-	if db.stagedKeys() > 0 {
+	if db.staged.keys() > 0 {
 		return fmt.Errorf("%w: changes are staged", ErrBulkNotEmpty)
 	}
 	b := &bulkLoad{db: db, version: max(db.initialVersion, 1), fs: vfs.PebbleFS(db.opts.FS),
@@ -163,7 +163,7 @@ func (db *DB) BeginBulk() error {
 	}
 	b.pipe = newBulkPipe(b)
 	db.bulk = b
-	db.working = nil
+	db.staged.working = nil
 	db.opts.Logger.Info("nomtstore bulk load started", "version", b.version)
 	return nil
 }
@@ -177,8 +177,8 @@ func (db *DB) bulkWorkingLocked() (*workingSet, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	if db.working != nil {
-		return db.working, nil
+	if db.staged.working != nil {
+		return db.staged.working, nil
 	}
 	if db.bulk.built {
 		return nil, fmt.Errorf("%w, as its build failed", ErrBulkBuilt)
@@ -187,7 +187,7 @@ func (db *DB) bulkWorkingLocked() (*workingSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.working = w
+	db.staged.working = w
 	return w, nil
 }
 
@@ -567,7 +567,7 @@ func (b *bulkLoad) cleanup() {
 func (db *DB) abortBulk() error {
 	b := db.bulk
 	db.bulk = nil
-	db.working = nil
+	db.staged.working = nil
 	_ = b.pipe.finish()
 	for _, bt := range b.trees {
 		_ = bt.values.close()

@@ -19,18 +19,21 @@ import (
 // the warm-up early: the caches are an optimization.
 func (db *DB) warmCaches() {
 	start := time.Now()
-	values := db.warmValues()
+	values := warmValueCache(db.snap.snap, db.values, db.opts.ValueCacheBytes/10*8)
 	subtrees := 0
-	for _, t := range db.trees {
-		subtrees += db.warmLeaves(t)
+	if db.elideBelow >= 3 {
+		budget := db.opts.LeafCacheBytes / 10 * 8 / int64(max(1, len(db.trees)))
+		for _, t := range db.trees {
+			subtrees += warmLeafCache(db.viewLocked(t, db.record.version), db.record.roots[t.store], budget)
+		}
 	}
 	db.opts.Logger.Info("nomtstore caches warmed", "values", values, "elided_subtrees", subtrees, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// warmValues puts current values into the value cache, in key order.
-func (db *DB) warmValues() int {
-	budget := db.opts.ValueCacheBytes / 10 * 8
-	it, err := db.snap.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixValue}, UpperBound: []byte{prefixValue + 1}})
+// warmValueCache puts current values into the value cache, in key order,
+// until it holds budget bytes.
+func warmValueCache(snap *pebble.Snapshot, cache *valueCache, budget int64) int {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixValue}, UpperBound: []byte{prefixValue + 1}})
 	if err != nil {
 		return 0
 	}
@@ -42,24 +45,25 @@ func (db *DB) warmValues() int {
 			break
 		}
 		store := trie.StoreID(binary.BigEndian.Uint32(key[1:]))
-		db.values.put(store, bytes.Clone(key[5:]), recentRead{entry: bytes.Clone(it.Value()), found: true})
+		cache.put(store, bytes.Clone(key[5:]), recentRead{entry: bytes.Clone(it.Value()), found: true})
 		used += int64(len(key) + len(it.Value()) + entryOverhead)
 		n++
 	}
 	return n
 }
 
-// warmLeaves puts the keys of a tree's elided subtrees into the leaf
-// cache: the leaf index in path order holds each subtree's keys in a run.
-func (db *DB) warmLeaves(t *tree) int {
-	root := db.record.roots[t.store]
-	if root.IsEmpty() || db.elideBelow < 3 {
+// warmLeafCache puts the keys of the elided subtrees of a tree at the
+// latest version (its view and root) into the leaf cache, until they take
+// budget bytes: the leaf index in path order holds each subtree's keys in
+// a run.
+func warmLeafCache(latest treeView, root trie.Hash, budget int64) int {
+	if root.IsEmpty() {
 		return 0
 	}
-	budget := db.opts.LeafCacheBytes / 10 * 8 / int64(max(1, len(db.trees)))
-	tr, _ := db.committedTree(t, nil)
+	t := latest.tree
+	tr, _ := latest.trie(nil)
 	lower, upper := storePrefix(prefixLeaf, t.store), storeUpperBound(prefixLeaf, t.store)
-	it, err := db.snap.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := latest.snap.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return 0
 	}
@@ -74,8 +78,8 @@ func (db *DB) warmLeaves(t *tree) int {
 		curDepth int
 	)
 	flush := func() {
-		if inside && len(leaves) >= 2 && len(leaves) < db.elideBelow {
-			db.leaves.put(t.store, cur, leaves)
+		if inside && len(leaves) >= 2 && len(leaves) < latest.elideBelow {
+			latest.leaves.put(t.store, cur, leaves)
 			used += int64(len(leaves)*64 + 2*entryOverhead)
 			n++
 		}

@@ -6,12 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
-	"sort"
-	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/cockroachdb/pebble"
 
@@ -79,43 +75,6 @@ import (
 // committed. So is a growth that failed after its rename
 // (bitbox.ErrGrowIncomplete).
 
-type stagedOp struct {
-	value  []byte
-	delete bool
-}
-
-// workingSet is the outcome of WorkingRoots for the staged changes.
-type workingSet struct {
-	roots   map[trie.StoreID]trie.Hash // every tree, changed or not
-	updates []*treeUpdate
-	table   *bitbox.Table // the table the updates read their buckets from
-	// huge is set for a block of more than hugeBlockKeys keys: the value
-	// and leaf caches are dropped after it rather than written through,
-	// which would hold a copy of every entry it writes until the commit.
-	huge bool
-}
-
-// hugeBlockKeys is the block size past which a commit drops the caches of
-// the latest version instead of writing its entries through them.
-var hugeBlockKeys = 1 << 20 // a variable for tests
-
-type treeUpdate struct {
-	tree    *tree
-	keys    [][]byte // staged keys in path order, parallel to ops
-	ops     []trie.Op
-	values  [][]byte
-	result  *trie.UpdateResult
-	buckets map[trie.PageID]uint64 // of the pages the update read
-	priors  []prior                // each key's committed value, parallel to ops
-}
-
-// prior is a key's committed value: what a commit supersedes.
-type prior struct {
-	exists bool
-	born   uint64
-	value  []byte
-}
-
 func validateKey(key []byte) error {
 	switch {
 	case len(key) == 0:
@@ -176,14 +135,7 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 		// copies it as it writes it.
 		op.value = bytes.Clone(op.value)
 	}
-	db.restageLocked()
-	m := db.staged[t]
-	if m == nil {
-		m = map[string]stagedOp{}
-		db.staged[t] = m
-	}
-	m[string(key)] = op
-	db.working = nil
+	db.staged.put(t, key, op)
 	db.warm.warmLater(t, key)
 	return nil
 }
@@ -202,50 +154,8 @@ func (db *DB) Discard() {
 			db.opts.Logger.Error("nomtstore bulk load discard failed", "err", err)
 		}
 	}
-	db.clearStagedLocked()
-	db.stagedRecord = nil
-}
-
-// clearStagedLocked drops every staged change. REQUIRES: writeMu.
-func (db *DB) clearStagedLocked() {
-	clear(db.staged)
-	db.working = nil
-}
-
-// stagedInWorking reports whether the staged changes are held by the
-// working set alone (a huge block's). REQUIRES: writeMu.
-func (db *DB) stagedInWorking() bool { return db.working != nil && db.working.huge }
-
-// restageLocked puts a huge block's staged changes back into the maps from
-// its working set, which it drops: the block is changing again.
-// REQUIRES: writeMu.
-func (db *DB) restageLocked() {
-	if !db.stagedInWorking() {
-		return
-	}
-	for _, u := range db.working.updates {
-		m := make(map[string]stagedOp, len(u.keys))
-		for i, key := range u.keys {
-			m[string(key)] = stagedOp{value: u.values[i], delete: u.ops[i].Delete}
-		}
-		db.staged[u.tree] = m
-	}
-	db.working = nil
-}
-
-// stagedKeys counts the staged changes. REQUIRES: writeMu.
-func (db *DB) stagedKeys() int {
-	n := 0
-	if db.stagedInWorking() {
-		for _, u := range db.working.updates {
-			n += len(u.keys)
-		}
-		return n
-	}
-	for _, staged := range db.staged {
-		n += len(staged)
-	}
-	return n
+	db.staged.clearChanges()
+	db.staged.record = nil
 }
 
 // SetVersionRecord stages the application's record of the next version
@@ -255,7 +165,7 @@ func (db *DB) stagedKeys() int {
 func (db *DB) SetVersionRecord(record []byte) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.stagedRecord = bytes.Clone(record)
+	db.staged.record = bytes.Clone(record)
 }
 
 // WorkingRoots computes the root every tree will have once the staged
@@ -275,157 +185,6 @@ func (db *DB) WorkingRoots() (map[string]trie.Hash, error) {
 		roots[db.byStore[id].name] = root
 	}
 	return roots, nil
-}
-
-// workingLocked computes the working set. REQUIRES: writeMu.
-func (db *DB) workingLocked() (*workingSet, error) {
-	if db.bulk != nil {
-		return db.bulkWorkingLocked()
-	}
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	// Checked before the cache: a working set computed before Close must
-	// not let a commit run against closed files.
-	if db.closed {
-		return nil, ErrClosed
-	}
-	if db.working != nil {
-		return db.working, nil
-	}
-	defer db.opts.observePhase(PhaseWorkingRoots, db.opts.now())
-	db.warm.drop()
-	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.pages.table}
-	for _, t := range db.trees {
-		w.roots[t.store] = db.record.roots[t.store]
-	}
-	keys := 0
-	for t, staged := range db.staged {
-		if len(staged) > 0 {
-			w.updates = append(w.updates, newTreeUpdate(t, staged))
-			keys += len(staged)
-		}
-	}
-	w.huge = keys > hugeBlockKeys
-	slices.SortFunc(w.updates, func(a, b *treeUpdate) int { return int(a.tree.store) - int(b.tree.store) })
-	// Trees hash in parallel; a lone big tree uses every worker inside.
-	perTree := max(1, db.opts.Workers/max(1, len(w.updates)))
-	errs := make([]error, len(w.updates))
-	sem := make(chan struct{}, db.opts.Workers)
-	var wg sync.WaitGroup
-	for i, u := range w.updates {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[i] = db.updateTree(u, w.roots[u.tree.store], perTree, w.huge)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for _, u := range w.updates {
-		w.roots[u.tree.store] = u.result.Root
-	}
-	db.working = w
-	if w.huge {
-		// The updates hold every key (the maps' own strings) and value.
-		clear(db.staged)
-	}
-	return w, nil
-}
-
-func newTreeUpdate(t *tree, staged map[string]stagedOp) *treeUpdate {
-	n := len(staged)
-	u := &treeUpdate{tree: t, keys: make([][]byte, 0, n), ops: make([]trie.Op, 0, n), values: make([][]byte, 0, n)}
-	for k, s := range staged {
-		// Nothing writes to a staged key: its bytes are shared, not
-		// copied, and outlive the map if a huge block drops it.
-		key := unsafe.Slice(unsafe.StringData(k), len(k))
-		op := trie.Op{Path: trie.PathOf(key), Delete: s.delete}
-		if !s.delete {
-			op.ValueHash = trie.ValueHash(s.value)
-		}
-		u.keys, u.ops, u.values = append(u.keys, key), append(u.ops, op), append(u.values, s.value)
-	}
-	sort.Sort(byPath{u})
-	return u
-}
-
-// byPath sorts an update's parallel slices by key path in place.
-type byPath struct{ *treeUpdate }
-
-func (b byPath) Len() int { return len(b.ops) }
-func (b byPath) Less(i, j int) bool {
-	return bytes.Compare(b.ops[i].Path[:], b.ops[j].Path[:]) < 0
-}
-func (b byPath) Swap(i, j int) {
-	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
-	b.ops[i], b.ops[j] = b.ops[j], b.ops[i]
-	b.values[i], b.values[j] = b.values[j], b.values[i]
-}
-
-// updateTree runs one tree's batch update and reads the values it
-// supersedes, which history keeps. REQUIRES: mu held (read).
-func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int, huge bool) error {
-	buckets := map[trie.PageID]uint64{}
-	tr, leaves := db.committedTree(u.tree, buckets)
-	var err error
-	if u.priors, err = db.readPriors(u, !huge); err != nil {
-		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
-	}
-	// The priors say which keys exist and with which value: the update
-	// need not look their leaves up in the index.
-	tr.Leaves = knownLeaves{leavesAt: leaves, ops: u.ops, priors: u.priors}
-	res, err := tr.Update(root, u.ops, trie.UpdateOptions{Workers: workers, SkipElidedNotes: huge})
-	if err != nil {
-		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
-	}
-	u.result, u.buckets = res, buckets
-	return nil
-}
-
-// knownLeaves is the leaf index of an update whose keys' committed values
-// are known: the leaf of a staged key comes from its prior, any other from
-// the index.
-type knownLeaves struct {
-	leavesAt
-	ops    []trie.Op // sorted by path
-	priors []prior   // parallel to ops
-}
-
-func (k knownLeaves) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
-	i, found := slices.BinarySearchFunc(k.ops, path, func(op trie.Op, p trie.KeyPath) int { return bytes.Compare(op.Path[:], p[:]) })
-	if !found {
-		return k.leavesAt.Leaf(path)
-	}
-	if p := k.priors[i]; p.exists {
-		return trie.NewLeaf(path, trie.ValueHash(p.value)), true, nil
-	}
-	return trie.Leaf{}, false, nil
-}
-
-// readPriors reads the committed value of each key a tree update touches,
-// through the value cache; cache false leaves out what the cache misses (a
-// huge block, after which the cache is purged anyway). REQUIRES: mu held
-// (read).
-func (db *DB) readPriors(u *treeUpdate, cache bool) ([]prior, error) {
-	priors := make([]prior, len(u.keys))
-	for i, key := range u.keys {
-		r, err := db.currentEntry(u.tree.store, key, cache)
-		if err != nil {
-			return nil, err
-		}
-		if r.found {
-			born, value, err := splitBorn(r.entry)
-			if err != nil {
-				return nil, err
-			}
-			priors[i] = prior{exists: true, born: born, value: value}
-		}
-	}
-	return priors, nil
 }
 
 // CommitResult is what a commit made durable.
@@ -453,7 +212,10 @@ func (db *DB) Commit() (*CommitResult, error) {
 	}
 	db.opts.hookAt("begin")
 	planStart := db.opts.now()
-	changes, err := db.planPages(w)
+	changes, err := w.pageChanges()
+	if err == nil {
+		err = db.pages.place(changes, w.table)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +234,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
 	wal := db.planWAL(record, changes)
 	batch := db.newChunkedBatch(min(db.batchSize+db.batchSize/8, maxBatchHint))
-	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.stagedRecord, !w.huge)
+	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.staged.record, !w.huge)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
 	}
@@ -512,12 +274,12 @@ func (db *DB) Commit() (*CommitResult, error) {
 		db.opts.Logger.Info("nomtstore bulk load committed", "version", record.version, "keys", b.keys, "bytes", b.bytes,
 			"elapsed", elapsed.Round(time.Millisecond))
 	}
-	keys, hashes := db.stagedKeys(), 0
+	keys, hashes := db.staged.keys(), 0
 	for _, u := range w.updates {
 		hashes += u.result.NodeHashes
 	}
-	db.clearStagedLocked()
-	db.stagedRecord = nil
+	db.staged.clearChanges()
+	db.staged.record = nil
 	db.stats.commits.Add(1)
 	db.mu.RLock()
 	roots := db.namedRoots(record.roots)
@@ -805,26 +567,6 @@ func (db *DB) checkDiskSpace(version uint64, size int64) error {
 			version, usage.AvailBytes, db.dir, need, size, db.opts.DiskReserveBytes, syscall.ENOSPC)
 	}
 	return nil
-}
-
-// planPages turns the working set's page changes into table changes with
-// buckets. REQUIRES: writeMu.
-func (db *DB) planPages(w *workingSet) ([]bitbox.Change, error) {
-	var changes []bitbox.Change
-	for _, u := range w.updates {
-		for _, pc := range u.result.Pages {
-			c := bitbox.Change{Key: bitbox.PageKey{Store: u.tree.store, ID: pc.ID}, Page: pc.Page, Prior: pc.Prior}
-			if pc.Prior != nil {
-				b, ok := u.buckets[pc.ID]
-				if !ok {
-					return nil, fmt.Errorf("commitment: tree %q: page %s changed but was never read", u.tree.name, pc.ID)
-				}
-				c.Bucket = b
-			}
-			changes = append(changes, c)
-		}
-	}
-	return changes, db.pages.place(changes, w.table)
 }
 
 // WaitFlushed writes every committed page into the page table (a

@@ -267,10 +267,12 @@ type tree struct {
 	store trie.StoreID
 }
 
-// DB is an open engine directory: a facade over the page store (pages.go:
-// page table, dirty pages, checkpoints), the value store (Pebble's
-// keyspaces of keys.go and the value cache), history (history.go,
-// pagehistory.go, iter.go) and the commit protocol (commit.go).
+// DB is an open engine directory: a facade over the next version's staged
+// changes and working set (working.go), the commit protocol (commit.go),
+// the page store (pages.go: page table, dirty pages, checkpoints), the
+// value store (Pebble's keyspaces of keys.go and the value cache), reads of
+// one tree at one version (view.go) and history (history.go,
+// pagehistory.go, iter.go).
 //
 // Concurrency: one writer (Set, Delete, WorkingRoots, Commit) at a time,
 // serialized by writeMu; any number of readers alongside it. Readers see the
@@ -284,17 +286,9 @@ type DB struct {
 	elideBelow int
 
 	writeMu sync.Mutex
-	// staged holds uncommitted changes per tree. REQUIRES: writeMu.
-	staged map[*tree]map[string]stagedOp
-	// stagedRecord is the application's record for the next version.
-	// REQUIRES: writeMu.
-	stagedRecord []byte
-	// working caches WorkingRoots until the next change. A huge block's
-	// working set also holds its staged changes: its maps are dropped once
-	// its updates hold the same keys and values (sorted by path), which
-	// halves what the block costs while it commits (stagedInWorking).
-	// REQUIRES: writeMu.
-	working *workingSet
+	// staged is the next version: its changes, its record and its working
+	// set (working.go). REQUIRES: writeMu.
+	staged stagedWrites
 	// bulk is the running bulk load, if any (bulk.go). REQUIRES: writeMu.
 	bulk *bulkLoad
 	// failed is sticky once a commit point, a checkpoint, or a growth past
@@ -358,7 +352,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err := prepareDir(o.FS, dir); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: o, staged: map[*tree]map[string]stagedOp{}, gate: newCommitGate(),
+	db := &DB{dir: dir, opts: o, staged: newStagedWrites(), gate: newCommitGate(),
 		values: newValueCache(o.ValueCacheBytes), leaves: newLeafCache(o.LeafCacheBytes)}
 	var err error
 	db.pebbleOpts = pebbleOptions(o)
@@ -677,7 +671,7 @@ func (db *DB) loadParams() error {
 // than read.
 func (db *DB) checkRootPages() error {
 	for _, t := range db.trees {
-		tr, _ := db.committedTree(t, nil)
+		tr, _ := db.viewLocked(t, db.record.version).trie(nil)
 		if err := tr.CheckRoot(db.record.roots[t.store]); err != nil {
 			return fmt.Errorf("commitment: tree %q at version %d: %w", t.name, db.record.version, err)
 		}

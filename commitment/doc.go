@@ -8,9 +8,10 @@
 // the commit frames Pebble had not flushed and replays the page changes
 // they follow, and nothing else.
 //
-// It owns the commit protocol (commit.go), the on-disk layout of the
-// directory (db.go) and of Pebble keys (keys.go), the page cache (pages.go),
-// reads at the latest and past versions (read.go, history.go, iter.go),
+// It owns the staged changes and their working set (working.go), the
+// commit protocol (commit.go), the on-disk layout of the directory (db.go)
+// and of Pebble keys (keys.go), the page store (pages.go), reads at the
+// latest and past versions (view.go, read.go, history.go, iter.go),
 // pruning (prune.go) and rollback (rollback.go). Every version stays
 // readable until pruned: what a commit supersedes is kept, keyed by the
 // version that orphaned it, so deleting versions is deleting by version. It must never import the Cosmos SDK: the multistore

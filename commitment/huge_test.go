@@ -28,8 +28,8 @@ func TestHugeBlockStagedInWorkingSet(t *testing.T) {
 		if _, err := db.WorkingRoots(); err != nil {
 			t.Fatal(err)
 		}
-		if !db.stagedInWorking() || db.stagedKeys() == 0 {
-			t.Fatalf("a block of %d keys kept its staged maps", db.stagedKeys())
+		if !db.staged.inWorking() || db.staged.keys() == 0 {
+			t.Fatalf("a block of %d keys kept its staged maps", db.staged.keys())
 		}
 	}
 	commit := func(t *testing.T) {
@@ -43,7 +43,7 @@ func TestHugeBlockStagedInWorkingSet(t *testing.T) {
 	t.Run("more writes after the working roots", func(t *testing.T) {
 		stageHuge(t, m)
 		randomEngineBatch(t, rng, db, m, 30)
-		if db.stagedInWorking() {
+		if db.staged.inWorking() {
 			t.Fatal("a write after the working roots left the changes in the working set")
 		}
 		commit(t)
@@ -58,7 +58,7 @@ func TestHugeBlockStagedInWorkingSet(t *testing.T) {
 		}
 		stageHuge(t, scratch)
 		db.Discard()
-		if n := db.stagedKeys(); n != 0 {
+		if n := db.staged.keys(); n != 0 {
 			t.Fatalf("%d keys staged after a discard", n)
 		}
 		commit(t)

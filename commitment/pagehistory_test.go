@@ -196,7 +196,7 @@ func pageAtVersion(t *testing.T, db *DB, id trie.PageID, v uint64) *trie.Page {
 	t.Helper()
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	tr, _ := db.treeAt(db.trees["acc"], v, nil)
+	tr, _ := db.viewLocked(db.trees["acc"], v).trie(nil)
 	p, err := tr.Pages.Page(id)
 	if err != nil {
 		t.Fatalf("page %s at version %d: %v", id, v, err)

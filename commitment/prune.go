@@ -88,8 +88,8 @@ func (db *DB) pruneVersion(e uint64) error {
 	// e's own list is there only if e is the first version (the others
 	// went with the version before them); no rollback may undo e now.
 	if err := errors.Join(
-		db.dropVersionHistory(batch, e),
-		db.dropVersionHistory(batch, orphaner),
+		dropVersionHistory(db.pebble, batch, e),
+		dropVersionHistory(db.pebble, batch, orphaner),
 		batch.Delete(versionKey(prefixRoots, e), nil),
 		batch.Delete(versionKey(prefixAppVersion, e), nil),
 		batch.Set(keyEarliest, binary.BigEndian.AppendUint64(nil, orphaner), nil),
@@ -110,9 +110,9 @@ func (db *DB) pruneVersion(e uint64) error {
 }
 
 // dropVersionHistory adds to batch the deletion of everything version o
-// superseded and its change list, which names it.
-func (db *DB) dropVersionHistory(batch batchWriter, o uint64) error {
-	raw, found, err := db.getMeta(versionKey(prefixChanges, o), "a change list")
+// superseded and its change list (read from pdb), which names it.
+func dropVersionHistory(pdb *pebble.DB, batch batchWriter, o uint64) error {
+	raw, found, err := getMeta(pdb, versionKey(prefixChanges, o), "a change list")
 	if err != nil || !found {
 		return err
 	}

@@ -1,7 +1,6 @@
 package commitment
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -117,22 +116,6 @@ func (db *DB) rootsAtLocked(version uint64) (map[trie.StoreID]trie.Hash, error) 
 	return decodeRoots(b)
 }
 
-// readAt checks a read's tree and version. latest reads whatever version is
-// the latest, even none. REQUIRES: mu held (read).
-func (db *DB) readAt(treeName string, version uint64, latest bool) (*tree, uint64, error) {
-	if db.closed {
-		return nil, 0, ErrClosed
-	}
-	t, err := db.treeLocked(treeName)
-	if err != nil {
-		return nil, 0, err
-	}
-	if latest {
-		return t, db.record.version, nil
-	}
-	return t, version, db.checkVersionLocked(version)
-}
-
 // Get returns a key's committed value, or nil when it is absent.
 func (db *DB) Get(treeName string, key []byte) ([]byte, error) {
 	return db.get(treeName, key, 0, true)
@@ -152,51 +135,18 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 	// under it.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	t, version, err := db.readAt(treeName, version, latest)
+	v, err := db.readView(treeName, version, latest)
 	if err != nil {
 		return nil, err
 	}
-	if latest && version == 0 {
-		// Nothing is committed: whatever a bulk load has written so far
-		// is not a version yet.
-		return nil, nil
-	}
-	if latest {
+	if latest && v.version > 0 {
 		// A block reads most keys it then writes, and writes reach the
 		// engine only when the block ends (baseapp writes its cache back
 		// at the working hash): warming what is read leaves the update
 		// the pages and subtrees of the block's writes in the caches.
-		db.warm.warmLater(t, key)
-		r, err := db.currentEntry(t.store, key, true)
-		if err != nil || !r.found {
-			return nil, err
-		}
-		_, value, err := splitBorn(r.entry)
-		return bytes.Clone(value), err
+		db.warm.warmLater(v.tree, key)
 	}
-	v, err := valueAt(db.snap.snap, t.store, key, version, db.record.version)
-	if err != nil {
-		return nil, fmt.Errorf("commitment: get: %w", err)
-	}
-	return v, nil
-}
-
-// currentEntry reads a key's current entry, through the value cache (cache
-// false: a miss is not added). The entry is shared: callers must not change
-// it. REQUIRES: mu (read).
-func (db *DB) currentEntry(store trie.StoreID, key []byte, cache bool) (recentRead, error) {
-	if r, ok := db.values.get(store, key); ok {
-		return r, nil
-	}
-	entry, found, err := getEntry(db.snap.snap, valueKey(store, key))
-	if err != nil {
-		return recentRead{}, fmt.Errorf("commitment: get: %w", err)
-	}
-	r := recentRead{entry: entry, found: found}
-	if cache {
-		db.values.put(store, key, r)
-	}
-	return r, nil
+	return v.value(key)
 }
 
 // Has reports whether a key is committed.
@@ -220,47 +170,17 @@ func (db *DB) NewIteratorAt(treeName string, start, end []byte, reverse bool, ve
 func (db *DB) newIterator(treeName string, start, end []byte, reverse bool, version uint64, latest bool) (*Iterator, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	t, version, err := db.readAt(treeName, version, latest)
+	v, err := db.readView(treeName, version, latest)
 	if err != nil {
 		return nil, err
 	}
-	snap := db.snap
-	lower, upper := valueKey(t.store, start), storeUpperBound(prefixValue, t.store)
-	if end != nil {
-		upper = valueKey(t.store, end)
+	cur, err := v.cursor(start, end, reverse)
+	if err != nil {
+		return nil, err
 	}
-	if version == 0 {
-		upper = lower // nothing is committed (a bulk load's values are not yet)
-	}
-	var cur cursor
-	if version == db.record.version {
-		current, err := newCurrentCursor(snap.snap, lower, upper, version, false, reverse)
-		if err != nil {
-			return nil, fmt.Errorf("commitment: iterator: %w", err)
-		}
-		cur = current
-	} else {
-		current, err := newPastValueCursor(snap.snap, t.store, lower, upper, version, reverse)
-		if err != nil {
-			return nil, fmt.Errorf("commitment: iterator: %w", err)
-		}
-		dl, du := deletedEntity(t.store, start), storeUpperBound(prefixDeleted, t.store)
-		if start == nil {
-			dl = storePrefix(prefixDeleted, t.store)
-		}
-		if end != nil {
-			du = deletedEntity(t.store, end)
-		}
-		deleted, err := newDeletedCursor(snap.snap, t.store, dl, du, version, reverse)
-		if err != nil {
-			_ = current.Close()
-			return nil, fmt.Errorf("commitment: iterator: %w", err)
-		}
-		cur = newSharedMergeCursor(current, deleted, reverse)
-	}
-	snap.acquire()
+	v.snap.acquire()
 	db.iterators.Add(1)
-	return &Iterator{cur: cur, snap: snap, open: &db.iterators}, nil
+	return &Iterator{cur: cur, snap: v.snap, open: &db.iterators}, nil
 }
 
 // Prove returns an ICS23 proof (SmtSpec) for key at the committed version of
@@ -282,7 +202,7 @@ func (db *DB) prove(treeName string, key []byte, version uint64, latest bool) (*
 	// The pages and the snapshot must be of one version: hold mu for the walk.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	t, version, err := db.readAt(treeName, version, latest)
+	v, err := db.readView(treeName, version, latest)
 	if err != nil {
 		return nil, false, err
 	}
@@ -292,8 +212,7 @@ func (db *DB) prove(treeName string, key []byte, version uint64, latest bool) (*
 			return nil, false, err
 		}
 	}
-	tr, leaves := db.treeAt(t, version, nil)
-	return tr.Prove(roots[t.store], key, leaves)
+	return v.prove(key, roots[v.tree.store])
 }
 
 // Check verifies every tree's committed pages against its root, leaf
@@ -320,7 +239,7 @@ func (db *DB) CheckAt(version uint64) (map[string][]trie.Violation, error) {
 	}
 	out := map[string][]trie.Violation{}
 	for name, t := range db.trees {
-		violations, err := db.checkTreeLocked(t, version, roots)
+		violations, err := db.viewLocked(t, version).check(roots[t.store])
 		if err != nil {
 			return nil, err
 		}
@@ -336,7 +255,7 @@ func (db *DB) CheckAt(version uint64) (map[string][]trie.Violation, error) {
 func (db *DB) CheckTreeAt(treeName string, version uint64) ([]trie.Violation, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	t, _, err := db.readAt(treeName, version, false)
+	v, err := db.readView(treeName, version, false)
 	if err != nil {
 		return nil, err
 	}
@@ -344,19 +263,7 @@ func (db *DB) CheckTreeAt(treeName string, version uint64) ([]trie.Violation, er
 	if err != nil {
 		return nil, err
 	}
-	return db.checkTreeLocked(t, version, roots)
-}
-
-// checkTreeLocked walks one tree at a retained version, whose roots the
-// caller read. The leaf index also gives the preimages, so Check hashes
-// every value too. REQUIRES: mu held (read).
-func (db *DB) checkTreeLocked(t *tree, version uint64, roots map[trie.StoreID]trie.Hash) ([]trie.Violation, error) {
-	tr, _ := db.treeAt(t, version, nil)
-	rep, err := tr.Check(roots[t.store])
-	if err != nil {
-		return nil, fmt.Errorf("commitment: checking tree %q at version %d: %w", t.name, version, err)
-	}
-	return rep.Violations, nil
+	return v.check(roots[v.tree.store])
 }
 
 // Stats describe the engine.
@@ -414,7 +321,8 @@ func (db *DB) Stats() Stats {
 // an error when the version's data cannot be read at all.
 func (db *DB) CheckTreeChangesAt(treeName string, version uint64) ([]trie.Violation, error) {
 	db.mu.RLock()
-	t, _, err := db.readAt(treeName, version, false)
+	v, err := db.readView(treeName, version, false)
+	t := v.tree
 	var roots map[trie.StoreID]trie.Hash
 	if err == nil {
 		roots, err = db.rootsAtLocked(version)

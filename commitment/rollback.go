@@ -24,7 +24,7 @@ func (db *DB) Rollback(target uint64) error {
 	defer db.pruneMu.Unlock()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.clearStagedLocked()
+	db.staged.clearChanges()
 	db.mu.RLock()
 	latest := db.record.version
 	err := db.checkVersionLocked(target)
@@ -109,7 +109,7 @@ func (db *DB) undoVersion(v uint64) error {
 		set(valueKey(k.store, k.key), bornValue(born, value))
 		set(leafKey(k.store, path), leafValue(born, trie.LeafHash(path, trie.ValueHash(value)), k.key))
 	}
-	errs = append(errs, db.dropVersionHistory(batch, v))
+	errs = append(errs, dropVersionHistory(db.pebble, batch, v))
 	del(versionKey(prefixRoots, v))
 	del(versionKey(prefixAppVersion, v))
 	if err := errors.Join(errs...); err != nil {

@@ -59,7 +59,7 @@ func (db *DB) warmKey(k warmKey) {
 	if db.closed {
 		return
 	}
-	tr, _ := db.committedTree(k.t, nil)
+	tr, _ := db.viewLocked(k.t, db.record.version).trie(nil)
 	_ = tr.Touch(db.record.roots[k.t.store], trie.PathOf([]byte(k.key)))
 }
 
