@@ -102,6 +102,7 @@ func (s *stagedWrites) keys() int {
 	return n
 }
 
+// stagedOp is one staged change: a Set's value, or a Delete.
 type stagedOp struct {
 	value  []byte
 	delete bool
@@ -122,6 +123,9 @@ type workingSet struct {
 // the latest version instead of writing its entries through them.
 var hugeBlockKeys = 1 << 20 // a variable for tests
 
+// treeUpdate is one changed tree's part of the working set: its staged
+// changes sorted by key path, the trie update's result and the committed
+// values the changes supersede.
 type treeUpdate struct {
 	tree    *tree
 	keys    [][]byte // staged keys in path order, parallel to ops
