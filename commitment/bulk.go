@@ -350,6 +350,7 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 	chunk := int(max(min(db.opts.CheckpointBytes, bulkPageChunkBytes)/trie.PageSize, 64))
 	builder := &trie.Builder{Store: bt.t.store, ElideBelow: db.elideBelow, Window: bulkBuildWindow,
 		Emit: func(id trie.PageID, p *trie.Page) error {
+			p[trie.HistoryOffset] = historyStart(bt.t.store, id)
 			pages = append(pages, bitbox.Change{Key: bitbox.PageKey{Store: bt.t.store, ID: id}, Page: p})
 			if len(pages) < chunk {
 				return nil

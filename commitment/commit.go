@@ -377,7 +377,7 @@ func supersededPages(w *workingSet) [][][]byte {
 	for i, u := range w.updates {
 		entries[i] = make([][]byte, len(u.result.Pages))
 		for j, pc := range u.result.Pages {
-			entries[i][j] = supersededPage(pc)
+			entries[i][j] = supersededPage(u.tree.store, pc)
 		}
 	}
 	return entries

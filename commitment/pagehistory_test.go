@@ -2,6 +2,7 @@ package commitment
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -37,27 +38,66 @@ func changePage(rng *rand.Rand, p *trie.Page) *trie.Page {
 	return c
 }
 
+// TestWholeCopiesAreStaggered: pages created together and then changed in
+// every version store their whole copies spread over the versions, not all
+// in the same ones.
+func TestWholeCopiesAreStaggered(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const pages = 2000
+	ids := make([]trie.PageID, 0, pages)
+	for i := 0; len(ids) < pages; i++ {
+		var path trie.KeyPath
+		binary.BigEndian.PutUint32(path[:], uint32(i)<<20)
+		ids = append(ids, trie.PageIDOf(&path, 2))
+	}
+	current := make([]*trie.Page, pages)
+	for i, id := range ids {
+		current[i] = randomPage(rng, id)
+		supersededPage(1, trie.PageChange{ID: id, Page: current[i]})
+	}
+	const versions = 3 * maxDeltaChain
+	most, total := 0, 0
+	for range versions {
+		whole := 0
+		for i, id := range ids {
+			next := changePage(rng, current[i])
+			if supersededPage(1, trie.PageChange{ID: id, Page: next, Prior: current[i]})[0] == pageWhole {
+				whole++
+			}
+			current[i] = next
+		}
+		most, total = max(most, whole), total+whole
+	}
+	if mean := total / versions; mean != pages/maxDeltaChain || most > 2*mean {
+		t.Fatalf("whole copies per version: %d at most, %d on average (%d pages, one copy per %d changes)", most, mean, pages, maxDeltaChain)
+	}
+}
+
 func TestSupersededPageForms(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	const store = trie.StoreID(3)
 	id := trie.RootPageID
 	page := randomPage(rng, id)
-	if e := supersededPage(trie.PageChange{ID: id, Page: page}); !bytes.Equal(e, []byte{pageCreated}) || page[trie.HistoryOffset] != 0 {
-		t.Fatalf("a created page: entry %x, history byte %d", e, page[trie.HistoryOffset])
+	start := historyStart(store, id)
+	if e := supersededPage(store, trie.PageChange{ID: id, Page: page}); !bytes.Equal(e, []byte{pageCreated}) || page[trie.HistoryOffset] != start {
+		t.Fatalf("a created page: entry %x, history byte %d, want %d", e, page[trie.HistoryOffset], start)
 	}
 	// Each change stores a delta until the chain would reach its bound,
 	// then a whole copy; the page before is always what the entry gives.
+	// The first chain starts at the page's historyStart.
 	for i := 1; i <= 3*maxDeltaChain; i++ {
 		next := changePage(rng, page)
-		entry := supersededPage(trie.PageChange{ID: id, Page: next, Prior: page})
-		again := supersededPage(trie.PageChange{ID: id, Page: next, Prior: page})
+		entry := supersededPage(store, trie.PageChange{ID: id, Page: next, Prior: page})
+		again := supersededPage(store, trie.PageChange{ID: id, Page: next, Prior: page})
 		if !bytes.Equal(entry, again) {
 			t.Fatalf("change %d: the entry differs when encoded twice", i)
 		}
-		wantWhole := i%maxDeltaChain == 0
+		count := (int(start) + i) % maxDeltaChain
+		wantWhole := count == 0
 		if (entry[0] == pageWhole) != wantWhole || !wantWhole && entry[0] != pageDelta {
 			t.Fatalf("change %d: entry kind %d (history byte of the prior %d)", i, entry[0], page[trie.HistoryOffset])
 		}
-		if want := byte(i % maxDeltaChain); next[trie.HistoryOffset] != want {
+		if want := byte(count); next[trie.HistoryOffset] != want {
 			t.Fatalf("change %d: history byte %d, want %d", i, next[trie.HistoryOffset], want)
 		}
 		if entry[0] == pageDelta && len(entry) > trie.PageSize/8 {
@@ -70,7 +110,7 @@ func TestSupersededPageForms(t *testing.T) {
 		page = next
 	}
 	// A cleared page is kept whole: no page is left to take a delta from.
-	if e := supersededPage(trie.PageChange{ID: id, Prior: page}); e[0] != pageWhole || !bytes.Equal(e[1:], page[:]) {
+	if e := supersededPage(store, trie.PageChange{ID: id, Prior: page}); e[0] != pageWhole || !bytes.Equal(e[1:], page[:]) {
 		t.Fatalf("a cleared page: entry kind %d", e[0])
 	}
 }
@@ -79,7 +119,7 @@ func TestPageBeforeRefusesDamage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	prior := randomPage(rng, trie.RootPageID)
 	page := changePage(rng, prior)
-	delta := supersededPage(trie.PageChange{ID: trie.RootPageID, Page: page, Prior: prior})
+	delta := supersededPage(1, trie.PageChange{ID: trie.RootPageID, Page: page, Prior: prior})
 	current := func() (*trie.Page, error) { return page, nil }
 	tests := map[string]struct {
 		entry []byte
