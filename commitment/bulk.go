@@ -187,7 +187,7 @@ func (db *DB) bulkWorkingLocked() (*workingSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.staged.working = w
+	db.staged.setWorking(w)
 	return w, nil
 }
 

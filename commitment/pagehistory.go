@@ -75,9 +75,10 @@ func supersededPage(store trie.StoreID, pc trie.PageChange) []byte {
 	return appendPageDelta([]byte{pageDelta}, pc.Prior, pc.Page)
 }
 
-// historyStart is the history byte of a new page (see above).
+// historyStart is the history byte of a new page (see above), drawn from
+// the page's identity as its history keys spell it.
 func historyStart(store trie.StoreID, id trie.PageID) byte {
-	return byte(xxhash.Sum64(id.AppendEncoded(binary.BigEndian.AppendUint32(nil, uint32(store)))) % maxDeltaChain)
+	return byte(xxhash.Sum64(oldPageEntity(store, id)) % maxDeltaChain)
 }
 
 // appendPageDelta appends what prior differs in from page: its history
