@@ -546,13 +546,6 @@ func (b *bulkLoad) finishCommit(batch batchWriter) error {
 	return batch.Delete(keyBulk, nil)
 }
 
-// committed cleans up after the load's commit point: the value and leaf
-// caches may hold reads of the empty version. REQUIRES: writeMu, mu.
-func (b *bulkLoad) committed() {
-	b.db.values.purge()
-	b.db.leaves.purge()
-}
-
 // cleanup removes the load's temporary files.
 func (b *bulkLoad) cleanup() {
 	for _, bt := range b.trees {

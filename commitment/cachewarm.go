@@ -45,7 +45,7 @@ func warmValueCache(snap *pebble.Snapshot, cache *valueCache, budget int64) int 
 			break
 		}
 		store := trie.StoreID(binary.BigEndian.Uint32(key[1:]))
-		cache.put(store, bytes.Clone(key[5:]), recentRead{entry: bytes.Clone(it.Value()), found: true})
+		cache.put(store, bytes.Clone(key[5:]), recentRead{entry: bytes.Clone(it.Value()), found: true}, 0)
 		used += int64(len(key) + len(it.Value()) + entryOverhead)
 		n++
 	}
@@ -79,7 +79,7 @@ func warmLeafCache(latest treeView, root trie.Hash, budget int64) int {
 	)
 	flush := func() {
 		if inside && len(leaves) >= 2 && len(leaves) < latest.elideBelow {
-			latest.leaves.put(t.store, cur, leaves)
+			latest.leaves.put(t.store, cur, leaves, latest.version)
 			used += int64(len(leaves)*64 + 2*entryOverhead)
 			n++
 		}

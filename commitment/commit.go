@@ -245,20 +245,19 @@ func (db *DB) Commit() (*CommitResult, error) {
 	}
 	db.opts.observePhase(PhaseBatch, batchStart)
 	walBytes, err := db.commitDurably(record, wal, changes, batch, func() {
-		for _, e := range latest {
-			db.values.put(e.store, e.key, e.read)
-		}
-		for _, u := range w.updates {
-			db.leaves.apply(u.tree.store, u.result.Elided)
-		}
-		if w.huge {
+		if w.huge || db.bulk != nil {
 			// Not written through (writeVersion kept no entries, the
-			// update no elided subtrees): they fill again as read.
+			// update no elided subtrees), or holding reads of the empty
+			// version beside a bulk load: they fill again as read.
 			db.values.purge()
 			db.leaves.purge()
+			return
 		}
-		if db.bulk != nil {
-			db.bulk.committed()
+		for _, e := range latest {
+			db.values.put(e.store, e.key, e.read, record.version)
+		}
+		for _, u := range w.updates {
+			db.leaves.apply(u.tree.store, u.result.Elided, record.version)
 		}
 	})
 	if err != nil {
@@ -460,13 +459,13 @@ func (w *versionWAL) appended(log *walLog) walAppend {
 // commitDurably runs steps 2 and 3 of the protocol for a prepared version:
 // once the WAL records of its page changes (planWAL) are durable in the
 // log, the commit record joins its batch, the batch is appended to the log
-// as the commit frame and synced (the commit point) and applied to Pebble,
-// the chunks of a large batch are applied (chunked.go), and the committed state
-// swaps to the new version: pages applied, and the caches of the latest
-// version brought to it by swapCaches, under mu. Commit and rollback share
-// it. It consumes batch and returns the WAL records' size. REQUIRES:
-// writeMu.
-func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, swapCaches func()) (int, error) {
+// as the commit frame and synced (the commit point) and applied to Pebble
+// while writeCaches brings the caches of the latest version to it
+// (valuecache.go: readers of the version before it skip its entries), the
+// chunks of a large batch are applied (chunked.go), and the committed
+// state swaps to the new version under mu. Commit and rollback share it.
+// It consumes batch and returns the WAL records' size. REQUIRES: writeMu.
+func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, writeCaches func()) (int, error) {
 	// Pruning waits while a commit syncs.
 	db.gate.enter()
 	defer db.gate.exit()
@@ -508,14 +507,26 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	walBytes += frameBytes
 	db.stats.walBytes.Add(uint64(frameBytes))
 	// The batch goes into the memtable while the frame syncs, as Pebble's
-	// own commit pipeline overlaps the two: readers read the snapshot of
-	// the previous version until the swap below, and should a flush make
-	// the batch durable before its frame, the version is committed there,
-	// its WAL records being synced already.
-	synced := make(chan error, 1)
+	// own commit pipeline overlaps the two, and the caches take the
+	// version's entries beside them: readers read the snapshot of the
+	// previous version until the swap below, and should a flush make the
+	// batch durable before its frame, the version is committed there, its
+	// WAL records being synced already. Should the sync fail, the caches'
+	// entries of this version stay invisible to the readers of the one
+	// before it, the latest.
+	db.mu.Lock()
+	db.cachesAhead = true
+	db.mu.Unlock()
+	synced, cached := make(chan error, 1), make(chan struct{})
 	go func() { synced <- log.syncActive() }()
+	go func() {
+		writeCaches()
+		close(cached)
+	}()
 	applyErr := batch.Commit(pebble.NoSync)
 	_ = batch.Close()
+	<-cached
+	db.opts.hookAt("caches-written")
 	if err := <-synced; err != nil {
 		err = log.failActive(err)
 		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
@@ -537,7 +548,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	db.mu.Lock()
 	db.pages.apply(changes)
 	db.record = record
-	swapCaches()
+	db.cachesAhead = false
 	if db.earliest.Load() == 0 {
 		db.earliest.Store(record.version)
 	}

@@ -321,9 +321,12 @@ type DB struct {
 	snap    *snapshot
 	closed  bool
 	// values caches the latest version's current entries, leaves its
-	// elided subtrees' keys.
-	values *valueCache
-	leaves *leafCache
+	// elided subtrees' keys (valuecache.go). cachesAhead is set while a
+	// commit writes its entries through them, before its version swap:
+	// readers take no miss into them meanwhile.
+	values      *valueCache
+	leaves      *leafCache
+	cachesAhead bool
 	// warm reads the pages of staged keys ahead of the commit.
 	warm *warmer
 

@@ -129,8 +129,10 @@ type leavesAt struct {
 	store           trie.StoreID
 	version, latest uint64
 	// cache, at the latest version only, holds elided subtrees' keys:
-	// Under asks for those with limit elideBelow at a page boundary.
+	// Under asks for those with limit elideBelow at a page boundary, and
+	// puts back what it read when fill (treeView.fill).
 	cache      *leafCache
+	fill       bool
 	elideBelow int
 }
 
@@ -163,13 +165,13 @@ func (l leavesAt) Under(prefix trie.KeyPath, depth, limit int) ([]trie.Leaf, err
 	var id trie.PageID
 	if elided {
 		id = trie.PageIDOf(&prefix, depth/trie.PageLevels)
-		if leaves, ok := l.cache.get(l.store, id); ok {
+		if leaves, ok := l.cache.get(l.store, id, l.version); ok {
 			return leaves, nil
 		}
 	}
 	leaves, err := l.under(prefix, depth, limit)
-	if err == nil && elided && len(leaves) >= 2 && len(leaves) < limit {
-		l.cache.put(l.store, id, leaves)
+	if err == nil && elided && l.fill && len(leaves) >= 2 && len(leaves) < limit {
+		l.cache.put(l.store, id, leaves, l.version)
 	}
 	return leaves, err
 }

@@ -9,10 +9,19 @@ import (
 )
 
 // Caches of the latest committed version, which serve a block's reads and
-// its commit's trie update without Pebble lookups. A commit writes its new
-// entries through them (under DB.mu, with the version swap), so what they
-// hold is always the latest version's; readers of the latest version fill
-// them under DB.mu (read). Past versions never use them.
+// its commit's trie update without Pebble lookups.
+//
+// Every entry carries the version it was read or written at (a value's
+// born version, an absent key's or a subtree's tag), and a reader at
+// version u takes only entries of versions <= u: a miss otherwise. What
+// makes that enough: an entry of version <= u is current at u, because a
+// commit writes every key and elided subtree it changes through the caches
+// (or purges them) before readers move to its version, and readers fill
+// them only at the latest version and never while a commit is writing
+// (treeView.fill). So a commit writes its entries while its batch goes into
+// the memtable, beside its frame's sync, with readers of the version
+// before it reading alongside (DB.commitDurably), instead of after its
+// commit point with every reader stopped.
 //
 // Both keep their entries in fastcache's byte arenas, outside the Go heap:
 // a cache of millions of entries as Go maps and slices makes every garbage
@@ -30,8 +39,9 @@ type recentRead struct {
 // for one Set); a bigger value is read from Pebble each time.
 const maxCachedEntry = 64<<10 - 256
 
-// valueCache holds current entries by store and raw key: a 0 byte for an
-// absent key, or 1 followed by born | value.
+// valueCache holds current entries by store and raw key: a 0 byte and the
+// version it was found absent at (u64) for an absent key, or 1 followed by
+// born | value.
 type valueCache struct{ c *fastcache.Cache }
 
 func newValueCache(budget int64) *valueCache {
@@ -48,13 +58,17 @@ func cacheKey(prefix byte, store trie.StoreID, rest []byte) []byte {
 	return append(k, rest...)
 }
 
-func (c *valueCache) get(store trie.StoreID, key []byte) (recentRead, bool) {
+// get returns a key's current entry as of version, if the cache knows it.
+func (c *valueCache) get(store trie.StoreID, key []byte, version uint64) (recentRead, bool) {
 	if c.c == nil {
 		return recentRead{}, false
 	}
 	v, ok := c.c.HasGet(nil, cacheKey(prefixValue, store, key))
-	if !ok || len(v) == 0 {
+	if !ok || len(v) < 1+bornSize {
 		return recentRead{}, false
+	}
+	if binary.BigEndian.Uint64(v[1:]) > version {
+		return recentRead{}, false // written by a commit its reader does not see yet
 	}
 	if v[0] == 0 {
 		return recentRead{}, true
@@ -62,8 +76,9 @@ func (c *valueCache) get(store trie.StoreID, key []byte) (recentRead, bool) {
 	return recentRead{entry: v[1:], found: true}, true
 }
 
-// put records a key's current entry.
-func (c *valueCache) put(store trie.StoreID, key []byte, e recentRead) {
+// put records a key's current entry as of version (an entry found has its
+// own, its born version).
+func (c *valueCache) put(store trie.StoreID, key []byte, e recentRead, version uint64) {
 	if c.c == nil {
 		return
 	}
@@ -72,11 +87,11 @@ func (c *valueCache) put(store trie.StoreID, key []byte, e recentRead) {
 		c.c.Del(k) // an older, smaller entry must not outlive this one
 		return
 	}
-	v := make([]byte, 0, 1+len(e.entry))
+	v := make([]byte, 0, 1+max(len(e.entry), bornSize))
 	if e.found {
 		v = append(append(v, 1), e.entry...)
 	} else {
-		v = append(v, 0)
+		v = binary.BigEndian.AppendUint64(append(v, 0), version)
 	}
 	c.c.Set(k, v)
 }
@@ -92,8 +107,8 @@ func (c *valueCache) purge() {
 // needs, without a range scan of the leaf index. Only complete key lists of
 // subtrees that are elided at the latest version are kept; a commit applies
 // its trie updates' UpdateResult.Elided, which names every elided subtree
-// whose keys it changed. An entry is the leaves' paths and hashes, 64 bytes
-// each.
+// whose keys it changed. An entry is the version it was read or written at
+// (u64), then the leaves' paths and hashes, 64 bytes each.
 type leafCache struct{ c *fastcache.Cache }
 
 func newLeafCache(budget int64) *leafCache {
@@ -107,14 +122,17 @@ func leafCacheKey(store trie.StoreID, id trie.PageID) []byte {
 	return id.AppendEncoded(cacheKey(prefixLeaf, store, nil))
 }
 
-func (c *leafCache) get(store trie.StoreID, id trie.PageID) ([]trie.Leaf, bool) {
+// get returns the keys of an elided subtree as of version, if the cache
+// knows them.
+func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]trie.Leaf, bool) {
 	if c.c == nil {
 		return nil, false
 	}
 	v, ok := c.c.HasGet(nil, leafCacheKey(store, id))
-	if !ok || len(v)%64 != 0 || len(v) == 0 {
+	if !ok || len(v) < 8+64 || (len(v)-8)%64 != 0 || binary.BigEndian.Uint64(v) > version {
 		return nil, false
 	}
+	v = v[8:]
 	leaves := make([]trie.Leaf, len(v)/64)
 	for i := range leaves {
 		copy(leaves[i].Path[:], v[i*64:])
@@ -123,16 +141,17 @@ func (c *leafCache) get(store trie.StoreID, id trie.PageID) ([]trie.Leaf, bool) 
 	return leaves, true
 }
 
-func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf) {
+// put records the keys of an elided subtree as of version.
+func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf, version uint64) {
 	if c.c == nil {
 		return
 	}
 	k := leafCacheKey(store, id)
-	if len(leaves)*64 > maxCachedEntry {
+	if 8+len(leaves)*64 > maxCachedEntry {
 		c.c.Del(k)
 		return
 	}
-	v := make([]byte, 0, len(leaves)*64)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(leaves)*64), version)
 	for i := range leaves {
 		v = append(append(v, leaves[i].Path[:]...), leaves[i].Hash[:]...)
 	}
@@ -140,7 +159,7 @@ func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf) 
 }
 
 // apply brings the cache to the version a tree update made.
-func (c *leafCache) apply(store trie.StoreID, elided []trie.ElidedSubtree) {
+func (c *leafCache) apply(store trie.StoreID, elided []trie.ElidedSubtree, version uint64) {
 	if c.c == nil {
 		return
 	}
@@ -148,7 +167,7 @@ func (c *leafCache) apply(store trie.StoreID, elided []trie.ElidedSubtree) {
 		if e.Leaves == nil {
 			c.c.Del(leafCacheKey(store, e.ID))
 		} else {
-			c.put(store, e.ID, e.Leaves)
+			c.put(store, e.ID, e.Leaves, version)
 		}
 	}
 }

@@ -47,7 +47,9 @@ func (p *treePages) Page(id trie.PageID) (*trie.Page, error) {
 // Invariants: a view is used while DB.mu is held (read), under which its
 // snapshot, pages and caches are the committed state's and its version
 // stays retained; version <= latest, and version 0 only for a read at the
-// latest when nothing is committed yet.
+// latest when nothing is committed yet. fill is false while a commit
+// writes its entries through the caches (valuecache.go): a miss read then
+// is not put back, since it could land after the commit's own entry.
 type treeView struct {
 	tree            *tree
 	version, latest uint64
@@ -55,6 +57,7 @@ type treeView struct {
 	pages           *pageStore
 	values          *valueCache
 	leaves          *leafCache
+	fill            bool
 	elideBelow      int
 }
 
@@ -62,7 +65,7 @@ type treeView struct {
 // REQUIRES: mu held (read).
 func (db *DB) viewLocked(t *tree, version uint64) treeView {
 	return treeView{tree: t, version: version, latest: db.record.version, snap: db.snap,
-		pages: db.pages, values: db.values, leaves: db.leaves, elideBelow: db.elideBelow}
+		pages: db.pages, values: db.values, leaves: db.leaves, fill: !db.cachesAhead, elideBelow: db.elideBelow}
 }
 
 // readView checks a read's tree and version and returns its view. latest
@@ -90,7 +93,7 @@ func (db *DB) readView(treeName string, version uint64, latest bool) (treeView, 
 func (v treeView) trie(buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
 	leaves := leavesAt{snap: v.snap.snap, store: v.tree.store, version: v.version, latest: v.latest}
 	if v.version == v.latest {
-		leaves.cache, leaves.elideBelow = v.leaves, v.elideBelow
+		leaves.cache, leaves.fill, leaves.elideBelow = v.leaves, v.fill, v.elideBelow
 	}
 	current := &treePages{pages: v.pages, store: v.tree.store, buckets: buckets}
 	var pages trie.PageSource = current
@@ -105,7 +108,7 @@ func (v treeView) trie(buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
 // callers must not change it.
 func (v treeView) currentEntry(key []byte, cache bool) (recentRead, error) {
 	store := v.tree.store
-	if r, ok := v.values.get(store, key); ok {
+	if r, ok := v.values.get(store, key, v.version); ok {
 		return r, nil
 	}
 	entry, found, err := getEntry(v.snap.snap, valueKey(store, key))
@@ -113,8 +116,8 @@ func (v treeView) currentEntry(key []byte, cache bool) (recentRead, error) {
 		return recentRead{}, fmt.Errorf("commitment: get: %w", err)
 	}
 	r := recentRead{entry: entry, found: found}
-	if cache {
-		v.values.put(store, key, r)
+	if cache && v.fill {
+		v.values.put(store, key, r, v.version)
 	}
 	return r, nil
 }
