@@ -172,7 +172,9 @@ type Options struct {
 	// with its execution: W1 with 10M keys on 2 cores ran at 7.5k against
 	// 5.2k writes/s without it, commit p50 661 against 1,209 ms. While
 	// every page is in the OS cache it competes with the block for the
-	// cores instead (2 cores, 1M keys: 20.3k against 22.9k writes/s).
+	// cores instead (2 cores, 1M keys: 20.3k against 22.9k writes/s), so
+	// it warms only a sample of the keys while warming reads nothing
+	// (warm.go).
 	WarmUp WarmUp
 	// Logger receives start-up, recovery and growth messages.
 	Logger *slog.Logger

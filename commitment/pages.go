@@ -58,6 +58,9 @@ type pageStore struct {
 	loggedAtStart int64
 	// checkpointed is the WAL sequence number the file holds.
 	checkpointed atomic.Uint64
+	// tableReads counts the lookups the cache missed: the warmer watches
+	// it to learn whether warming still finds anything to read.
+	tableReads atomic.Uint64
 	// failed is sticky once a checkpoint failed, or a growth past its
 	// rename: the store takes no commit until reopened. REQUIRES:
 	// DB.writeMu.
@@ -135,6 +138,7 @@ func (ps *pageStore) lookup(key bitbox.PageKey) (cachedPage, bool, error) {
 	if cp, ok := ps.cache.get(key); ok {
 		return cp, true, nil
 	}
+	ps.tableReads.Add(1)
 	page, bucket, found, err := ps.table.Lookup(key)
 	if err != nil || !found {
 		return cachedPage{}, false, err

@@ -66,3 +66,34 @@ func TestWarmUpCachesPagesAndChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// The warmer warms every key while warming reads something, one in
+// warmSample once warmIdleKeys keys in a row read nothing, and every key
+// again from the first sampled one that reads.
+func TestWarmPaceSamplesOnlyWhileIdle(t *testing.T) {
+	var p warmPace
+	warmedKeys := func(n int, read bool) int {
+		warmed := 0
+		for range n {
+			if p.next() {
+				warmed++
+				p.warmed(read)
+			}
+		}
+		return warmed
+	}
+	if got := warmedKeys(warmIdleKeys, false); got != warmIdleKeys {
+		t.Fatalf("warmed %d of the first %d keys", got, warmIdleKeys)
+	}
+	if got := warmedKeys(100*warmSample, false); got != 100 {
+		t.Fatalf("idle: warmed %d of %d keys, want one in %d", got, 100*warmSample, warmSample)
+	}
+	// Reads again: the first sampled key that reads brings back warming
+	// every key.
+	if got := warmedKeys(warmSample, true); got != 1 {
+		t.Fatalf("warmed %d of the next %d keys", got, warmSample)
+	}
+	if got := warmedKeys(1000, true); got != 1000 {
+		t.Fatalf("after a read: warmed %d of 1000 keys", got)
+	}
+}
