@@ -133,7 +133,7 @@ func (db *DB) BeginBulk() error {
 		return err
 	}
 	db.mu.RLock()
-	closed, version := db.closed, db.record.version
+	closed, version := db.committed.closed, db.committed.record.version
 	db.mu.RUnlock()
 	switch {
 	case closed:
@@ -172,7 +172,7 @@ func (db *DB) BeginBulk() error {
 // builds the load, later ones return what it built. REQUIRES: writeMu.
 func (db *DB) bulkWorkingLocked() (*workingSet, error) {
 	db.mu.RLock()
-	closed := db.closed
+	closed := db.committed.closed
 	db.mu.RUnlock()
 	if closed {
 		return nil, ErrClosed
@@ -206,8 +206,8 @@ func (db *DB) discardUnfinishedBulk() error {
 		}
 		return nil
 	}
-	if db.record.version != 0 {
-		return fmt.Errorf("%w: a bulk load marker with version %d committed", ErrCorrupt, db.record.version)
+	if db.committed.record.version != 0 {
+		return fmt.Errorf("%w: a bulk load marker with version %d committed", ErrCorrupt, db.committed.record.version)
 	}
 	table, err := wipeBulk(db.opts, db.pebble, db.dir)
 	if err != nil {
@@ -302,19 +302,19 @@ func (b *bulkLoad) build() (*workingSet, error) {
 	db := b.db
 	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}}
 	db.mu.RLock()
-	for _, t := range db.trees {
-		w.roots[t.store] = db.record.roots[t.store]
+	for _, t := range db.committed.trees {
+		w.roots[t.store] = db.committed.record.roots[t.store]
 	}
-	w.table = db.pages.table
+	w.table = db.committed.pages.table
 	db.mu.RUnlock()
 	// The table grows once, to what the trees will need, rather than
 	// several times as their pages arrive (each growth rewrites it).
 	expected := 0.0
 	for _, bt := range b.trees {
-		expected += expectedPages(bt.keys, db.elideBelow)
+		expected += expectedPages(bt.keys, db.committed.elideBelow)
 	}
-	if size, grow := db.pages.current().NeedsGrowth(uint64(expected*1.1)+64, db.opts.MaxLoadFactor); grow {
-		if err := db.pages.grow(size); err != nil {
+	if size, grow := db.committed.pages.current().NeedsGrowth(uint64(expected*1.1)+64, db.opts.MaxLoadFactor); grow {
+		if err := db.committed.pages.grow(size); err != nil {
 			return nil, err
 		}
 	}
@@ -325,11 +325,11 @@ func (b *bulkLoad) build() (*workingSet, error) {
 		w.roots[bt.t.store] = bt.root
 	}
 	// Every page durable before the commit point can name them.
-	if err := db.pages.checkpointNow(); err != nil {
+	if err := db.committed.pages.checkpointNow(); err != nil {
 		return nil, err
 	}
 	db.mu.RLock()
-	w.table = db.pages.table
+	w.table = db.committed.pages.table
 	db.mu.RUnlock()
 	return w, nil
 }
@@ -348,7 +348,7 @@ func (b *bulkLoad) buildTree(bt *bulkTree) error {
 	index := b.newTableWriter(false)
 	var pages []bitbox.Change
 	chunk := int(max(min(db.opts.CheckpointBytes, bulkPageChunkBytes)/trie.PageSize, 64))
-	builder := &trie.Builder{Store: bt.t.store, ElideBelow: db.elideBelow, Window: bulkBuildWindow,
+	builder := &trie.Builder{Store: bt.t.store, ElideBelow: db.committed.elideBelow, Window: bulkBuildWindow,
 		Emit: func(id trie.PageID, p *trie.Page) error {
 			p[trie.HistoryOffset] = historyStart(bt.t.store, id)
 			pages = append(pages, bitbox.Change{Key: bitbox.PageKey{Store: bt.t.store, ID: id}, Page: p})
@@ -526,17 +526,17 @@ func (f *leafFeed) close() error {
 // root. REQUIRES: writeMu.
 func (b *bulkLoad) writePages(changes []bitbox.Change) error {
 	db := b.db
-	if err := db.pages.place(changes, db.pages.current()); err != nil {
+	if err := db.committed.pages.place(changes, db.committed.pages.current()); err != nil {
 		return err
 	}
-	if err := db.pages.reap(true); err != nil {
+	if err := db.committed.pages.reap(true); err != nil {
 		return err
 	}
 	db.mu.Lock()
-	db.pages.apply(changes)
-	table, seq := db.pages.table, db.record.lastSeq
+	db.committed.pages.apply(changes)
+	table, seq := db.committed.pages.table, db.committed.record.lastSeq
 	db.mu.Unlock()
-	db.pages.start(table, seq)
+	db.committed.pages.start(table, seq)
 	return nil
 }
 
@@ -569,24 +569,24 @@ func (db *DB) abortBulk() error {
 	b.cleanup()
 	// A failed checkpoint of the load's pages does not outlive it: its
 	// table is replaced. (The store was clean when the load began.)
-	_ = db.pages.reap(true)
+	_ = db.committed.pages.reap(true)
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	table := db.pages.table
+	table := db.committed.pages.table
 	path := table.Path()
 	fresh, err := wipeBulk(db.opts, db.pebble, db.dir)
 	if err != nil {
 		return err
 	}
 	_ = table.Close()
-	db.pages.table = fresh
-	db.pages.failed = nil
-	db.pages.cache.purge()
-	db.pages.checkpointed.Store(0)
-	db.values.purge()
-	db.leaves.purge()
-	db.snap.release()
-	db.snap = newSnapshot(db.pebble)
+	db.committed.pages.table = fresh
+	db.committed.pages.failed = nil
+	db.committed.pages.cache.purge()
+	db.committed.pages.checkpointed.Store(0)
+	db.committed.values.purge()
+	db.committed.leaves.purge()
+	db.committed.snap.release()
+	db.committed.snap = newSnapshot(db.pebble)
 	db.opts.Logger.Info("nomtstore discarded a bulk load", "keys", b.keys, "table", path)
 	return nil
 }

@@ -19,12 +19,12 @@ import (
 // the warm-up early: the caches are an optimization.
 func (db *DB) warmCaches() {
 	start := time.Now()
-	values := warmValueCache(db.snap.snap, db.values, db.opts.ValueCacheBytes/10*8)
+	values := warmValueCache(db.committed.snap.snap, db.committed.values, db.opts.ValueCacheBytes/10*8)
 	subtrees := 0
-	if db.elideBelow >= 3 {
-		budget := db.opts.LeafCacheBytes / 10 * 8 / int64(max(1, len(db.trees)))
-		for _, t := range db.trees {
-			subtrees += warmLeafCache(db.viewLocked(t, db.record.version), db.record.roots[t.store], budget)
+	if db.committed.elideBelow >= 3 {
+		budget := db.opts.LeafCacheBytes / 10 * 8 / int64(max(1, len(db.committed.trees)))
+		for _, t := range db.committed.trees {
+			subtrees += warmLeafCache(db.committed.view(t, db.committed.record.version), db.committed.record.roots[t.store], budget)
 		}
 	}
 	db.opts.Logger.Info("nomtstore caches warmed", "values", values, "elided_subtrees", subtrees, "took", time.Since(start).Round(time.Millisecond))

@@ -33,7 +33,7 @@ func TestCachesWarmAtOpen(t *testing.T) {
 		hits := 0
 		for i := range keys {
 			key := fmt.Appendf(nil, "key%05d", i)
-			if r, ok := db.values.get(db.trees[testTrees[0]].store, key, db.record.version); ok {
+			if r, ok := db.committed.values.get(db.committed.trees[testTrees[0]].store, key, db.committed.record.version); ok {
 				hits++
 				if !r.found || !bytes.Equal(r.entry[bornSize:], fmt.Appendf(nil, "value%d", i)) {
 					t.Fatalf("cached %s is %q", key, r.entry)
@@ -44,8 +44,8 @@ func TestCachesWarmAtOpen(t *testing.T) {
 			t.Fatalf("cold=%v: %d of %d values cached after open", cold, hits, keys)
 		}
 		var st fastcache.Stats
-		if db.leaves.c != nil {
-			db.leaves.c.UpdateStats(&st)
+		if db.committed.leaves.c != nil {
+			db.committed.leaves.c.UpdateStats(&st)
 		}
 		subtrees := int(st.EntriesCount)
 		if cold != (subtrees == 0) {

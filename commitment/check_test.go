@@ -29,13 +29,13 @@ func TestCheckReadsValues(t *testing.T) {
 		t.Fatalf("check of a sound store: %v, %v", v, err)
 	}
 	// Damage one value behind the engine's back, as a bad disk would.
-	store := db.trees[testTrees[0]].store
+	store := db.committed.trees[testTrees[0]].store
 	if err := db.pebble.Set(valueKey(store, []byte("k7")), bornValue(1, []byte("other")), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	db.mu.Lock()
-	db.snap.release()
-	db.snap = newSnapshot(db.pebble)
+	db.committed.snap.release()
+	db.committed.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	violations, err := db.Check()
 	if err != nil {
@@ -110,8 +110,8 @@ func TestCheckChangesAt(t *testing.T) {
 		t.Fatal("version 4 kept no page to damage")
 	}
 	db.mu.Lock()
-	db.snap.release()
-	db.snap = newSnapshot(db.pebble)
+	db.committed.snap.release()
+	db.committed.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	found := 0
 	for _, name := range testTrees {

@@ -118,8 +118,8 @@ func (db *DB) stage(treeName string, key []byte, op stagedOp) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	db.mu.RLock()
-	t, err := db.treeLocked(treeName)
-	closed := db.closed
+	t, err := db.committed.lookupTree(treeName)
+	closed := db.committed.closed
 	db.mu.RUnlock()
 	if closed {
 		return ErrClosed
@@ -182,7 +182,7 @@ func (db *DB) WorkingRoots() (map[string]trie.Hash, error) {
 	defer db.mu.RUnlock()
 	roots := make(map[string]trie.Hash, len(w.roots))
 	for id, root := range w.roots {
-		roots[db.byStore[id].name] = root
+		roots[db.committed.byStore[id].name] = root
 	}
 	return roots, nil
 }
@@ -203,7 +203,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	if err := db.sticky(); err != nil {
 		return nil, err
 	}
-	if err := db.pages.backpressure(); err != nil {
+	if err := db.committed.pages.backpressure(); err != nil {
 		return nil, err
 	}
 	w, err := db.workingLocked()
@@ -214,14 +214,14 @@ func (db *DB) Commit() (*CommitResult, error) {
 	planStart := db.opts.now()
 	changes, err := w.pageChanges()
 	if err == nil {
-		err = db.pages.place(changes, w.table)
+		err = db.committed.pages.place(changes, w.table)
 	}
 	if err != nil {
 		return nil, err
 	}
 	db.opts.observePhase(PhasePlan, planStart)
 	db.mu.RLock()
-	prev := db.record
+	prev := db.committed.record
 	db.mu.RUnlock()
 	version := prev.version + 1
 	if prev.version == 0 && db.initialVersion > 0 {
@@ -240,7 +240,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	}
 	if err != nil {
 		_ = batch.Close()
-		wal.appended(db.pages.wal) // not named by any commit record
+		wal.appended(db.committed.pages.wal) // not named by any commit record
 		return nil, err
 	}
 	db.opts.observePhase(PhaseBatch, batchStart)
@@ -249,15 +249,15 @@ func (db *DB) Commit() (*CommitResult, error) {
 			// Not written through (writeVersion kept no entries, the
 			// update no elided subtrees), or holding reads of the empty
 			// version beside a bulk load: they fill again as read.
-			db.values.purge()
-			db.leaves.purge()
+			db.committed.values.purge()
+			db.committed.leaves.purge()
 			return
 		}
 		for _, e := range latest {
-			db.values.put(e.store, e.key, e.read, record.version)
+			db.committed.values.put(e.store, e.key, e.read, record.version)
 		}
 		for _, u := range w.updates {
-			db.leaves.apply(u.tree.store, u.result.Elided, record.version)
+			db.committed.leaves.apply(u.tree.store, u.result.Elided, record.version)
 		}
 	})
 	if err != nil {
@@ -281,14 +281,14 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.staged.record = nil
 	db.stats.commits.Add(1)
 	db.mu.RLock()
-	roots := db.namedRoots(record.roots)
-	table := db.pages.table
+	roots := db.committed.namedRoots(record.roots)
+	table := db.committed.pages.table
 	db.mu.RUnlock()
 	if o := db.opts.Observer; o != nil {
 		o.Committed(CommitStats{Version: record.version, Duration: time.Since(start), Keys: keys,
 			Pages: len(changes), WALBytes: walBytes, NodeHashes: hashes, Table: table.Stats(), Dirty: table.Dirty()})
 	}
-	if err := db.pages.afterCommit(); err != nil {
+	if err := db.committed.pages.afterCommit(); err != nil {
 		return nil, err
 	}
 	return &CommitResult{Version: record.version, Roots: roots}, nil
@@ -409,7 +409,7 @@ type walAppend struct {
 // appended (appended).
 func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL {
 	db.mu.RLock()
-	generation := db.pages.table.Generation()
+	generation := db.committed.pages.table.Generation()
 	db.mu.RUnlock()
 	w := &versionWAL{firstSeq: record.lastSeq + 1, generation: generation}
 	if len(changes) == 0 {
@@ -425,7 +425,7 @@ func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL
 	w.commitSeq = record.lastSeq
 	if len(w.parts) == 1 {
 		w.ahead = make(chan walAppend, 1)
-		log := db.pages.wal
+		log := db.committed.pages.wal
 		go func() {
 			rec := bitbox.EncodeWAL(w.firstSeq, generation, w.parts[0])
 			n, err := log.append(w.firstSeq, 1, func(int) []byte { return rec })
@@ -470,7 +470,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	db.gate.enter()
 	defer db.gate.exit()
 	pointStart := db.opts.now()
-	appended := wal.appended(db.pages.wal)
+	appended := wal.appended(db.committed.pages.wal)
 	if appended.err != nil {
 		_ = batch.Close()
 		return 0, appended.err
@@ -495,7 +495,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		}
 	}
 	db.opts.hookAt("before-commit-point")
-	log := db.pages.wal
+	log := db.committed.pages.wal
 	frameBytes, err := log.writeCommit(wal.commitSeq, batch.Repr())
 	if err != nil {
 		// The frame may or may not be durable: take no commit until a
@@ -515,7 +515,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	// entries of this version stay invisible to the readers of the one
 	// before it, the latest.
 	db.mu.Lock()
-	db.cachesAhead = true
+	db.committed.cachesAhead = true
 	db.mu.Unlock()
 	synced, cached := make(chan error, 1), make(chan struct{})
 	go func() { synced <- log.syncActive() }()
@@ -546,17 +546,17 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	}
 
 	db.mu.Lock()
-	db.pages.apply(changes)
-	db.record = record
-	db.cachesAhead = false
-	if db.earliest.Load() == 0 {
-		db.earliest.Store(record.version)
+	db.committed.pages.apply(changes)
+	db.committed.record = record
+	db.committed.cachesAhead = false
+	if db.committed.earliest.Load() == 0 {
+		db.committed.earliest.Store(record.version)
 	}
-	db.snap.release()
-	db.snap = newSnapshot(db.pebble)
+	db.committed.snap.release()
+	db.committed.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	db.stats.pagesWritten.Add(uint64(len(changes)))
-	db.pages.sinceCheckpoint++
+	db.committed.pages.sinceCheckpoint++
 	return walBytes, nil
 }
 
@@ -590,12 +590,12 @@ func (db *DB) WaitFlushed() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	db.mu.RLock()
-	closed := db.closed
+	closed := db.committed.closed
 	db.mu.RUnlock()
 	if closed {
 		return ErrClosed
 	}
-	return db.pages.checkpointNow()
+	return db.committed.pages.checkpointNow()
 }
 
 // sticky returns the failure that stops commits until a reopen: a failed
@@ -604,5 +604,5 @@ func (db *DB) sticky() error {
 	if db.failed != nil {
 		return db.failed
 	}
-	return db.pages.failed
+	return db.committed.pages.failed
 }

@@ -271,10 +271,11 @@ type tree struct {
 
 // DB is an open engine directory: a facade over the next version's staged
 // changes and working set (working.go), the commit protocol (commit.go),
-// the page store (pages.go: page table, dirty pages, checkpoints), the
-// value store (Pebble's keyspaces of keys.go and the value cache), reads of
-// one tree at one version (view.go) and history (history.go,
-// pagehistory.go, iter.go).
+// the committed state readers see (state.go), the page store (pages.go:
+// page table, dirty pages, checkpoints), the value store (Pebble's
+// keyspaces of keys.go and the caches of valuecache.go), reads of one tree
+// at one version (view.go) and history (history.go, pagehistory.go,
+// iter.go).
 //
 // Concurrency: one writer (Set, Delete, WorkingRoots, Commit) at a time,
 // serialized by writeMu; any number of readers alongside it. Readers see the
@@ -284,8 +285,6 @@ type DB struct {
 	opts       Options
 	pebble     *pebble.DB
 	pebbleOpts *pebble.Options // as opened: a bulk load writes tables with them
-	// elideBelow is the directory's elision threshold ("params").
-	elideBelow int
 
 	writeMu sync.Mutex
 	// staged is the next version: its changes, its record and its working
@@ -309,26 +308,11 @@ type DB struct {
 	pruneMu sync.Mutex
 	// gate tells pruning when a commit is syncing.
 	gate *commitGate
-	// earliest is the oldest retained version. Pruning raises it before
-	// deleting, so a reader that checked it reads a version whose entries
-	// its snapshot holds.
-	earliest atomic.Uint64
 
 	mu sync.RWMutex
-	// The committed state, REQUIRES: mu.
-	pages   *pageStore
-	record  *commitRecord
-	trees   map[string]*tree
-	byStore map[trie.StoreID]*tree
-	snap    *snapshot
-	closed  bool
-	// values caches the latest version's current entries, leaves its
-	// elided subtrees' keys (valuecache.go). cachesAhead is set while a
-	// commit writes its entries through them, before its version swap:
-	// readers take no miss into them meanwhile.
-	values      *valueCache
-	leaves      *leafCache
-	cachesAhead bool
+	// committed is the latest version as readers see it (state.go).
+	// REQUIRES: mu (but for what its invariants exempt).
+	committed committedState
 	// warm reads the pages of staged keys ahead of the commit.
 	warm *warmer
 
@@ -357,8 +341,8 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err := prepareDir(o.FS, dir); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: o, staged: newStagedWrites(), gate: newCommitGate(),
-		values: newValueCache(o.ValueCacheBytes), leaves: newLeafCache(o.LeafCacheBytes)}
+	db := &DB{dir: dir, opts: o, staged: newStagedWrites(), gate: newCommitGate()}
+	db.committed.values, db.committed.leaves = newValueCache(o.ValueCacheBytes), newLeafCache(o.LeafCacheBytes)
 	var err error
 	db.pebbleOpts = pebbleOptions(o)
 	db.pebble, err = pebble.Open(filepath.Join(dir, pebbleDir), db.pebbleOpts)
@@ -367,18 +351,18 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	}
 	if err := db.load(treeNames); err != nil {
 		_ = db.pebble.Close()
-		if db.pages != nil && db.pages.table != nil {
-			_ = db.pages.table.Close()
+		if db.committed.pages != nil && db.committed.pages.table != nil {
+			_ = db.committed.pages.table.Close()
 		}
 		return nil, err
 	}
-	st := db.pages.table.Stats()
+	st := db.committed.pages.table.Stats()
 	if !o.ColdCaches {
 		db.warmCaches()
 	}
 	db.startWarmer()
-	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.record.version, "earliest", db.earliest.Load(), "trees", len(db.trees),
-		"table_buckets", st.Buckets, "table_pages", st.Full, "table_load", fmt.Sprintf("%.3f", st.LoadFactor), "elide_below", db.elideBelow)
+	o.Logger.Info("nomtstore engine open", "dir", dir, "version", db.committed.record.version, "earliest", db.committed.earliest.Load(), "trees", len(db.committed.trees),
+		"table_buckets", st.Buckets, "table_pages", st.Full, "table_load", fmt.Sprintf("%.3f", st.LoadFactor), "elide_below", db.committed.elideBelow)
 	return db, nil
 }
 
@@ -593,7 +577,7 @@ func (db *DB) load(treeNames []string) error {
 	if err != nil {
 		return err
 	}
-	db.record = record
+	db.committed.record = record
 	if replayed > 0 {
 		db.opts.Logger.Info("nomtstore replayed commits from the log", "versions", replayed, "from_seq", durable+1, "to_seq", replayedTo, "version", record.version)
 	}
@@ -606,9 +590,9 @@ func (db *DB) load(treeNames []string) error {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
 		}
-		db.earliest.Store(binary.BigEndian.Uint64(v))
+		db.committed.earliest.Store(binary.BigEndian.Uint64(v))
 	}
-	if e := db.earliest.Load(); (e == 0) != (record.version == 0) || e > record.version {
+	if e := db.committed.earliest.Load(); (e == 0) != (record.version == 0) || e > record.version {
 		return fmt.Errorf("%w: earliest version %d with latest %d", ErrCorrupt, e, record.version)
 	}
 
@@ -634,11 +618,11 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.register(registry, treeNames); err != nil {
 		return err
 	}
-	db.pages.wal = wal
-	if err := db.pages.recover(db.record, found, at); err != nil {
+	db.committed.pages.wal = wal
+	if err := db.committed.pages.recover(db.committed.record, found, at); err != nil {
 		return err
 	}
-	db.snap = newSnapshot(db.pebble)
+	db.committed.snap = newSnapshot(db.pebble)
 	return db.checkRootPages()
 }
 
@@ -650,11 +634,11 @@ func (db *DB) loadParams() error {
 		return err
 	}
 	if !ok {
-		if db.record.version > 0 {
-			return fmt.Errorf("%w: version %d is committed but the directory has no parameters record", ErrCorrupt, db.record.version)
+		if db.committed.record.version > 0 {
+			return fmt.Errorf("%w: version %d is committed but the directory has no parameters record", ErrCorrupt, db.committed.record.version)
 		}
-		db.elideBelow = db.opts.ElideBelow
-		params := binary.BigEndian.AppendUint32(nil, uint32(db.elideBelow))
+		db.committed.elideBelow = db.opts.ElideBelow
+		params := binary.BigEndian.AppendUint32(nil, uint32(db.committed.elideBelow))
 		if err := setDurably(db.pebble, keyParams, params); err != nil {
 			return fmt.Errorf("commitment: saving the directory parameters: %w", err)
 		}
@@ -663,9 +647,9 @@ func (db *DB) loadParams() error {
 	if len(v) != 4 {
 		return fmt.Errorf("%w: parameters record of %d bytes", ErrCorrupt, len(v))
 	}
-	db.elideBelow = int(binary.BigEndian.Uint32(v))
-	if db.elideBelow < 1 || db.elideBelow > 1<<16 {
-		return fmt.Errorf("%w: elision threshold %d in the parameters record", ErrCorrupt, db.elideBelow)
+	db.committed.elideBelow = int(binary.BigEndian.Uint32(v))
+	if db.committed.elideBelow < 1 || db.committed.elideBelow > 1<<16 {
+		return fmt.Errorf("%w: elision threshold %d in the parameters record", ErrCorrupt, db.committed.elideBelow)
 	}
 	return nil
 }
@@ -675,10 +659,10 @@ func (db *DB) loadParams() error {
 // restored backup of one file but not the other) is refused here rather
 // than read.
 func (db *DB) checkRootPages() error {
-	for _, t := range db.trees {
-		tr, _ := db.viewLocked(t, db.record.version).trie(nil)
-		if err := tr.CheckRoot(db.record.roots[t.store]); err != nil {
-			return fmt.Errorf("commitment: tree %q at version %d: %w", t.name, db.record.version, err)
+	for _, t := range db.committed.trees {
+		tr, _ := db.committed.view(t, db.committed.record.version).trie(nil)
+		if err := tr.CheckRoot(db.committed.record.roots[t.store]); err != nil {
+			return fmt.Errorf("commitment: tree %q at version %d: %w", t.name, db.committed.record.version, err)
 		}
 	}
 	return nil
@@ -713,8 +697,8 @@ func (db *DB) openTable() error {
 	case err == nil:
 		table, err = bitbox.OpenTable(fs, path)
 	case errors.Is(err, os.ErrNotExist):
-		if db.record.version > 0 {
-			return fmt.Errorf("%w: %s is missing but version %d is committed", ErrCorrupt, path, db.record.version)
+		if db.committed.record.version > 0 {
+			return fmt.Errorf("%w: %s is missing but version %d is committed", ErrCorrupt, path, db.committed.record.version)
 		}
 		var seed [8]byte
 		_, _ = rand.Read(seed[:])
@@ -723,8 +707,8 @@ func (db *DB) openTable() error {
 	if err != nil {
 		return fmt.Errorf("commitment: page table: %w", err)
 	}
-	db.pages = &pageStore{table: table, cache: newPageCache(db.opts.PageCachePages), mu: &db.mu, pebble: db.pebble,
-		lastSeq: func() uint64 { return db.record.lastSeq }, opts: &db.opts}
+	db.committed.pages = &pageStore{table: table, cache: newPageCache(db.opts.PageCachePages), mu: &db.mu, pebble: db.pebble,
+		lastSeq: func() uint64 { return db.committed.record.lastSeq }, opts: &db.opts}
 	return nil
 }
 
@@ -750,16 +734,16 @@ func (db *DB) register(registry map[string]trie.StoreID, names []string) error {
 			return fmt.Errorf("commitment: saving the tree registry: %w", err)
 		}
 	}
-	if db.trees == nil {
-		db.trees = map[string]*tree{}
-		db.byStore = map[trie.StoreID]*tree{}
+	if db.committed.trees == nil {
+		db.committed.trees = map[string]*tree{}
+		db.committed.byStore = map[trie.StoreID]*tree{}
 	}
 	// Existing trees keep their objects: staged changes are keyed by them.
 	for name, id := range registry {
-		if _, ok := db.trees[name]; !ok {
+		if _, ok := db.committed.trees[name]; !ok {
 			t := &tree{name: name, store: id}
-			db.trees[name] = t
-			db.byStore[id] = t
+			db.committed.trees[name] = t
+			db.committed.byStore[id] = t
 		}
 	}
 	return nil
@@ -773,11 +757,11 @@ func (db *DB) AddTrees(names ...string) error {
 	defer db.writeMu.Unlock()
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.closed {
+	if db.committed.closed {
 		return ErrClosed
 	}
-	registry := make(map[string]trie.StoreID, len(db.trees)+len(names))
-	for name, t := range db.trees {
+	registry := make(map[string]trie.StoreID, len(db.committed.trees)+len(names))
+	for name, t := range db.committed.trees {
 		registry[name] = t.store
 	}
 	return db.register(registry, names)
@@ -790,7 +774,7 @@ func (db *DB) Close() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	db.mu.RLock()
-	closed := db.closed
+	closed := db.committed.closed
 	db.mu.RUnlock()
 	if closed {
 		return ErrClosed
@@ -808,32 +792,32 @@ func (db *DB) Close() error {
 	}
 	var flushErr error
 	if db.sticky() == nil {
-		flushErr = db.pages.checkpointNow()
+		flushErr = db.committed.pages.checkpointNow()
 		if flushErr == nil {
 			// What ran outside commits since (pruning) is in memtables,
 			// which Pebble, keeping no log, does not write at close.
 			flushErr = db.pebble.Flush()
 		}
 	} else {
-		flushErr = errors.Join(db.failed, db.pages.reap(true))
+		flushErr = errors.Join(db.failed, db.committed.pages.reap(true))
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if n := db.iterators.Load(); n > 0 {
 		return fmt.Errorf("%w: %d iterators still open", ErrIteratorsOpen, n)
 	}
-	db.closed = true
+	db.committed.closed = true
 	// The warmer reads under mu: it drains (each key now a no-op) with mu
 	// free, and nothing can queue more while writeMu is held.
 	db.mu.Unlock()
 	db.warm.stop()
 	db.mu.Lock()
-	db.snap.release()
+	db.committed.snap.release()
 	// The caches' arenas go back to fastcache's free list for the next DB.
-	db.values.purge()
-	db.leaves.purge()
-	db.pages.wal.close()
-	err := errors.Join(flushErr, db.pages.table.Close(), db.pebble.Close())
+	db.committed.values.purge()
+	db.committed.leaves.purge()
+	db.committed.pages.wal.close()
+	err := errors.Join(flushErr, db.committed.pages.table.Close(), db.pebble.Close())
 	if err != nil {
 		return fmt.Errorf("commitment: closing %s: %w", db.dir, err)
 	}
@@ -844,20 +828,12 @@ func (db *DB) Close() error {
 func (db *DB) Trees() []string {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	names := make([]string, 0, len(db.trees))
-	for name := range db.trees {
+	names := make([]string, 0, len(db.committed.trees))
+	for name := range db.committed.trees {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	return names
-}
-
-func (db *DB) treeLocked(name string) (*tree, error) {
-	t, ok := db.trees[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownTree, name)
-	}
-	return t, nil
 }
 
 func sortedStores(m map[trie.StoreID]trie.Hash) []trie.StoreID {
@@ -902,7 +878,7 @@ func (db *DB) SetInitialVersion(v uint64) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	db.mu.RLock()
-	latest := db.record.version
+	latest := db.committed.record.version
 	db.mu.RUnlock()
 	if latest > 0 {
 		return fmt.Errorf("commitment: initial version %d: version %d is already committed", v, latest)
@@ -919,7 +895,7 @@ func (db *DB) SetInitialVersion(v uint64) error {
 func (db *DB) PutMeta(name string, value []byte) error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
+	if db.committed.closed {
 		return ErrClosed
 	}
 	if err := setDurably(db.pebble, append(bytes.Clone(keyAppMeta), name...), value); err != nil {
@@ -932,7 +908,7 @@ func (db *DB) PutMeta(name string, value []byte) error {
 func (db *DB) GetMeta(name string) ([]byte, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
+	if db.committed.closed {
 		return nil, ErrClosed
 	}
 	v, _, err := db.getMeta(append(bytes.Clone(keyAppMeta), name...), name)

@@ -392,7 +392,7 @@ func ftRunFaultCase(t *testing.T, tc ftFaultCase, mode string, seed uint64) {
 // has ended (without collecting its outcome).
 func ftWaitCheckpoint(db *DB) {
 	db.writeMu.Lock()
-	job := db.pages.job
+	job := db.committed.pages.job
 	db.writeMu.Unlock()
 	if job != nil {
 		<-job.done
@@ -1090,7 +1090,7 @@ func TestLogSizeStartsCheckpoints(t *testing.T) {
 		randomEngineBatch(t, rng, db, newModel(), 100)
 		ftCommit(t, db, v)
 		db.writeMu.Lock()
-		err := db.pages.reap(true)
+		err := db.committed.pages.reap(true)
 		db.writeMu.Unlock()
 		if err != nil {
 			t.Fatal(err)

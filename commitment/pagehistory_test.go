@@ -236,7 +236,7 @@ func pageAtVersion(t *testing.T, db *DB, id trie.PageID, v uint64) *trie.Page {
 	t.Helper()
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	tr, _ := db.viewLocked(db.trees["acc"], v).trie(nil)
+	tr, _ := db.committed.view(db.committed.trees["acc"], v).trie(nil)
 	p, err := tr.Pages.Page(id)
 	if err != nil {
 		t.Fatalf("page %s at version %d: %v", id, v, err)
@@ -266,7 +266,7 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 		}
 	}
 	// Version 3's record of the root page as version 2 left it.
-	key := oldPageKey(3, db.trees["acc"].store, trie.RootPageID)
+	key := oldPageKey(3, db.committed.trees["acc"].store, trie.RootPageID)
 	entry, closer, err := db.pebble.Get(key)
 	if err != nil {
 		t.Fatal(err)
@@ -280,8 +280,8 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.mu.Lock()
-	db.snap.release()
-	db.snap = newSnapshot(db.pebble)
+	db.committed.snap.release()
+	db.committed.snap = newSnapshot(db.pebble)
 	db.mu.Unlock()
 	// (Version 1 holds one key: its root is that key's leaf, in no page.)
 	for _, v := range []uint64{2} {

@@ -44,7 +44,7 @@ func (db *DB) PruneToContext(ctx context.Context, to uint64) error {
 	if err != nil && !errors.Is(err, ErrClosed) && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		db.stats.pruneFailures.Add(1)
 		db.stats.lastPruneError.Store(&err)
-		db.opts.Logger.Error("nomtstore pruning failed", "to", to, "earliest", db.earliest.Load(), "err", err)
+		db.opts.Logger.Error("nomtstore pruning failed", "to", to, "earliest", db.committed.earliest.Load(), "err", err)
 	} else if err == nil {
 		db.stats.lastPruneError.Store(nil)
 	}
@@ -54,7 +54,7 @@ func (db *DB) PruneToContext(ctx context.Context, to uint64) error {
 // pruneTo does PruneToContext. REQUIRES: pruneMu.
 func (db *DB) pruneTo(ctx context.Context, to uint64) error {
 	db.mu.RLock()
-	latest, closed := db.record.version, db.closed
+	latest, closed := db.committed.record.version, db.committed.closed
 	db.mu.RUnlock()
 	switch {
 	case closed:
@@ -62,7 +62,7 @@ func (db *DB) pruneTo(ctx context.Context, to uint64) error {
 	case to >= latest:
 		return fmt.Errorf("%w: asked to prune to %d, the latest is %d", ErrPruneLatest, to, latest)
 	}
-	for e := db.earliest.Load(); e <= to; e = db.earliest.Load() {
+	for e := db.committed.earliest.Load(); e <= to; e = db.committed.earliest.Load() {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("commitment: pruning stopped before version %d (asked to prune to %d): %w", e, to, err)
 		}
@@ -79,7 +79,7 @@ func (db *DB) pruneVersion(e uint64) error {
 	// Held for the batch: Close waits for it.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
+	if db.committed.closed {
 		return ErrClosed
 	}
 	orphaner := e + 1
@@ -97,12 +97,12 @@ func (db *DB) pruneVersion(e uint64) error {
 		return err
 	}
 	// Readers are refused e before its entries go.
-	db.earliest.Store(orphaner)
+	db.committed.earliest.Store(orphaner)
 	db.opts.hookAt("prune")
 	// Not synced: a batch lost in a crash takes its earliest record with
 	// it, and the next pruning run deletes the version again.
 	if err := batch.Commit(pebble.NoSync); err != nil {
-		db.earliest.Store(e)
+		db.committed.earliest.Store(e)
 		return err
 	}
 	db.stats.prunedVersions.Add(1)

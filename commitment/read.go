@@ -22,52 +22,42 @@ var (
 func (db *DB) Version() uint64 {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	return db.record.version
+	return db.committed.record.version
 }
 
 // EarliestVersion is the oldest version still readable (0 before the first
 // commit). Pruning moves it up.
 func (db *DB) EarliestVersion() uint64 {
-	return db.earliest.Load()
+	return db.committed.earliest.Load()
 }
 
 // Roots returns every tree's committed root.
 func (db *DB) Roots() map[string]trie.Hash {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	return db.namedRoots(db.record.roots)
-}
-
-// namedRoots names the roots of one version; trees it did not have are
-// empty. REQUIRES: mu held (read).
-func (db *DB) namedRoots(roots map[trie.StoreID]trie.Hash) map[string]trie.Hash {
-	out := make(map[string]trie.Hash, len(db.trees))
-	for name, t := range db.trees {
-		out[name] = roots[t.store]
-	}
-	return out
+	return db.committed.namedRoots(db.committed.record.roots)
 }
 
 // Root returns a tree's committed root.
 func (db *DB) Root(treeName string) (trie.Hash, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	t, err := db.treeLocked(treeName)
+	t, err := db.committed.lookupTree(treeName)
 	if err != nil {
 		return trie.Hash{}, err
 	}
-	return db.record.roots[t.store], nil
+	return db.committed.record.roots[t.store], nil
 }
 
 // RootsAt returns every tree's root at a retained version.
 func (db *DB) RootsAt(version uint64) (map[string]trie.Hash, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	roots, err := db.rootsAtLocked(version)
+	roots, err := db.committed.rootsAt(version)
 	if err != nil {
 		return nil, err
 	}
-	return db.namedRoots(roots), nil
+	return db.committed.namedRoots(roots), nil
 }
 
 // VersionRecord returns the application's record of a retained version
@@ -75,45 +65,11 @@ func (db *DB) RootsAt(version uint64) (map[string]trie.Hash, error) {
 func (db *DB) VersionRecord(version uint64) ([]byte, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if err := db.checkVersionLocked(version); err != nil {
+	if err := db.committed.checkVersion(version); err != nil {
 		return nil, err
 	}
 	raw, _, err := db.getMeta(versionKey(prefixAppVersion, version), "a version record")
 	return raw, err
-}
-
-// checkVersionLocked refuses versions that are not retained.
-// REQUIRES: mu held (read).
-func (db *DB) checkVersionLocked(version uint64) error {
-	if db.closed {
-		return ErrClosed
-	}
-	latest := db.record.version
-	if version > latest || version == 0 {
-		return fmt.Errorf("%w: version %d (the latest is %d)", ErrVersionFuture, version, latest)
-	}
-	if earliest := db.earliest.Load(); version < earliest {
-		return fmt.Errorf("%w: version %d (the earliest retained is %d, the latest %d)", ErrVersionPruned, version, earliest, latest)
-	}
-	return nil
-}
-
-// rootsAtLocked reads the roots of a retained version. REQUIRES: mu (read).
-func (db *DB) rootsAtLocked(version uint64) (map[trie.StoreID]trie.Hash, error) {
-	if err := db.checkVersionLocked(version); err != nil {
-		return nil, err
-	}
-	if version == db.record.version {
-		return db.record.roots, nil
-	}
-	b, found, err := getEntry(db.snap.snap, versionKey(prefixRoots, version))
-	if err != nil {
-		return nil, fmt.Errorf("commitment: roots of version %d: %w", version, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: no roots record for retained version %d", ErrCorrupt, version)
-	}
-	return decodeRoots(b)
 }
 
 // Get returns a key's committed value, or nil when it is absent.
@@ -135,7 +91,7 @@ func (db *DB) get(treeName string, key []byte, version uint64, latest bool) ([]b
 	// under it.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	v, err := db.readView(treeName, version, latest)
+	v, err := db.committed.readView(treeName, version, latest)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +126,7 @@ func (db *DB) NewIteratorAt(treeName string, start, end []byte, reverse bool, ve
 func (db *DB) newIterator(treeName string, start, end []byte, reverse bool, version uint64, latest bool) (*Iterator, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	v, err := db.readView(treeName, version, latest)
+	v, err := db.committed.readView(treeName, version, latest)
 	if err != nil {
 		return nil, err
 	}
@@ -202,13 +158,13 @@ func (db *DB) prove(treeName string, key []byte, version uint64, latest bool) (*
 	// The pages and the snapshot must be of one version: hold mu for the walk.
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	v, err := db.readView(treeName, version, latest)
+	v, err := db.committed.readView(treeName, version, latest)
 	if err != nil {
 		return nil, false, err
 	}
-	roots := db.record.roots
+	roots := db.committed.record.roots
 	if !latest {
-		if roots, err = db.rootsAtLocked(version); err != nil {
+		if roots, err = db.committed.rootsAt(version); err != nil {
 			return nil, false, err
 		}
 	}
@@ -220,7 +176,7 @@ func (db *DB) prove(treeName string, key []byte, version uint64, latest bool) (*
 // tree.
 func (db *DB) Check() (map[string][]trie.Violation, error) {
 	db.mu.RLock()
-	version := db.record.version
+	version := db.committed.record.version
 	db.mu.RUnlock()
 	if version == 0 {
 		return map[string][]trie.Violation{}, nil
@@ -233,13 +189,13 @@ func (db *DB) Check() (map[string][]trie.Violation, error) {
 func (db *DB) CheckAt(version uint64) (map[string][]trie.Violation, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	roots, err := db.rootsAtLocked(version)
+	roots, err := db.committed.rootsAt(version)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]trie.Violation{}
-	for name, t := range db.trees {
-		violations, err := db.viewLocked(t, version).check(roots[t.store])
+	for name, t := range db.committed.trees {
+		violations, err := db.committed.view(t, version).check(roots[t.store])
 		if err != nil {
 			return nil, err
 		}
@@ -255,11 +211,11 @@ func (db *DB) CheckAt(version uint64) (map[string][]trie.Violation, error) {
 func (db *DB) CheckTreeAt(treeName string, version uint64) ([]trie.Violation, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	v, err := db.readView(treeName, version, false)
+	v, err := db.committed.readView(treeName, version, false)
 	if err != nil {
 		return nil, err
 	}
-	roots, err := db.rootsAtLocked(version)
+	roots, err := db.committed.rootsAt(version)
 	if err != nil {
 		return nil, err
 	}
@@ -296,10 +252,10 @@ type Stats struct {
 // Stats returns the engine's current figures.
 func (db *DB) Stats() Stats {
 	db.mu.RLock()
-	s := Stats{Version: db.record.version, Table: db.pages.table.Stats(), DirtyPages: db.pages.table.Dirty(), ElideBelow: db.elideBelow}
+	s := Stats{Version: db.committed.record.version, Table: db.committed.pages.table.Stats(), DirtyPages: db.committed.pages.table.Dirty(), ElideBelow: db.committed.elideBelow}
 	db.mu.RUnlock()
-	s.WALRecords, s.WALRecordBytes = uint64(db.pages.wal.records.Load()), uint64(db.pages.wal.bytes.Load())
-	s.EarliestVersion = db.earliest.Load()
+	s.WALRecords, s.WALRecordBytes = uint64(db.committed.pages.wal.records.Load()), uint64(db.committed.pages.wal.bytes.Load())
+	s.EarliestVersion = db.committed.earliest.Load()
 	s.Commits, s.PagesWritten, s.WALBytes = db.stats.commits.Load(), db.stats.pagesWritten.Load(), db.stats.walBytes.Load()
 	s.BatchChunks = db.stats.batchChunks.Load()
 	s.PrunedVersions, s.PruneFailures = db.stats.prunedVersions.Load(), db.stats.pruneFailures.Load()
@@ -321,16 +277,16 @@ func (db *DB) Stats() Stats {
 // an error when the version's data cannot be read at all.
 func (db *DB) CheckTreeChangesAt(treeName string, version uint64) ([]trie.Violation, error) {
 	db.mu.RLock()
-	v, err := db.readView(treeName, version, false)
+	v, err := db.committed.readView(treeName, version, false)
 	t := v.tree
 	var roots map[trie.StoreID]trie.Hash
 	if err == nil {
-		roots, err = db.rootsAtLocked(version)
+		roots, err = db.committed.rootsAt(version)
 	}
 	var raw []byte
 	var found bool
 	if err == nil {
-		raw, found, err = getEntry(db.snap.snap, versionKey(prefixChanges, version))
+		raw, found, err = getEntry(db.committed.snap.snap, versionKey(prefixChanges, version))
 	}
 	db.mu.RUnlock()
 	if err != nil {

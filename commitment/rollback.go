@@ -26,8 +26,8 @@ func (db *DB) Rollback(target uint64) error {
 	defer db.writeMu.Unlock()
 	db.staged.clearChanges()
 	db.mu.RLock()
-	latest := db.record.version
-	err := db.checkVersionLocked(target)
+	latest := db.committed.record.version
+	err := db.committed.checkVersion(target)
 	db.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("commitment: cannot roll back: %w", err)
@@ -49,9 +49,9 @@ func (db *DB) undoVersion(v uint64) error {
 		return err
 	}
 	db.mu.RLock()
-	record := db.record
-	table := db.pages.table
-	prevRoots, err := db.rootsAtLocked(v - 1)
+	record := db.committed.record
+	table := db.committed.pages.table
+	prevRoots, err := db.committed.rootsAt(v - 1)
 	db.mu.RUnlock()
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func (db *DB) undoVersion(v uint64) error {
 		}
 		changes = append(changes, c)
 	}
-	if err := db.pages.place(changes, table); err != nil {
+	if err := db.committed.pages.place(changes, table); err != nil {
 		return err
 	}
 
@@ -117,14 +117,14 @@ func (db *DB) undoVersion(v uint64) error {
 		return err
 	}
 	purge := func() {
-		db.values.purge()
-		db.leaves.purge()
+		db.committed.values.purge()
+		db.committed.leaves.purge()
 	}
 	undone := &commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}
 	if _, err = db.commitDurably(undone, db.planWAL(undone, changes), changes, batch, purge); err != nil {
 		return err
 	}
-	return db.pages.afterCommit()
+	return db.committed.pages.afterCommit()
 }
 
 // undoPage is the table change that puts a page back as it was before
@@ -133,7 +133,7 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 	key := bitbox.PageKey{Store: p.store, ID: p.id}
 	c := bitbox.Change{Key: key}
 	db.mu.RLock()
-	cp, found, err := db.pages.lookup(key)
+	cp, found, err := db.committed.pages.lookup(key)
 	db.mu.RUnlock()
 	current, bucket := cp.page, cp.bucket
 	if err != nil {

@@ -338,7 +338,7 @@ func testVersionedModel(t *testing.T, elide int) {
 	}
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(41, 42))
-	vm := newVersionModel(db.elideBelow)
+	vm := newVersionModel(db.committed.elideBelow)
 	earliest := uint64(0)
 	events := map[string]int{}
 	for vm.latest < uint64(versions) {
@@ -476,7 +476,7 @@ func TestRollbackReplaysToSameRoots(t *testing.T) {
 	}
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(3, 4))
-	vm := newVersionModel(db.elideBelow)
+	vm := newVersionModel(db.committed.elideBelow)
 	var batches [][]vmOp
 	for range 40 {
 		ops := randomVersionOps(rng, vm.states[vm.latest])
@@ -548,7 +548,7 @@ func TestPruneFailureIsReported(t *testing.T) {
 	}
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(5, 6))
-	vm := newVersionModel(db.elideBelow)
+	vm := newVersionModel(db.committed.elideBelow)
 	for range 8 {
 		vm.commit(t, db, append(randomVersionOps(rng, vm.states[vm.latest]), vmOp{tree: "acc", key: "always", value: fmt.Appendf(nil, "%d", vm.latest)}))
 	}

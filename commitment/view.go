@@ -61,32 +61,6 @@ type treeView struct {
 	elideBelow      int
 }
 
-// viewLocked returns the view of a tree at a version the caller checked.
-// REQUIRES: mu held (read).
-func (db *DB) viewLocked(t *tree, version uint64) treeView {
-	return treeView{tree: t, version: version, latest: db.record.version, snap: db.snap,
-		pages: db.pages, values: db.values, leaves: db.leaves, fill: !db.cachesAhead, elideBelow: db.elideBelow}
-}
-
-// readView checks a read's tree and version and returns its view. latest
-// reads whatever version is the latest, even none. REQUIRES: mu held
-// (read).
-func (db *DB) readView(treeName string, version uint64, latest bool) (treeView, error) {
-	if db.closed {
-		return treeView{}, ErrClosed
-	}
-	t, err := db.treeLocked(treeName)
-	if err != nil {
-		return treeView{}, err
-	}
-	if latest {
-		version = db.record.version
-	} else if err := db.checkVersionLocked(version); err != nil {
-		return treeView{}, err
-	}
-	return db.viewLocked(t, version), nil
-}
-
 // trie returns the view's trie, with its leaf index, which also serves the
 // tree's preimages. A non-nil buckets map records where each page read
 // from the table lives.

@@ -99,13 +99,13 @@ func (db *DB) startWarmer() {
 func (db *DB) warmKey(k warmKey) bool {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed {
+	if db.committed.closed {
 		return false
 	}
-	before := db.pages.tableReads.Load() + db.leaves.scans.Load()
-	tr, _ := db.viewLocked(k.t, db.record.version).trie(nil)
-	_ = tr.Touch(db.record.roots[k.t.store], trie.PathOf([]byte(k.key)))
-	return db.pages.tableReads.Load()+db.leaves.scans.Load() != before
+	before := db.committed.pages.tableReads.Load() + db.committed.leaves.scans.Load()
+	tr, _ := db.committed.view(k.t, db.committed.record.version).trie(nil)
+	_ = tr.Touch(db.committed.record.roots[k.t.store], trie.PathOf([]byte(k.key)))
+	return db.committed.pages.tableReads.Load()+db.committed.leaves.scans.Load() != before
 }
 
 // warmLater queues a staged key for warming, unless the queue is full or

@@ -40,7 +40,7 @@ func TestWarmUpCachesPagesAndChangesNothing(t *testing.T) {
 			// The cache starts from nothing: what the next block stages
 			// is what the warmer reads.
 			warm.mu.Lock()
-			warm.pages.cache.purge()
+			warm.committed.pages.cache.purge()
 			warm.mu.Unlock()
 			for range 200 {
 				set(testTrees[rng.IntN(len(testTrees))], fmt.Appendf(nil, "key%06d", rng.IntN(20_000)), fmt.Appendf(nil, "v%d", v))
@@ -49,7 +49,7 @@ func TestWarmUpCachesPagesAndChangesNothing(t *testing.T) {
 			for len(warm.warm.keys) > 0 && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
-			if n := warm.pages.cache.lru.Len(); n < 100 {
+			if n := warm.committed.pages.cache.lru.Len(); n < 100 {
 				t.Fatalf("block %d: %d pages cached after staging 200 keys", v, n)
 			}
 		}

@@ -152,7 +152,7 @@ func (db *DB) workingLocked() (*workingSet, error) {
 	defer db.mu.RUnlock()
 	// Checked before the cache: a working set computed before Close must
 	// not let a commit run against closed files.
-	if db.closed {
+	if db.committed.closed {
 		return nil, ErrClosed
 	}
 	if db.staged.working != nil {
@@ -160,9 +160,9 @@ func (db *DB) workingLocked() (*workingSet, error) {
 	}
 	defer db.opts.observePhase(PhaseWorkingRoots, db.opts.now())
 	db.warm.drop()
-	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.pages.table}
-	for _, t := range db.trees {
-		w.roots[t.store] = db.record.roots[t.store]
+	w := &workingSet{roots: map[trie.StoreID]trie.Hash{}, table: db.committed.pages.table}
+	for _, t := range db.committed.trees {
+		w.roots[t.store] = db.committed.record.roots[t.store]
 	}
 	keys := 0
 	for t, staged := range db.staged.byTree {
@@ -232,7 +232,7 @@ func (b byPath) Swap(i, j int) {
 // supersedes, which history keeps. REQUIRES: mu held (read).
 func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int, huge bool) error {
 	buckets := map[trie.PageID]uint64{}
-	view := db.viewLocked(u.tree, db.record.version)
+	view := db.committed.view(u.tree, db.committed.record.version)
 	tr, leaves := view.trie(buckets)
 	var err error
 	if u.priors, err = readPriors(view, u.keys, !huge); err != nil {
