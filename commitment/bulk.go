@@ -194,7 +194,7 @@ func (db *DB) bulkWorkingLocked() (*workingSet, error) {
 // discardUnfinishedBulk wipes, at open, a bulk load that never reached its
 // commit point. It runs before the page table is opened.
 func (db *DB) discardUnfinishedBulk() error {
-	v, found, err := db.getMeta(keyBulk, "the bulk load marker")
+	v, found, err := getMeta(db.pebble, keyBulk, "the bulk load marker")
 	if err != nil {
 		return err
 	}

@@ -482,7 +482,7 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 		return 0, err
 	}
 	db.batchSize = int(min(batch.size(), maxBatchHint))
-	if err := db.checkDiskSpace(record.version, batch.size()); err != nil {
+	if err := checkDiskSpace(&db.opts, db.dir, record.version, batch.size()); err != nil {
 		_ = batch.Close()
 		return 0, err
 	}
@@ -564,18 +564,18 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 // the reserve free where Pebble writes: a write Pebble cannot complete is
 // fatal to it, so a full disk must be caught before the batch. An unknown
 // free space (the file system cannot say) is not checked.
-func (db *DB) checkDiskSpace(version uint64, size int64) error {
-	if db.opts.DiskReserveBytes < 0 {
+func checkDiskSpace(opts *Options, dir string, version uint64, size int64) error {
+	if opts.DiskReserveBytes < 0 {
 		return nil
 	}
-	usage, err := vfs.PebbleFS(db.opts.FS).GetDiskUsage(filepath.Join(db.dir, pebbleDir))
+	usage, err := vfs.PebbleFS(opts.FS).GetDiskUsage(filepath.Join(dir, pebbleDir))
 	if err != nil {
 		return nil
 	}
-	need := uint64(2*size + db.opts.DiskReserveBytes)
+	need := uint64(2*size + opts.DiskReserveBytes)
 	if usage.AvailBytes < need {
 		return fmt.Errorf("commitment: commit of version %d: %d bytes free on the disk of %s, a commit needs %d (its %d bytes twice and a reserve of %d for the value store's flushes); nothing was committed: %w",
-			version, usage.AvailBytes, db.dir, need, size, db.opts.DiskReserveBytes, syscall.ENOSPC)
+			version, usage.AvailBytes, dir, need, size, opts.DiskReserveBytes, syscall.ENOSPC)
 	}
 	return nil
 }

@@ -470,6 +470,6 @@ func (db *DB) GetMeta(name string) ([]byte, error) {
 	if db.committed.closed {
 		return nil, ErrClosed
 	}
-	v, _, err := db.getMeta(append(bytes.Clone(keyAppMeta), name...), name)
+	v, _, err := getMeta(db.pebble, append(bytes.Clone(keyAppMeta), name...), name)
 	return v, err
 }

@@ -9,13 +9,15 @@
 // they follow, and nothing else.
 //
 // It owns the staged changes and their working set (working.go), the
-// commit protocol (commit.go), the on-disk layout of the directory (db.go)
-// and of Pebble keys (keys.go), the page store (pages.go), reads at the
-// latest and past versions (view.go, read.go, history.go, iter.go),
-// pruning (prune.go) and rollback (rollback.go). Every version stays
-// readable until pruned: what a commit supersedes is kept, keyed by the
-// version that orphaned it, so deleting versions is deleting by version. It must never import the Cosmos SDK: the multistore
-// sits on top of it, and one engine serves two SDK lines.
+// commit protocol (commit.go), the on-disk layout of the directory and its
+// recovery (open.go) and of Pebble keys (keys.go), the committed state
+// readers see (state.go), the page store (pages.go), the caches
+// (valuecache.go), reads at the latest and past versions (view.go,
+// read.go, history.go, iter.go), pruning (prune.go) and rollback
+// (rollback.go). Every version stays readable until pruned: what a commit
+// supersedes is kept, keyed by the version that orphaned it, so deleting
+// versions is deleting by version. It must never import the Cosmos SDK:
+// the multistore sits on top of it, and one engine serves two SDK lines.
 //
 // Directory layout:
 //

@@ -113,8 +113,8 @@ func pebbleOptions(o Options) *pebble.Options {
 
 // readCommitRecord reads the commit record Pebble holds: the empty
 // version's if none.
-func (db *DB) readCommitRecord() (*commitRecord, error) {
-	v, ok, err := db.getMeta(keyCommit, "the commit record")
+func readCommitRecord(pdb *pebble.DB) (*commitRecord, error) {
+	v, ok, err := getMeta(pdb, keyCommit, "the commit record")
 	if err != nil || !ok {
 		return &commitRecord{roots: map[trie.StoreID]trie.Hash{}}, err
 	}
@@ -246,7 +246,7 @@ func (db *DB) load(treeNames []string) error {
 	if err != nil {
 		return err
 	}
-	flushed, err := db.readCommitRecord()
+	flushed, err := readCommitRecord(db.pebble)
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (db *DB) load(treeNames []string) error {
 	if err := dropOrphanChunks(db.pebble); err != nil {
 		return fmt.Errorf("commitment: deleting the chunks of a commit that never happened: %w", err)
 	}
-	record, err := db.readCommitRecord()
+	record, err := readCommitRecord(db.pebble)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func (db *DB) load(treeNames []string) error {
 	if applied > 0 {
 		db.opts.Logger.Info("nomtstore applied the chunks of a large commit interrupted after its commit point", "version", record.version, "chunks", applied)
 	}
-	if v, ok, err := db.getMeta(keyEarliest, "the earliest version"); err != nil {
+	if v, ok, err := getMeta(db.pebble, keyEarliest, "the earliest version"); err != nil {
 		return err
 	} else if ok {
 		if len(v) != 8 {
@@ -291,7 +291,7 @@ func (db *DB) load(treeNames []string) error {
 	}
 
 	registry := map[string]trie.StoreID{}
-	if v, ok, err := db.getMeta(keyTrees, "the tree registry"); err != nil {
+	if v, ok, err := getMeta(db.pebble, keyTrees, "the tree registry"); err != nil {
 		return err
 	} else if ok {
 		if registry, err = decodeRegistry(v); err != nil {
@@ -323,7 +323,7 @@ func (db *DB) load(treeNames []string) error {
 // loadParams reads the directory's fixed parameters, writing them from the
 // options into a new directory.
 func (db *DB) loadParams() error {
-	v, ok, err := db.getMeta(keyParams, "the directory parameters")
+	v, ok, err := getMeta(db.pebble, keyParams, "the directory parameters")
 	if err != nil {
 		return err
 	}
@@ -360,11 +360,6 @@ func (db *DB) checkRootPages() error {
 		}
 	}
 	return nil
-}
-
-// getMeta reads one of the engine's own Pebble records, if present.
-func (db *DB) getMeta(key []byte, what string) ([]byte, bool, error) {
-	return getMeta(db.pebble, key, what)
 }
 
 // getMeta reads one record of a Pebble instance, if present.

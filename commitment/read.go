@@ -68,7 +68,7 @@ func (db *DB) VersionRecord(version uint64) ([]byte, error) {
 	if err := db.committed.checkVersion(version); err != nil {
 		return nil, err
 	}
-	raw, _, err := db.getMeta(versionKey(prefixAppVersion, version), "a version record")
+	raw, _, err := getMeta(db.pebble, versionKey(prefixAppVersion, version), "a version record")
 	return raw, err
 }
 

@@ -60,7 +60,7 @@ func (db *DB) undoVersion(v uint64) error {
 		return fmt.Errorf("%w: version %d is not the latest (%d)", ErrCorrupt, v, record.version)
 	}
 	changed := &changeList{}
-	if raw, found, err := db.getMeta(versionKey(prefixChanges, v), "a change list"); err != nil {
+	if raw, found, err := getMeta(db.pebble, versionKey(prefixChanges, v), "a change list"); err != nil {
 		return err
 	} else if found {
 		if changed, err = decodeChangeList(raw); err != nil {
@@ -92,7 +92,7 @@ func (db *DB) undoVersion(v uint64) error {
 			del(leafKey(k.store, path))
 			continue
 		}
-		entry, found, err := db.getMeta(oldEntryKey(k.store, path, v), "a superseded entry")
+		entry, found, err := getMeta(db.pebble, oldEntryKey(k.store, path, v), "a superseded entry")
 		if err != nil {
 			_ = batch.Close()
 			return err
@@ -145,7 +145,7 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 	entry := []byte{pageCreated}
 	if p.hadPrior {
 		var ok bool
-		if entry, ok, err = db.getMeta(oldPageKey(v, p.store, p.id), "a superseded page"); err != nil {
+		if entry, ok, err = getMeta(db.pebble, oldPageKey(v, p.store, p.id), "a superseded page"); err != nil {
 			return c, err
 		} else if !ok {
 			return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
