@@ -41,7 +41,8 @@ import (
 // chunkedBatch is the Pebble batch of one commit-point operation, spilled
 // in chunks when it outgrows the limit.
 type chunkedBatch struct {
-	db *DB
+	pebble *pebble.DB
+	stats  *engineStats
 	*pebble.Batch
 	limit  int
 	tag    uint64
@@ -58,9 +59,9 @@ type batchWriter interface {
 	DeleteRange(start, end []byte, _ *pebble.WriteOptions) error
 }
 
-func (db *DB) newChunkedBatch(sizeHint int) *chunkedBatch {
-	limit := int(db.opts.MaxBatchBytes)
-	return &chunkedBatch{db: db, Batch: db.pebble.NewBatchWithSize(min(sizeHint, limit)), limit: limit}
+func (p *commitProtocol) newChunkedBatch(sizeHint int) *chunkedBatch {
+	limit := int(p.opts.MaxBatchBytes)
+	return &chunkedBatch{pebble: p.pebble, stats: p.stats, Batch: p.pebble.NewBatchWithSize(min(sizeHint, limit)), limit: limit}
 }
 
 func (c *chunkedBatch) Set(key, value []byte, o *pebble.WriteOptions) error {
@@ -122,7 +123,7 @@ func (c *chunkedBatch) spill() error {
 		c.Reset()
 		return nil
 	}
-	piece := c.db.pebble.NewBatchWithSize(chunkPieceBytes + chunkPieceBytes/4)
+	piece := c.pebble.NewBatchWithSize(chunkPieceBytes + chunkPieceBytes/4)
 	defer func() { _ = piece.Close() }()
 	r, _ := pebble.ReadBatch(c.Repr())
 	for {
@@ -165,7 +166,7 @@ func (c *chunkedBatch) spill() error {
 // writePiece writes repr, a batch's representation, as the next pending
 // record of the operation.
 func (c *chunkedBatch) writePiece(repr []byte) error {
-	rec := c.db.pebble.NewBatchWithSize(len(repr) + 64)
+	rec := c.pebble.NewBatchWithSize(len(repr) + 64)
 	defer func() { _ = rec.Close() }()
 	if err := rec.Set(pendingChunkKey(c.tag, c.chunks), repr, nil); err != nil {
 		return err
@@ -174,7 +175,7 @@ func (c *chunkedBatch) writePiece(repr []byte) error {
 		return fmt.Errorf("commitment: writing a chunk of a large commit: %w", err)
 	}
 	c.chunks++
-	c.db.stats.batchChunks.Add(1)
+	c.stats.batchChunks.Add(1)
 	c.spilled += int64(len(repr))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,6 +75,39 @@ import (
 // no commit until it is reopened, which replays the WAL records of whatever
 // committed. So is a growth that failed after its rename
 // (bitbox.ErrGrowIncomplete).
+
+// commitProtocol is the writer's side of the protocol above: it numbers
+// versions, plans a version's WAL records, builds its batch (in chunks past
+// MaxBatchBytes), runs its commit point and swaps the committed state to
+// it. Commit and rollback both end in it.
+//
+// Invariants: used under DB.writeMu only, and what it changes of the
+// committed state it changes under DB.mu too; gate alone is shared, with
+// pruning, and locks itself. Once failed is set no commit or rollback runs
+// until a reopen, which decides from the log what committed.
+type commitProtocol struct {
+	dir    string
+	opts   *Options
+	pebble *pebble.DB
+	stats  *engineStats
+	// mu and state are the DB's: a commit ends by swapping state to its
+	// version under mu.
+	mu    *sync.RWMutex
+	state *committedState
+	// gate tells pruning when a commit is syncing.
+	gate *commitGate
+	// failed is sticky once a commit point, a checkpoint, or a growth past
+	// its rename failed.
+	failed error
+	// initialVersion is the first commit's version when nothing is
+	// committed yet (0: version 1).
+	initialVersion uint64
+	// batchSize is the last commit batch's size: the next batch starts
+	// with room for a block like it (up to maxBatchHint, so that one huge
+	// block does not make every next batch huge) instead of doubling its
+	// way there, copying everything at each step.
+	batchSize int
+}
 
 func validateKey(key []byte) error {
 	switch {
@@ -150,7 +184,7 @@ func (db *DB) Discard() {
 	defer db.writeMu.Unlock()
 	if db.bulk != nil {
 		if err := db.abortBulk(); err != nil {
-			db.failed = fmt.Errorf("commitment: discarding a bulk load failed; reopen the store to finish: %w", err)
+			db.protocol.failed = fmt.Errorf("commitment: discarding a bulk load failed; reopen the store to finish: %w", err)
 			db.opts.Logger.Error("nomtstore bulk load discard failed", "err", err)
 		}
 	}
@@ -200,7 +234,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	start := db.opts.now()
-	if err := db.sticky(); err != nil {
+	if err := db.protocol.sticky(); err != nil {
 		return nil, err
 	}
 	if err := db.committed.pages.backpressure(); err != nil {
@@ -224,16 +258,16 @@ func (db *DB) Commit() (*CommitResult, error) {
 	prev := db.committed.record
 	db.mu.RUnlock()
 	version := prev.version + 1
-	if prev.version == 0 && db.initialVersion > 0 {
-		version = db.initialVersion
+	if prev.version == 0 && db.protocol.initialVersion > 0 {
+		version = db.protocol.initialVersion
 	}
 	batchStart := db.opts.now()
 	// The superseded pages' entries set the new pages' history bytes,
 	// which the WAL record carries: they come first.
 	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
-	wal := db.planWAL(record, changes)
-	batch := db.newChunkedBatch(min(db.batchSize+db.batchSize/8, maxBatchHint))
+	wal := db.protocol.planWAL(record, changes)
+	batch := db.protocol.newChunkedBatch(min(db.protocol.batchSize+db.protocol.batchSize/8, maxBatchHint))
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.staged.record, !w.huge)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
@@ -244,7 +278,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 		return nil, err
 	}
 	db.opts.observePhase(PhaseBatch, batchStart)
-	walBytes, err := db.commitDurably(record, wal, changes, batch, func() {
+	walBytes, err := db.protocol.commitDurably(record, wal, changes, batch, func() {
 		if w.huge || db.bulk != nil {
 			// Not written through (writeVersion kept no entries, the
 			// update no elided subtrees), or holding reads of the empty
@@ -405,27 +439,27 @@ type walAppend struct {
 }
 
 // planWAL plans the WAL records of a version's page changes and starts
-// appending a single one. REQUIRES: writeMu, until the records are
+// appending a single one. REQUIRES: DB.writeMu, until the records are
 // appended (appended).
-func (db *DB) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL {
-	db.mu.RLock()
-	generation := db.committed.pages.table.Generation()
-	db.mu.RUnlock()
+func (p *commitProtocol) planWAL(record *commitRecord, changes []bitbox.Change) *versionWAL {
+	p.mu.RLock()
+	generation := p.state.pages.table.Generation()
+	p.mu.RUnlock()
 	w := &versionWAL{firstSeq: record.lastSeq + 1, generation: generation}
 	if len(changes) == 0 {
 		record.lastSeq++
 		w.commitSeq = record.lastSeq
 		return w
 	}
-	w.parts = splitChanges(changes, int(db.opts.MaxBatchBytes))
+	w.parts = splitChanges(changes, int(p.opts.MaxBatchBytes))
 	if len(w.parts) > 1 {
-		w.parts = splitChanges(changes, int(min(db.opts.MaxBatchBytes, chunkPieceBytes)))
+		w.parts = splitChanges(changes, int(min(p.opts.MaxBatchBytes, chunkPieceBytes)))
 	}
 	record.lastSeq += uint64(len(w.parts)) + 1
 	w.commitSeq = record.lastSeq
 	if len(w.parts) == 1 {
 		w.ahead = make(chan walAppend, 1)
-		log := db.committed.pages.wal
+		log := p.state.pages.wal
 		go func() {
 			rec := bitbox.EncodeWAL(w.firstSeq, generation, w.parts[0])
 			n, err := log.append(w.firstSeq, 1, func(int) []byte { return rec })
@@ -464,48 +498,48 @@ func (w *versionWAL) appended(log *walLog) walAppend {
 // (valuecache.go: readers of the version before it skip its entries), the
 // chunks of a large batch are applied (chunked.go), and the committed
 // state swaps to the new version under mu. Commit and rollback share it.
-// It consumes batch and returns the WAL records' size. REQUIRES: writeMu.
-func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, writeCaches func()) (int, error) {
+// It consumes batch and returns the WAL records' size. REQUIRES: DB.writeMu.
+func (p *commitProtocol) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, writeCaches func()) (int, error) {
 	// Pruning waits while a commit syncs.
-	db.gate.enter()
-	defer db.gate.exit()
-	pointStart := db.opts.now()
-	appended := wal.appended(db.committed.pages.wal)
+	p.gate.enter()
+	defer p.gate.exit()
+	pointStart := p.opts.now()
+	appended := wal.appended(p.state.pages.wal)
 	if appended.err != nil {
 		_ = batch.Close()
 		return 0, appended.err
 	}
 	walBytes := appended.bytes
-	db.stats.walBytes.Add(uint64(walBytes))
+	p.stats.walBytes.Add(uint64(walBytes))
 	if err := errors.Join(batch.seal(), batch.Batch.Set(keyCommit, record.encode(), nil)); err != nil {
 		_ = batch.Close()
 		return 0, err
 	}
-	db.batchSize = int(min(batch.size(), maxBatchHint))
-	if err := checkDiskSpace(&db.opts, db.dir, record.version, batch.size()); err != nil {
+	p.batchSize = int(min(batch.size(), maxBatchHint))
+	if err := checkDiskSpace(p.opts, p.dir, record.version, batch.size()); err != nil {
 		_ = batch.Close()
 		return 0, err
 	}
 	if batch.chunks > 0 {
 		// The chunks' records are in memtables: durable before the frame
 		// that makes the version committed.
-		if err := db.pebble.Flush(); err != nil {
+		if err := p.pebble.Flush(); err != nil {
 			_ = batch.Close()
 			return 0, fmt.Errorf("commitment: flushing the chunks of version %d: %w", record.version, err)
 		}
 	}
-	db.opts.hookAt("before-commit-point")
-	log := db.committed.pages.wal
+	p.opts.hookAt("before-commit-point")
+	log := p.state.pages.wal
 	frameBytes, err := log.writeCommit(wal.commitSeq, batch.Repr())
 	if err != nil {
 		// The frame may or may not be durable: take no commit until a
 		// reopen decides.
 		_ = batch.Close()
-		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
-		return 0, db.failed
+		p.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
+		return 0, p.failed
 	}
 	walBytes += frameBytes
-	db.stats.walBytes.Add(uint64(frameBytes))
+	p.stats.walBytes.Add(uint64(frameBytes))
 	// The batch goes into the memtable while the frame syncs, as Pebble's
 	// own commit pipeline overlaps the two, and the caches take the
 	// version's entries beside them: readers read the snapshot of the
@@ -514,9 +548,9 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	// WAL records being synced already. Should the sync fail, the caches'
 	// entries of this version stay invisible to the readers of the one
 	// before it, the latest.
-	db.mu.Lock()
-	db.committed.cachesAhead = true
-	db.mu.Unlock()
+	p.mu.Lock()
+	p.state.cachesAhead = true
+	p.mu.Unlock()
 	synced, cached := make(chan error, 1), make(chan struct{})
 	go func() { synced <- log.syncActive() }()
 	go func() {
@@ -526,37 +560,37 @@ func (db *DB) commitDurably(record *commitRecord, wal *versionWAL, changes []bit
 	applyErr := batch.Commit(pebble.NoSync)
 	_ = batch.Close()
 	<-cached
-	db.opts.hookAt("caches-written")
+	p.opts.hookAt("caches-written")
 	if err := <-synced; err != nil {
 		err = log.failActive(err)
-		db.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
-		return 0, db.failed
+		p.failed = fmt.Errorf("commitment: commit point of version %d failed; reopen to learn whether it committed: %w", record.version, err)
+		return 0, p.failed
 	}
 	if applyErr != nil {
-		db.failed = fmt.Errorf("commitment: version %d committed but applying its batch failed; reopen to finish: %w", record.version, applyErr)
-		return 0, db.failed
+		p.failed = fmt.Errorf("commitment: version %d committed but applying its batch failed; reopen to finish: %w", record.version, applyErr)
+		return 0, p.failed
 	}
-	db.opts.observePhase(PhaseCommitPoint, pointStart)
-	db.opts.hookAt("after-commit-point")
+	p.opts.observePhase(PhaseCommitPoint, pointStart)
+	p.opts.hookAt("after-commit-point")
 	if batch.chunks > 0 {
-		if err := applyPending(db.pebble, batch.tag, batch.chunks); err != nil {
-			db.failed = fmt.Errorf("commitment: version %d committed but applying its chunks failed; reopen to finish: %w", record.version, err)
-			return 0, db.failed
+		if err := applyPending(p.pebble, batch.tag, batch.chunks); err != nil {
+			p.failed = fmt.Errorf("commitment: version %d committed but applying its chunks failed; reopen to finish: %w", record.version, err)
+			return 0, p.failed
 		}
 	}
 
-	db.mu.Lock()
-	db.committed.pages.apply(changes)
-	db.committed.record = record
-	db.committed.cachesAhead = false
-	if db.committed.earliest.Load() == 0 {
-		db.committed.earliest.Store(record.version)
+	p.mu.Lock()
+	p.state.pages.apply(changes)
+	p.state.record = record
+	p.state.cachesAhead = false
+	if p.state.earliest.Load() == 0 {
+		p.state.earliest.Store(record.version)
 	}
-	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble)
-	db.mu.Unlock()
-	db.stats.pagesWritten.Add(uint64(len(changes)))
-	db.committed.pages.sinceCheckpoint++
+	p.state.snap.release()
+	p.state.snap = newSnapshot(p.pebble)
+	p.mu.Unlock()
+	p.stats.pagesWritten.Add(uint64(len(changes)))
+	p.state.pages.sinceCheckpoint++
 	return walBytes, nil
 }
 
@@ -599,10 +633,10 @@ func (db *DB) WaitFlushed() error {
 }
 
 // sticky returns the failure that stops commits until a reopen: a failed
-// commit point, checkpoint, or growth past its rename. REQUIRES: writeMu.
-func (db *DB) sticky() error {
-	if db.failed != nil {
-		return db.failed
+// commit point, checkpoint, or growth past its rename. REQUIRES: DB.writeMu.
+func (p *commitProtocol) sticky() error {
+	if p.failed != nil {
+		return p.failed
 	}
-	return db.committed.pages.failed
+	return p.state.pages.failed
 }

@@ -285,22 +285,10 @@ type DB struct {
 	staged stagedWrites
 	// bulk is the running bulk load, if any (bulk.go). REQUIRES: writeMu.
 	bulk *bulkLoad
-	// failed is sticky once a commit point, a checkpoint, or a growth past
-	// its rename failed. REQUIRES: writeMu.
-	failed error
-	// initialVersion is the first commit's version when nothing is
-	// committed yet (0: version 1). REQUIRES: writeMu.
-	initialVersion uint64
-	// batchSize is the last commit batch's size: the next batch starts
-	// with room for a block like it (up to maxBatchHint, so that one huge
-	// block does not make every next batch huge) instead of doubling its
-	// way there, copying everything at each step. REQUIRES: writeMu.
-	batchSize int
-
+	// protocol runs the commit protocol (commit.go). REQUIRES: writeMu.
+	protocol commitProtocol
 	// pruneMu serializes pruning and rollback.
 	pruneMu sync.Mutex
-	// gate tells pruning when a commit is syncing.
-	gate *commitGate
 
 	mu sync.RWMutex
 	// committed is the latest version as readers see it (state.go).
@@ -367,7 +355,7 @@ func (db *DB) Close() error {
 		db.bulk = nil
 	}
 	var flushErr error
-	if db.sticky() == nil {
+	if db.protocol.sticky() == nil {
 		flushErr = db.committed.pages.checkpointNow()
 		if flushErr == nil {
 			// What ran outside commits since (pruning) is in memtables,
@@ -375,7 +363,7 @@ func (db *DB) Close() error {
 			flushErr = db.pebble.Flush()
 		}
 	} else {
-		flushErr = errors.Join(db.failed, db.committed.pages.reap(true))
+		flushErr = errors.Join(db.protocol.failed, db.committed.pages.reap(true))
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -445,7 +433,7 @@ func (db *DB) SetInitialVersion(v uint64) error {
 	if db.bulk != nil {
 		return fmt.Errorf("commitment: initial version %d: a bulk load of version %d is running", v, db.bulk.version)
 	}
-	db.initialVersion = v
+	db.protocol.initialVersion = v
 	return nil
 }
 

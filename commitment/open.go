@@ -35,7 +35,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err := prepareDir(o.FS, dir); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: o, staged: newStagedWrites(), gate: newCommitGate()}
+	db := &DB{dir: dir, opts: o, staged: newStagedWrites()}
 	db.committed.values, db.committed.leaves = newValueCache(o.ValueCacheBytes), newLeafCache(o.LeafCacheBytes)
 	var err error
 	db.pebbleOpts = pebbleOptions(o)
@@ -43,6 +43,8 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commitment: opening Pebble in %s: %w", dir, err)
 	}
+	db.protocol = commitProtocol{dir: dir, opts: &db.opts, pebble: db.pebble, stats: &db.stats,
+		mu: &db.mu, state: &db.committed, gate: newCommitGate()}
 	if err := db.load(treeNames); err != nil {
 		_ = db.pebble.Close()
 		if db.committed.pages != nil && db.committed.pages.table != nil {

@@ -66,7 +66,7 @@ func (db *DB) pruneTo(ctx context.Context, to uint64) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("commitment: pruning stopped before version %d (asked to prune to %d): %w", e, to, err)
 		}
-		db.gate.waitIdle()
+		db.protocol.gate.waitIdle()
 		if err := db.pruneVersion(e); err != nil {
 			return fmt.Errorf("commitment: pruning version %d: %w", e, err)
 		}

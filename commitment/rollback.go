@@ -45,7 +45,7 @@ func (db *DB) Rollback(target uint64) error {
 
 // undoVersion undoes version v, the latest. REQUIRES: writeMu, pruneMu.
 func (db *DB) undoVersion(v uint64) error {
-	if err := db.sticky(); err != nil {
+	if err := db.protocol.sticky(); err != nil {
 		return err
 	}
 	db.mu.RLock()
@@ -81,7 +81,7 @@ func (db *DB) undoVersion(v uint64) error {
 		return err
 	}
 
-	batch := db.newChunkedBatch(0)
+	batch := db.protocol.newChunkedBatch(0)
 	var errs []error
 	set := func(key, value []byte) { errs = append(errs, batch.Set(key, value, nil)) }
 	del := func(key []byte) { errs = append(errs, batch.Delete(key, nil)) }
@@ -121,7 +121,7 @@ func (db *DB) undoVersion(v uint64) error {
 		db.committed.leaves.purge()
 	}
 	undone := &commitRecord{version: v - 1, lastSeq: record.lastSeq, roots: prevRoots}
-	if _, err = db.commitDurably(undone, db.planWAL(undone, changes), changes, batch, purge); err != nil {
+	if _, err = db.protocol.commitDurably(undone, db.protocol.planWAL(undone, changes), changes, batch, purge); err != nil {
 		return err
 	}
 	return db.committed.pages.afterCommit()
