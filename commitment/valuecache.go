@@ -21,8 +21,8 @@ import (
 // them only at the latest version and never while a commit is writing
 // (treeView.fill). So a commit writes its entries while its batch goes into
 // the memtable, beside its frame's sync, with readers of the version
-// before it reading alongside (DB.commitDurably), instead of after its
-// commit point with every reader stopped.
+// before it reading alongside (commitProtocol.commitDurably), instead of
+// after its commit point with every reader stopped.
 //
 // Both keep their entries in fastcache's byte arenas, outside the Go heap:
 // a cache of millions of entries as Go maps and slices makes every garbage
