@@ -146,7 +146,7 @@ func (db *DB) BeginBulk() error {
 	if db.staged.keys() > 0 {
 		return fmt.Errorf("%w: changes are staged", ErrBulkNotEmpty)
 	}
-	b := &bulkLoad{db: db, version: max(db.protocol.initialVersion, 1), fs: vfs.PebbleFS(db.opts.FS),
+	b := &bulkLoad{db: db, version: db.protocol.nextVersion(0), fs: vfs.PebbleFS(db.opts.FS),
 		dir: filepath.Join(db.dir, bulkDir), loaded: map[*tree]bool{}, started: time.Now()}
 	b.reported, b.callbacks = b.started, b.started
 	popts := db.pebbleOpts

@@ -109,6 +109,20 @@ type commitProtocol struct {
 	batchSize int
 }
 
+// nextVersion is the version a commit after latest makes.
+func (p *commitProtocol) nextVersion(latest uint64) uint64 {
+	if latest == 0 && p.initialVersion > 0 {
+		return p.initialVersion
+	}
+	return latest + 1
+}
+
+// newCommitBatch starts a commit's batch with room for a block like the
+// last one.
+func (p *commitProtocol) newCommitBatch() *chunkedBatch {
+	return p.newChunkedBatch(min(p.batchSize+p.batchSize/8, maxBatchHint))
+}
+
 func validateKey(key []byte) error {
 	switch {
 	case len(key) == 0:
@@ -257,17 +271,14 @@ func (db *DB) Commit() (*CommitResult, error) {
 	db.mu.RLock()
 	prev := db.committed.record
 	db.mu.RUnlock()
-	version := prev.version + 1
-	if prev.version == 0 && db.protocol.initialVersion > 0 {
-		version = db.protocol.initialVersion
-	}
+	version := db.protocol.nextVersion(prev.version)
 	batchStart := db.opts.now()
 	// The superseded pages' entries set the new pages' history bytes,
 	// which the WAL record carries: they come first.
 	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
 	wal := db.protocol.planWAL(record, changes)
-	batch := db.protocol.newChunkedBatch(min(db.protocol.batchSize+db.protocol.batchSize/8, maxBatchHint))
+	batch := db.protocol.newCommitBatch()
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.staged.record, !w.huge)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
