@@ -68,8 +68,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	c, m := r.Config, r.Machine
 	fmt.Fprintf(&b, "# nomtstore benchmark: size %s (N = %d, T = %d, seed %d)\n\n", c.Size, c.N, c.T, c.Seed)
-	fmt.Fprintf(&b, "%s; %d CPUs (%s), %.1f GiB RAM, %s. One node hash (SHA-256 of 65 bytes): %.0f ns.\n\n",
-		m.Date, m.CPUs, m.CPUModel, m.MemoryGiB, m.Go, m.NodeHashNs)
+	goDebug := ""
+	if m.GoDebug != "" {
+		goDebug = ", GODEBUG=" + m.GoDebug
+	}
+	fmt.Fprintf(&b, "%s; %d CPUs (%s), %.1f GiB RAM, %s%s. One node hash (SHA-256 of 65 bytes): %.0f ns.\n\n",
+		m.Date, m.CPUs, m.CPUModel, m.MemoryGiB, m.Go, goDebug, m.NodeHashNs)
 	fmt.Fprintf(&b, "× is each figure against %s in this run, written so that more is better: writes/s over its writes/s, "+
 		"its commit time, bytes or disk over the store's. Commit is WorkingHash + Commit; every commit is durable (fsynced) but memiavl's.\n\n", referenceKind)
 	if slices.Contains(c.Kinds, KindMemIAVL) {

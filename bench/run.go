@@ -40,6 +40,8 @@ type Machine struct {
 	CPUModel  string  `json:"cpu_model"`
 	MemoryGiB float64 `json:"memory_gib"`
 	Go        string  `json:"go"`
+	// GoDebug is the GODEBUG the stores ran with (the same for every kind).
+	GoDebug string `json:"godebug,omitempty"`
 	// NodeHashNs is one SHA-256 of a 65-byte node here, in ns.
 	NodeHashNs float64 `json:"node_hash_ns"`
 }
@@ -77,6 +79,10 @@ type Result struct {
 	DiskBytes     int64   `json:"disk_bytes"`
 	PeakRSS       int64   `json:"peak_rss"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
+	// PageFaults is the process's minor page faults over the same span as
+	// BytesWritten: memory touched for the first time, or again after the
+	// Go runtime or the allocator gave it back.
+	PageFaults int64 `json:"page_faults"`
 	// DiskGrowth (W3): median disk size over the last third of the blocks
 	// divided by the median over the middle third; about 1 is a plateau.
 	DiskGrowth float64 `json:"disk_growth,omitempty"`
@@ -310,8 +316,8 @@ func (r *runner) openStore(dir string, trees []string, prune pruningtypes.Prunin
 
 func (r *runner) add(res Result) {
 	r.results = append(r.results, res)
-	line := fmt.Sprintf("%s %s: %.0f writes/s, commit p50/p99/max %.1f/%.1f/%.1f ms, %.0f B written/write",
-		r.kind, res.Workload, res.WritesPerSec, res.CommitP50Ms, res.CommitP99Ms, res.CommitMaxMs, res.BytesPerWrite)
+	line := fmt.Sprintf("%s %s: %.0f writes/s, commit p50/p99/max %.1f/%.1f/%.1f ms, %.0f B written/write, %.1f CPU s, %d page faults",
+		r.kind, res.Workload, res.WritesPerSec, res.CommitP50Ms, res.CommitP99Ms, res.CommitMaxMs, res.BytesPerWrite, res.CPUSeconds, res.PageFaults)
 	if res.Workload == W5 {
 		line = fmt.Sprintf("%s W5: %d keys, export %.0f keys/s, restore %.0f keys/s", r.kind, res.SnapshotKeys, res.ExportKeysPerS, res.RestoreKeysPerS)
 	}
@@ -419,6 +425,7 @@ func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, block
 	res.BytesWritten = after1.written - before.written
 	res.BytesPerWrite = float64(res.BytesWritten) / float64(res.Writes)
 	res.CPUSeconds = (after1.cpu - before.cpu).Seconds()
+	res.PageFaults = after1.pageFaults - before.pageFaults
 	if res.PeakRSS, err = procstat.PeakRSS(); err != nil {
 		return res, err
 	}
@@ -722,7 +729,7 @@ func (r *runner) appWorkload() error {
 
 func readMachine() Machine {
 	m := Machine{Date: time.Now().UTC().Format("2006-01-02"), CPUs: runtime.NumCPU(), Go: runtime.Version(),
-		NodeHashNs: float64(nodeHashCost())}
+		GoDebug: os.Getenv("GODEBUG"), NodeHashNs: float64(nodeHashCost())}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range bytes.Lines(data) {
 			if name, value, ok := bytes.Cut(line, []byte(":")); ok && bytes.Equal(bytes.TrimSpace(name), []byte("model name")) {

@@ -15,9 +15,9 @@ import (
 
 func newBenchCommand() *cobra.Command {
 	var (
-		size, dir, out, stores, workloads, warmUp string
-		overrides                                 bench.Config
-		child                                     childFlags
+		size, dir, out, stores, workloads, warmUp, goDebug string
+		overrides                                          bench.Config
+		child                                              childFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -100,7 +100,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 			}
 			afterKind := cfg.AfterKind
 			cfg.AfterKind = nil
-			rep, err := runIsolated(cfg, cmd.ErrOrStderr(), afterKind)
+			rep, err := runIsolated(cfg, goDebug, cmd.ErrOrStderr(), afterKind)
 			if err != nil {
 				return failed("%v", err)
 			}
@@ -124,6 +124,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.StringSliceVar(&overrides.W3Settings, "w3-settings", nil, "W3's pruning settings, comma-separated (default nothing,everything,custom)")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
+	f.StringVar(&goDebug, "godebug", defaultBenchGoDebug, "GODEBUG settings every store kind's process runs with, after the environment's (empty: the environment's alone)")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")
 	f.StringVar(&out, "out", "bench-results", "directory for bench-<size>.md, .json and .png")
 	f.StringVar(&child.config, "child-config", "", "a child run's configuration (each store kind runs in a process of its own)")

@@ -52,7 +52,8 @@ func TestBenchWritesReport(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
-	for _, want := range []string{"size custom (N = 1000, T = 20", "## W1 transfers", "## W4 queries", "| iavl-leveldb | ", "| nomt | ", "1.0×"} {
+	// The machine line is the child's: it ran with the bench's GODEBUG.
+	for _, want := range []string{"size custom (N = 1000, T = 20", "GODEBUG=" + defaultBenchGoDebug + ".", "## W1 transfers", "## W4 queries", "| iavl-leveldb | ", "| nomt | ", "1.0×"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout has no %q:\n%s", want, stdout)
 		}
@@ -80,5 +81,48 @@ func TestBenchWritesReport(t *testing.T) {
 	// The stores' directories are removed as the runs end.
 	if entries, err := os.ReadDir(filepath.Join(work, "stores")); err != nil || len(entries) != 0 {
 		t.Errorf("work directory left with %d entries (%v)", len(entries), err)
+	}
+}
+
+// A child runs with the bench's GODEBUG after the environment's own
+// settings, so that --godebug decides where both name a setting.
+func TestBenchChildEnvGoDebug(t *testing.T) {
+	cases := []struct {
+		name, own, flag string
+		want            string // the child's GODEBUG; "" for none set
+	}{
+		{"default alone", "", defaultBenchGoDebug, "GODEBUG=madvdontneed=0"},
+		{"after the environment's", "gctrace=1", "madvdontneed=0", "GODEBUG=gctrace=1,madvdontneed=0"},
+		{"empty flag keeps the environment's", "madvdontneed=1", "", "GODEBUG=madvdontneed=1"},
+		{"neither", "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GODEBUG", tc.own)
+			if tc.own == "" {
+				_ = os.Unsetenv("GODEBUG")
+			}
+			var got []string
+			marked := false
+			for _, kv := range childEnv(tc.flag) {
+				switch {
+				case strings.HasPrefix(kv, "GODEBUG="):
+					got = append(got, kv)
+				case kv == benchChildEnv+"=1":
+					marked = true
+				}
+			}
+			if !marked {
+				t.Error("the child is not marked as one")
+			}
+			// The last GODEBUG in the list is the one a process sees.
+			last := ""
+			if len(got) > 0 {
+				last = got[len(got)-1]
+			}
+			if last != tc.want {
+				t.Fatalf("child GODEBUG %q (all: %q), want %q", last, got, tc.want)
+			}
+		})
 	}
 }

@@ -51,11 +51,36 @@ func runChild(flags childFlags, dir, profileDir string, progress io.Writer) erro
 	return nil
 }
 
+// defaultBenchGoDebug is the GODEBUG the children run with unless --godebug
+// says otherwise. The Go runtime returns freed heap pages to the kernel
+// with MADV_DONTNEED by default, so the pages a block frees and the next
+// one allocates fault in again: on the 2-core virtual machines the figures
+// come from, a fault costs over 10 µs, and at 1M keys a timed W1 run took
+// 66k of them instead of 18k (a sixth of its CPU). MADV_FREE leaves the
+// pages mapped until the kernel needs the memory. Every store kind runs
+// with it, so the ratios stay fair; docs/operators.md recommends it to
+// nodes.
+const defaultBenchGoDebug = "madvdontneed=0"
+
+// childEnv is the environment of a child: the parent's, marked as a child,
+// with goDebug after the parent's own GODEBUG settings (the later wins).
+func childEnv(goDebug string) []string {
+	env := append(os.Environ(), benchChildEnv+"=1")
+	if goDebug == "" {
+		return env
+	}
+	if own := os.Getenv("GODEBUG"); own != "" {
+		goDebug = own + "," + goDebug
+	}
+	return append(env, "GODEBUG="+goDebug)
+}
+
 // runIsolated runs cfg's store kinds one after another, each in a child
-// process, and joins their reports as bench.Run would have. A child that
-// dies (a store that panics a goroutine, runs out of memory, or exits)
-// fails its kind alone. afterKind is called with the report so far.
-func runIsolated(cfg bench.Config, progress io.Writer, afterKind func(*bench.Report)) (*bench.Report, error) {
+// process with goDebug (childEnv), and joins their reports as bench.Run
+// would have. A child that dies (a store that panics a goroutine, runs out
+// of memory, or exits) fails its kind alone. afterKind is called with the
+// report so far.
+func runIsolated(cfg bench.Config, goDebug string, progress io.Writer, afterKind func(*bench.Report)) (*bench.Report, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -65,7 +90,7 @@ func runIsolated(cfg bench.Config, progress io.Writer, afterKind func(*bench.Rep
 	}
 	rep := &bench.Report{Config: cfg}
 	for _, kind := range cfg.Kinds {
-		child, err := runKind(exe, cfg, kind, progress)
+		child, err := runKind(exe, cfg, kind, goDebug, progress)
 		switch {
 		case err != nil:
 			_, _ = fmt.Fprintf(progress, "%s: FAILED: %v\n", kind, err)
@@ -86,7 +111,7 @@ func runIsolated(cfg bench.Config, progress io.Writer, afterKind func(*bench.Rep
 }
 
 // runKind runs one store kind in a child process and returns its report.
-func runKind(exe string, cfg bench.Config, kind string, progress io.Writer) (*bench.Report, error) {
+func runKind(exe string, cfg bench.Config, kind, goDebug string, progress io.Writer) (*bench.Report, error) {
 	work := filepath.Join(cfg.Dir, kind+".child")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
@@ -108,7 +133,7 @@ func runKind(exe string, cfg bench.Config, kind string, progress io.Writer) (*be
 		args = append(args, "--cpuprofile-dir", cfg.ProfileDir)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), benchChildEnv+"=1")
+	cmd.Env = childEnv(goDebug)
 	cmd.Stdout, cmd.Stderr = progress, progress
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("its process failed (%w); its log is above", err)

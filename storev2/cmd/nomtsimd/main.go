@@ -1,4 +1,4 @@
-// Command nomtsimd is a full node of the ibc-go v10 simapp with its state in
+// Command nomtsimd is a full node of the ibc-go v11 simapp (SDK v0.54) with its state in
 // nomtstore instead of IAVL: simd's commands (init, start, rollback, export,
 // snapshots, keys, tx, query, genesis) plus `nomtstore` store commands.
 package main
