@@ -67,7 +67,7 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 // point lookups (values, leaves) dominate reads.
 func pebbleOptions(o Options) *pebble.Options {
 	opts := &pebble.Options{
-		FS:     vfs.PebbleFS(o.FS),
+		FS:     vfs.Coalescing(vfs.PebbleFS(o.FS)),
 		Cache:  pebble.NewCache(o.PebbleCacheBytes),
 		Logger: quietPebbleLogger{o.Logger},
 		// The engine's log holds every commit's batch until a flush:
