@@ -56,9 +56,8 @@ sed -i 's/^pruning = .*/pruning = "custom"/; s/^pruning-keep-recent = .*/pruning
 sed -i '/^\[telemetry\]/,/^\[/ s/^enabled = .*/enabled = true/; s/^prometheus-retention-time = .*/prometheus-retention-time = 600/' "$HOME_DIR/config/app.toml"
 echo "app.toml:"; grep -E '^pruning|^\[nomtstore\]|^dir|^page-cache-pages|^prometheus-retention-time' "$HOME_DIR/config/app.toml" | sed 's/^/  /'
 
-# Freed heap pages stay mapped between blocks (docs/operators.md, Memory).
 start_node() {
-	GODEBUG="${GODEBUG:+$GODEBUG,}madvdontneed=0" "$B" start --home "$HOME_DIR" --rpc.laddr "$NODE" --p2p.laddr tcp://127.0.0.1:$((RPC_PORT + 1)) \
+	"$B" start --home "$HOME_DIR" --rpc.laddr "$NODE" --p2p.laddr tcp://127.0.0.1:$((RPC_PORT + 1)) \
 		--grpc.address 127.0.0.1:$((RPC_PORT + 2)) --api.enable=true --api.address tcp://127.0.0.1:$((RPC_PORT + 3)) \
 		--grpc-web.enable=false >>"$LOG" 2>&1 &
 	PID=$!

@@ -124,7 +124,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.StringSliceVar(&overrides.W3Settings, "w3-settings", nil, "W3's pruning settings, comma-separated (default nothing,everything,custom)")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
-	f.StringVar(&goDebug, "godebug", defaultBenchGoDebug, "GODEBUG settings every store kind's process runs with, after the environment's (empty: the environment's alone)")
+	f.StringVar(&goDebug, "godebug", "", "GODEBUG settings every store kind's process runs with, after the environment's (e.g. madvdontneed=0; docs/operators.md)")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")
 	f.StringVar(&out, "out", "bench-results", "directory for bench-<size>.md, .json and .png")
 	f.StringVar(&child.config, "child-config", "", "a child run's configuration (each store kind runs in a process of its own)")

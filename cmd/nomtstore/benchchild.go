@@ -51,19 +51,14 @@ func runChild(flags childFlags, dir, profileDir string, progress io.Writer) erro
 	return nil
 }
 
-// defaultBenchGoDebug is the GODEBUG the children run with unless --godebug
-// says otherwise. The Go runtime returns freed heap pages to the kernel
-// with MADV_DONTNEED by default, so the pages a block frees and the next
-// one allocates fault in again: on the 2-core virtual machines the figures
-// come from, a fault costs over 10 µs, and at 1M keys a timed W1 run took
-// 66k of them instead of 18k (a sixth of its CPU). MADV_FREE leaves the
-// pages mapped until the kernel needs the memory. Every store kind runs
-// with it, so the ratios stay fair; docs/operators.md recommends it to
-// nodes.
-const defaultBenchGoDebug = "madvdontneed=0"
-
 // childEnv is the environment of a child: the parent's, marked as a child,
-// with goDebug after the parent's own GODEBUG settings (the later wins).
+// with goDebug (--godebug) after the parent's own GODEBUG settings (the
+// later wins). Every store kind runs with the same, so the ratios stay
+// fair. Go's defaults unless asked: GODEBUG=madvdontneed=0 (freed heap
+// pages left mapped) took a W1 run at 1M keys from ~66k page faults to
+// ~18k, but every kind's peak RSS then counts the memory it freed (nomt's
+// at 10M keys read 7.1 GiB against 2.9), which would make that column
+// mean something else than in every run before (docs/benchmarks.md).
 func childEnv(goDebug string) []string {
 	env := append(os.Environ(), benchChildEnv+"=1")
 	if goDebug == "" {
