@@ -235,7 +235,7 @@ func (db *DB) updateTree(u *treeUpdate, root trie.Hash, workers int, huge bool) 
 	view := db.committed.view(u.tree, db.committed.record.version)
 	tr, leaves := view.trie(buckets)
 	var err error
-	if u.priors, err = readPriors(view, u.keys, !huge); err != nil {
+	if u.priors, err = readPriors(view, u.keys, !huge, workers); err != nil {
 		return fmt.Errorf("commitment: tree %q: %w", u.tree.name, err)
 	}
 	// The priors say which keys exist and with which value: the update
@@ -271,23 +271,48 @@ func (k knownLeaves) Leaf(path trie.KeyPath) (trie.Leaf, bool, error) {
 
 // readPriors reads the committed value of each key a tree update touches,
 // through the value cache; cache false leaves out what the cache misses (a
-// huge block, after which the cache is purged anyway).
-func readPriors(latest treeView, keys [][]byte, cache bool) ([]prior, error) {
+// huge block, after which the cache is purged anyway). The reads are
+// independent lookups, each mostly a wait on memory: workers goroutines
+// split them, as the update that follows splits its subtrees.
+func readPriors(latest treeView, keys [][]byte, cache bool, workers int) ([]prior, error) {
 	priors := make([]prior, len(keys))
+	parts := max(1, min(workers, len(keys)/minPriorsPerWorker))
+	if parts == 1 {
+		return priors, readPriorsInto(latest, keys, priors, cache)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for part := range parts {
+		lo, hi := part*len(keys)/parts, (part+1)*len(keys)/parts
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[part] = readPriorsInto(latest, keys[lo:hi], priors[lo:hi], cache)
+		}()
+	}
+	wg.Wait()
+	return priors, errors.Join(errs...)
+}
+
+// minPriorsPerWorker keeps a small block's reads on one goroutine, where
+// starting more would cost what they save.
+const minPriorsPerWorker = 256
+
+func readPriorsInto(latest treeView, keys [][]byte, priors []prior, cache bool) error {
 	for i, key := range keys {
 		r, err := latest.currentEntry(key, cache)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if r.found {
 			born, value, err := splitBorn(r.entry)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			priors[i] = prior{exists: true, born: born, value: value}
 		}
 	}
-	return priors, nil
+	return nil
 }
 
 // pageChanges are the working set's page changes as table changes, with
