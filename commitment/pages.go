@@ -58,8 +58,11 @@ type pageStore struct {
 	loggedAtStart int64
 	// checkpointed is the WAL sequence number the file holds.
 	checkpointed atomic.Uint64
-	// tableReads counts the lookups the cache missed: the warmer watches
-	// it to learn whether warming still finds anything to read.
+	// tableReads counts the pages read from the table, which the cache
+	// missed: the warmer watches it to learn whether warming still finds
+	// anything to read. A lookup of an absent page (an elided subtree's,
+	// where every key ends once the store has a few thousand) probes only
+	// the table's metadata in memory, and does not count.
 	tableReads atomic.Uint64
 	// failed is sticky once a checkpoint failed, or a growth past its
 	// rename: the store takes no commit until reopened. REQUIRES:
@@ -138,11 +141,11 @@ func (ps *pageStore) lookup(key bitbox.PageKey) (cachedPage, bool, error) {
 	if cp, ok := ps.cache.get(key); ok {
 		return cp, true, nil
 	}
-	ps.tableReads.Add(1)
 	page, bucket, found, err := ps.table.Lookup(key)
 	if err != nil || !found {
 		return cachedPage{}, false, err
 	}
+	ps.tableReads.Add(1)
 	cp := cachedPage{page: page, bucket: bucket}
 	ps.cache.add(key, cp)
 	return cp, true, nil

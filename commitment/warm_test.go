@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/nomtstore/nomtstore/commitment/bitbox"
+	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
 // With the warm-up on, staging keys brings their pages into the page cache
@@ -98,5 +101,54 @@ func TestWarmPaceSamplesOnlyWhileIdle(t *testing.T) {
 	}
 	if got := warmedKeys(1000, true); got != 1000 {
 		t.Fatalf("after a read: warmed %d of 1000 keys", got)
+	}
+}
+
+// The warmer's sign of reads to do counts pages read from the table only:
+// a lookup of an absent page (an elided subtree's, where every key of a
+// store of a million keys ends) probes the table's metadata in memory, and
+// counting it kept the warmer warming every key at 1M keys, where warming
+// costs the block more than it saves.
+func TestTableReadsCountOnlyPagesRead(t *testing.T) {
+	db, err := Open(t.TempDir(), testTrees, Options{WarmUp: WarmUpOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for i := range 5000 {
+		if err := db.Set(testTrees[0], fmt.Appendf(nil, "key%06d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.Lock()
+	db.committed.pages.cache.purge()
+	db.mu.Unlock()
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	store := db.committed.trees[testTrees[0]].store
+	var path trie.KeyPath
+	for _, tc := range []struct {
+		name      string
+		pageDepth int
+		found     bool
+		reads     uint64
+	}{
+		{"the root page", 0, true, 1},
+		{"the root page again, from the cache", 0, true, 0},
+		// 5,000 keys put ~1.2 under each third-level page: elided.
+		{"an elided page", 2, false, 0},
+		{"a page below it", 4, false, 0},
+	} {
+		before := db.committed.pages.tableReads.Load()
+		_, found, err := db.committed.pages.lookup(bitbox.PageKey{Store: store, ID: trie.PageIDOf(&path, tc.pageDepth)})
+		if err != nil || found != tc.found {
+			t.Fatalf("%s: found %v (%v), want %v", tc.name, found, err, tc.found)
+		}
+		if read := db.committed.pages.tableReads.Load() - before; read != tc.reads {
+			t.Fatalf("%s: %d table reads counted, want %d", tc.name, read, tc.reads)
+		}
 	}
 }
