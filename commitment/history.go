@@ -168,6 +168,7 @@ func (l leavesAt) Under(prefix trie.KeyPath, depth, limit int) ([]trie.Leaf, err
 		if leaves, ok := l.cache.get(l.store, id, l.version); ok {
 			return leaves, nil
 		}
+		l.cache.scans.Add(1)
 	}
 	leaves, err := l.under(prefix, depth, limit)
 	if err == nil && elided && l.fill && len(leaves) >= 2 && len(leaves) < limit {

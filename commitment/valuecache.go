@@ -2,6 +2,7 @@ package commitment
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/fastcache"
 
@@ -109,7 +110,12 @@ func (c *valueCache) purge() {
 // its trie updates' UpdateResult.Elided, which names every elided subtree
 // whose keys it changed. An entry is the version it was read or written at
 // (u64), then the leaves' paths and hashes, 64 bytes each.
-type leafCache struct{ c *fastcache.Cache }
+type leafCache struct {
+	c *fastcache.Cache
+	// scans counts the subtrees read from the leaf index instead (misses
+	// and fills alike): the warmer watches it.
+	scans atomic.Uint64
+}
 
 func newLeafCache(budget int64) *leafCache {
 	if budget <= 0 {

@@ -1,6 +1,7 @@
 package commitment
 
 import (
+	"runtime"
 	"sync/atomic"
 
 	"github.com/nomtstore/nomtstore/commitment/trie"
@@ -23,25 +24,36 @@ const warmQueue = 1 << 15
 // the same subtrees at the same time as the warmer, twice the work on the
 // two cores the update now uses.
 //
-// It warms only while warming finds page table reads to do: those are
-// reads of the table file, which the update would wait on one page at a
-// time. Once the page table fits in the page cache (1M keys on the
-// defaults), every page a key leads to is in memory after the first
-// blocks, and walking to them again takes a core from the block for
-// nothing. So after warmIdleKeys keys in a row that read no page, it warms
-// one key in warmSample, and every key again as soon as one of those reads.
-// Reading a subtree's keys from the leaf index does not count: that is a
-// Pebble lookup served from memory once the index is in Pebble's block
-// cache or the OS page cache, work the update does as fast on its own
-// workers, and on two cores counting it kept the warmer busy through the
-// first thousand blocks at 1M keys, competing with the block (W1 at 1M:
-// 5-11% fewer writes/s with warming than without, four runs each).
+// It warms only while warming finds reads to do. Once what a key leads to
+// is in memory (the stored pages in the page cache, and with four cores or
+// more the elided subtrees in the leaf cache), walking to it again takes a
+// core from the block for nothing. So after warmIdleKeys keys in a row that
+// read nothing, it warms one key in warmSample, and every key again as soon
+// as one of those reads.
+//
+// What counts as a read: a page read from the table file, which the update
+// would wait on one page at a time; and, with four cores or more, a
+// subtree's keys read from the leaf index instead of the leaf cache. On two
+// cores the leaf index is left to the update's workers: the block and
+// Pebble's compactions hold both cores, and warming it there cost more than
+// it saved (W1 at 1M keys: 5-11% fewer writes/s than without warming, four
+// runs each; at 10M the block's time as without). A lookup of an absent
+// page (an elided subtree's; the table's metadata in memory says so) never
+// counts: at 1M keys every key ends in one, and counting it kept the warmer
+// warming every key.
 type warmer struct {
 	keys  chan warmKey
 	done  chan struct{}
 	epoch atomic.Uint64
 	pace  warmPace // the warmer goroutine's own
+	// leafReads makes reads of the leaf index count as reads to do.
+	leafReads bool
 }
+
+// warmsLeafIndex tells whether a warmer on a machine of that many cores
+// counts leaf-index reads as reads to do: with a core to spare beside the
+// block's and Pebble's.
+func warmsLeafIndex(cores int) bool { return cores >= 4 }
 
 // The warmer's sampling once idle.
 const (
@@ -82,7 +94,7 @@ func (db *DB) startWarmer() {
 	if db.opts.WarmUp != WarmUpOn {
 		return
 	}
-	w := &warmer{keys: make(chan warmKey, warmQueue), done: make(chan struct{})}
+	w := &warmer{keys: make(chan warmKey, warmQueue), done: make(chan struct{}), leafReads: warmsLeafIndex(runtime.GOMAXPROCS(0))}
 	db.warm = w
 	go func() {
 		defer close(w.done)
@@ -91,27 +103,34 @@ func (db *DB) startWarmer() {
 				continue
 			}
 			if w.pace.next() {
-				w.pace.warmed(db.warmKey(k))
+				w.pace.warmed(db.warmKey(k, w.leafReads))
 			}
 		}
 	}()
 }
 
 // warmKey reads the pages toward one key and the keys of the elided
-// subtree it lands in, and tells whether that read a page from the table
-// (other readers' reads meanwhile count too, which only warms more).
-// Errors are left to the update, which reads the same pages and reports
-// them.
-func (db *DB) warmKey(k warmKey) bool {
+// subtree it lands in, and tells whether that read a page from the table,
+// or, with leafReads, a subtree from the leaf index (other readers' reads
+// meanwhile count too, which only warms more). Errors are left to the
+// update, which reads the same pages and reports them.
+func (db *DB) warmKey(k warmKey, leafReads bool) bool {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.committed.closed {
 		return false
 	}
-	before := db.committed.pages.tableReads.Load()
+	reads := func() uint64 {
+		n := db.committed.pages.tableReads.Load()
+		if leafReads {
+			n += db.committed.leaves.scans.Load()
+		}
+		return n
+	}
+	before := reads()
 	tr, _ := db.committed.view(k.t, db.committed.record.version).trie(nil)
 	_ = tr.Touch(db.committed.record.roots[k.t.store], trie.PathOf([]byte(k.key)))
-	return db.committed.pages.tableReads.Load() != before
+	return reads() != before
 }
 
 // warmLater queues a staged key for warming, unless the queue is full or

@@ -152,3 +152,38 @@ func TestTableReadsCountOnlyPagesRead(t *testing.T) {
 		}
 	}
 }
+
+// A key whose pages are cached but whose elided subtree is not in the
+// leaf cache reads the leaf index: a read to do only for a warmer that
+// counts leaf reads, which it does with four cores or more.
+func TestWarmKeyCountsLeafReadsWithCoresToSpare(t *testing.T) {
+	for cores, want := range map[int]bool{1: false, 2: false, 3: false, 4: true, 64: true} {
+		if got := warmsLeafIndex(cores); got != want {
+			t.Errorf("warmsLeafIndex(%d) = %v, want %v", cores, got, want)
+		}
+	}
+	db, err := Open(t.TempDir(), testTrees, Options{WarmUp: WarmUpOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for i := range 5000 {
+		if err := db.Set(testTrees[0], fmt.Appendf(nil, "key%06d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	k := warmKey{t: db.committed.trees[testTrees[0]], key: "key000042"}
+	for _, leafReads := range []bool{false, true} {
+		db.committed.leaves.purge()
+		if got := db.warmKey(k, leafReads); got != leafReads {
+			t.Errorf("leaf reads counted %v: warming a key whose subtree is not cached read %v", leafReads, got)
+		}
+		// Now cached, by the read just made.
+		if db.warmKey(k, leafReads) {
+			t.Errorf("leaf reads counted %v: warming the key again read", leafReads)
+		}
+	}
+}
