@@ -110,19 +110,7 @@ func TestWarmPaceSamplesOnlyWhileIdle(t *testing.T) {
 // counting it kept the warmer warming every key at 1M keys, where warming
 // costs the block more than it saves.
 func TestTableReadsCountOnlyPagesRead(t *testing.T) {
-	db, err := Open(t.TempDir(), testTrees, Options{WarmUp: WarmUpOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = db.Close() }()
-	for i := range 5000 {
-		if err := db.Set(testTrees[0], fmt.Appendf(nil, "key%06d", i), []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	db := openElidedStore(t)
 	db.mu.Lock()
 	db.committed.pages.cache.purge()
 	db.mu.Unlock()
@@ -162,19 +150,7 @@ func TestWarmKeyCountsLeafReadsWithCoresToSpare(t *testing.T) {
 			t.Errorf("warmsLeafIndex(%d) = %v, want %v", cores, got, want)
 		}
 	}
-	db, err := Open(t.TempDir(), testTrees, Options{WarmUp: WarmUpOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = db.Close() }()
-	for i := range 5000 {
-		if err := db.Set(testTrees[0], fmt.Appendf(nil, "key%06d", i), []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	db := openElidedStore(t)
 	k := warmKey{t: db.committed.trees[testTrees[0]], key: "key000042"}
 	for _, leafReads := range []bool{false, true} {
 		db.committed.leaves.purge()
@@ -186,4 +162,25 @@ func TestWarmKeyCountsLeafReadsWithCoresToSpare(t *testing.T) {
 			t.Errorf("leaf reads counted %v: warming the key again read", leafReads)
 		}
 	}
+}
+
+// openElidedStore opens a DB without a warmer whose first tree holds 5,000
+// committed keys: two levels of stored pages, the rest elided subtrees of
+// a key or two.
+func openElidedStore(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.TempDir(), testTrees, Options{WarmUp: WarmUpOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	for i := range 5000 {
+		if err := db.Set(testTrees[0], fmt.Appendf(nil, "key%06d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
