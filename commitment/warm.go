@@ -37,7 +37,7 @@ const warmQueue = 1 << 15
 // cores the leaf index is left to the update's workers: the block and
 // Pebble's compactions hold both cores, and warming it there cost more than
 // it saved (W1 at 1M keys: 5-11% fewer writes/s than without warming, four
-// runs each; at 10M the block's time as without). A lookup of an absent
+// runs each; at 10M the block took as long either way). A lookup of an absent
 // page (an elided subtree's; the table's metadata in memory says so) never
 // counts: at 1M keys every key ends in one, and counting it kept the warmer
 // warming every key.
