@@ -118,9 +118,11 @@ func (p *commitProtocol) nextVersion(latest uint64) uint64 {
 }
 
 // newCommitBatch starts a commit's batch with room for a block like the
-// last one.
-func (p *commitProtocol) newCommitBatch() *chunkedBatch {
-	return p.newChunkedBatch(min(p.batchSize+p.batchSize/8, maxBatchHint))
+// last one, or for what estimate says this one holds if that is more (the
+// first commit after an open, a block bigger than the last).
+func (p *commitProtocol) newCommitBatch(estimate int) *chunkedBatch {
+	room := max(p.batchSize, estimate)
+	return p.newChunkedBatch(min(room+room/8, maxBatchHint))
 }
 
 func validateKey(key []byte) error {
@@ -278,7 +280,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	pageEntries := supersededPages(w)
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
 	wal := db.protocol.planWAL(record, changes)
-	batch := db.protocol.newCommitBatch()
+	batch := db.protocol.newCommitBatch(batchEstimate(w, pageEntries))
 	latest, err := writeVersion(batch, w, pageEntries, version, prev.version == 0, db.staged.record, !w.huge)
 	if err == nil && db.bulk != nil {
 		err = db.bulk.finishCommit(batch)
@@ -413,6 +415,32 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 	}
 	return latest, err
 }
+
+// batchEstimate is about the size of what writeVersion writes for w: each
+// key's current value, leaf, superseded value and change-list entry, each
+// page's history entries. Too little only costs the batch's growing (each
+// step a copy of everything so far, into memory the process touches for
+// the first time); the estimate errs on the high side.
+func batchEstimate(w *workingSet, pageEntries [][][]byte) int {
+	n := 0
+	for ui, u := range w.updates {
+		for i, key := range u.keys {
+			n += 3*len(key) + len(u.values[i]) + len(u.priors[i].value) + perKeyBatchBytes
+		}
+		for _, e := range pageEntries[ui] {
+			n += len(e) + perPageBatchBytes
+		}
+	}
+	return n
+}
+
+// What a key and a page add to a commit batch beyond their raw key, values
+// and history entry: entry keys (store, paths, versions), born versions,
+// a leaf hash and Pebble's record headers.
+const (
+	perKeyBatchBytes  = 200
+	perPageBatchBytes = 96
+)
 
 // supersededPages returns each update's superseded page entries, parallel
 // to its page changes, setting the new pages' history bytes.
