@@ -14,10 +14,11 @@ const coalesceBytes = 256 << 10
 // through a 4 KiB buffer, so with 4 KiB blocks (small, for point lookups)
 // every block was a write system call of its own: 408,791 of them in one
 // benchmark run at 1M keys (its preload included; 7,598 gathered), on
-// machines where entering the kernel costs several microseconds. Nothing about durability changes:
-// what a file gathered is written before any sync, read, stat or close of
-// it, and a write that fails fails the call that flushed it (Pebble syncs
-// every file it relies on, so it learns of it there at the latest).
+// machines where entering the kernel costs several microseconds. Nothing
+// about durability changes: what a file gathered is written before any
+// sync, read, stat or close of it, and a write that fails fails the call
+// that flushed it (Pebble syncs every file it relies on, so it learns of
+// it there at the latest).
 func Coalescing(fs pebblevfs.FS) pebblevfs.FS { return coalescingFS{fs} }
 
 type coalescingFS struct{ pebblevfs.FS }
