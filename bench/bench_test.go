@@ -212,6 +212,9 @@ func TestConfigValidate(t *testing.T) {
 		{"depth twice", func(c *Config) { c.QueryDepths = []int{50, 50} }, "each once"},
 		{"no history T", func(c *Config) { c.HistoryT = 0 }, "history T"},
 		{"negative quiet", func(c *Config) { c.Quiet = -1 }, "cannot be negative"},
+		{"leaf cache set", func(c *Config) { c.LeafCacheMB = 1024 }, ""},
+		{"negative leaf cache", func(c *Config) { c.LeafCacheMB = -1 }, "cache sizes cannot be negative"},
+		{"negative value cache", func(c *Config) { c.ValueCacheMB = -5 }, "cache sizes cannot be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

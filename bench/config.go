@@ -55,6 +55,10 @@ type Config struct {
 	Quiet time.Duration `json:"quiet_ns"`
 	// WarmUp is the nomtstore kinds' warm-up setting (commitment.Options).
 	WarmUp commitment.WarmUp `json:"warm_up"`
+	// LeafCacheMB and ValueCacheMB size the nomtstore kinds' leaf and
+	// value caches (commitment.Options); 0 keeps the store's default.
+	LeafCacheMB  int `json:"leaf_cache_mb,omitempty"`
+	ValueCacheMB int `json:"value_cache_mb,omitempty"`
 	// Dir holds the stores while they run (removed as runs end).
 	Dir string `json:"-"`
 	// ProfileDir, if set, receives a CPU profile of each timed run,
@@ -66,6 +70,32 @@ type Config struct {
 	// Progress receives progress bars (on a terminal) or a line per phase;
 	// nil: neither.
 	Progress io.Writer `json:"-"`
+}
+
+// engineOptions are the nomtstore kinds' options: the store's defaults
+// but for what the configuration sets.
+func (c *Config) engineOptions() commitment.Options {
+	return commitment.Options{
+		WarmUp:          c.WarmUp,
+		LeafCacheBytes:  int64(c.LeafCacheMB) << 20,
+		ValueCacheBytes: int64(c.ValueCacheMB) << 20,
+	}
+}
+
+// nomtSettings lists the nomtstore settings that differ from the store's
+// defaults, for the report; "" if none do.
+func (c *Config) nomtSettings() string {
+	var set []string
+	if c.WarmUp == commitment.WarmUpOff {
+		set = append(set, "warm-up off")
+	}
+	if c.LeafCacheMB != 0 {
+		set = append(set, fmt.Sprintf("a %d MiB leaf cache", c.LeafCacheMB))
+	}
+	if c.ValueCacheMB != 0 {
+		set = append(set, fmt.Sprintf("a %d MiB value cache", c.ValueCacheMB))
+	}
+	return strings.Join(set, ", ")
 }
 
 // SizeConfig returns the configuration of a named size: "quick" (N =
@@ -111,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PreloadChunk < 1 {
 		problems = append(problems, "the preload chunk must be at least 1 key")
+	}
+	if c.LeafCacheMB < 0 || c.ValueCacheMB < 0 {
+		problems = append(problems, fmt.Sprintf("cache sizes cannot be negative (leaf cache %d MiB, value cache %d MiB)", c.LeafCacheMB, c.ValueCacheMB))
 	}
 	if len(c.Kinds) == 0 || len(c.Workloads) == 0 {
 		problems = append(problems, "at least one store kind and one workload")

@@ -76,6 +76,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		m.Date, m.CPUs, m.CPUModel, m.MemoryGiB, m.Go, goDebug, m.NodeHashNs)
 	fmt.Fprintf(&b, "× is each figure against %s in this run, written so that more is better: writes/s over its writes/s, "+
 		"its commit time, bytes or disk over the store's. Commit is WorkingHash + Commit; every commit is durable (fsynced) but memiavl's.\n\n", referenceKind)
+	if settings := c.nomtSettings(); settings != "" {
+		fmt.Fprintf(&b, "nomtstore ran with %s (not its defaults).\n\n", settings)
+	}
 	if slices.Contains(c.Kinds, KindMemIAVL) {
 		b.WriteString(memiavlNote)
 	}

@@ -21,7 +21,6 @@ import (
 	storetypes "cosmossdk.io/store/types"
 	protoio "github.com/cosmos/gogoproto/io"
 
-	"github.com/nomtstore/nomtstore/commitment"
 	"github.com/nomtstore/nomtstore/internal/procstat"
 )
 
@@ -311,7 +310,7 @@ func (r *runner) onTemplate(dir string, s Store, obs *observer, accts *accounts,
 }
 
 func (r *runner) openStore(dir string, trees []string, prune pruningtypes.PruningOptions, obs *observer) (Store, error) {
-	return openStore(r.kind, dir, trees, prune, obs, commitment.Options{WarmUp: r.cfg.WarmUp})
+	return openStore(r.kind, dir, trees, prune, obs, r.cfg.engineOptions())
 }
 
 func (r *runner) add(res Result) {

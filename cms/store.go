@@ -87,6 +87,12 @@ type Store struct {
 	// given; closed with the Store.
 	ownDB dbm.DB
 
+	// closeMu serialises Close; closed is set once the engine is closed,
+	// so that a second Close (the SDK's server closes the app twice on
+	// shutdown) is a no-op rather than an error in the node's log.
+	closeMu sync.Mutex
+	closed  bool
+
 	// mu guards the fields below against the readers listed above.
 	mu             sync.RWMutex
 	loaded         bool
@@ -179,10 +185,22 @@ func (s *Store) Pruner() *pruning.Manager { return s.pruner }
 func (s *Store) PruningStats() pruning.Stats { return s.worker.Stats() }
 
 // Close stops pruning and closes the engine (and the DB stores' database
-// if the Store opened it). The store is unusable afterwards.
+// if the Store opened it). The store is unusable afterwards; closing it
+// again returns nil. A Close refused because iterators are still open
+// (commitment.ErrIteratorsOpen) leaves the engine open, to be retried.
 func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.worker.Close()
-	errs := []error{s.engine.Close()}
+	engineErr := s.engine.Close()
+	if errors.Is(engineErr, commitment.ErrIteratorsOpen) {
+		return engineErr
+	}
+	s.closed = true
+	errs := []error{engineErr}
 	if s.ownDB != nil {
 		errs = append(errs, s.ownDB.Close())
 	}

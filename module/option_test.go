@@ -135,3 +135,22 @@ func TestStoreOptionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAppClosedTwice: a node's shutdown closes the app (and so the
+// database the option returned) twice; neither Close is an error, and the
+// store is closed after the first.
+func TestAppClosedTwice(t *testing.T) {
+	home := t.TempDir()
+	opt, db := StoreOption(home, simtestutil.AppOptionsMap{}, dbm.NewMemDB())
+	app := baseapp.NewBaseApp("test", log.NewNopLogger(), db, nil, opt)
+	for i := range 2 {
+		if err := app.Close(); err != nil {
+			t.Fatalf("Close %d: %v", i+1, err)
+		}
+	}
+	opt, db = StoreOption(home, simtestutil.AppOptionsMap{}, dbm.NewMemDB())
+	newBaseApp(t, opt)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -52,7 +52,8 @@ are not timed. Exit status 1 if any store failed a workload.`,
 				"w4-blocks": func() { cfg.W4Blocks = overrides.W4Blocks }, "query-depths": func() { cfg.QueryDepths = overrides.QueryDepths },
 				"history-t": func() { cfg.HistoryT = overrides.HistoryT }, "seed": func() { cfg.Seed = overrides.Seed },
 				"preload-chunk": func() { cfg.PreloadChunk = overrides.PreloadChunk }, "quiet": func() { cfg.Quiet = overrides.Quiet },
-				"w3-settings": func() { cfg.W3Settings = overrides.W3Settings },
+				"w3-settings":   func() { cfg.W3Settings = overrides.W3Settings },
+				"leaf-cache-mb": func() { cfg.LeafCacheMB = overrides.LeafCacheMB }, "value-cache-mb": func() { cfg.ValueCacheMB = overrides.ValueCacheMB },
 			} {
 				if flags.Changed(name) {
 					set()
@@ -126,6 +127,8 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
 	f.StringVar(&goDebug, "godebug", "", "GODEBUG settings every store kind's process runs with, after the environment's (e.g. madvdontneed=0; docs/operators.md)")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")
+	f.IntVar(&overrides.LeafCacheMB, "leaf-cache-mb", 0, "nomtstore's leaf cache in MiB (app.toml leaf-cache-mb; 0: the store's default)")
+	f.IntVar(&overrides.ValueCacheMB, "value-cache-mb", 0, "nomtstore's value cache in MiB (app.toml value-cache-mb; 0: the store's default)")
 	f.StringVar(&out, "out", "bench-results", "directory for bench-<size>.md, .json and .png")
 	f.StringVar(&child.config, "child-config", "", "a child run's configuration (each store kind runs in a process of its own)")
 	f.StringVar(&child.report, "child-report", "", "where a child run writes its report")

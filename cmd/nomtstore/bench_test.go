@@ -28,6 +28,7 @@ func TestBenchBadUsageExitsTwo(t *testing.T) {
 		{"stray argument", []string{"bench", "W1"}, `unknown command "W1"`},
 		{"unknown warm-up", []string{"bench", "--warm-up", "auto"}, `--warm-up "auto": want on or off`},
 		{"zero depth", []string{"bench", "--query-depths", "50,0"}, "each at least 1"},
+		{"negative leaf cache", []string{"bench", "--leaf-cache-mb", "-1"}, "cache sizes cannot be negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,12 +49,12 @@ func TestBenchWritesReport(t *testing.T) {
 	out, work := t.TempDir(), t.TempDir()
 	code, stdout, stderr := runTool(t, "", "bench", "--n", "1000", "--t", "20", "--blocks", "2", "--w4-blocks", "2",
 		"--preload-chunk", "400", "--quiet", "50ms", "--stores", "iavl-leveldb,nomt", "--workloads", "W1,W4", "--query-depths", "3,10",
-		"--godebug", "madvdontneed=0", "--dir", work, "--out", out)
+		"--godebug", "madvdontneed=0", "--leaf-cache-mb", "64", "--dir", work, "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	// The machine line is the child's: it ran with --godebug.
-	for _, want := range []string{"size custom (N = 1000, T = 20", "GODEBUG=madvdontneed=0.", "## W1 transfers", "## W4 queries", "| iavl-leveldb | ", "| nomt | ", "1.0×"} {
+	for _, want := range []string{"size custom (N = 1000, T = 20", "GODEBUG=madvdontneed=0.", "nomtstore ran with a 64 MiB leaf cache", "## W1 transfers", "## W4 queries", "| iavl-leveldb | ", "| nomt | ", "1.0×"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout has no %q:\n%s", want, stdout)
 		}

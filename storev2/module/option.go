@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -134,12 +135,23 @@ func (headerListener) ListenCommit(context.Context, abci.ResponseCommit, []*stor
 }
 
 // closingDB is the application database that also closes the store.
+// The SDK's server closes the app, and so this, twice on shutdown: the
+// second Close is a no-op, not an error in the node's log.
 type closingDB struct {
 	dbm.DB
 	store *multistore.Store
+
+	mu     sync.Mutex
+	closed bool
 }
 
 func (c *closingDB) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
 	var errs []error
 	if c.store != nil {
 		errs = append(errs, c.store.Close())
