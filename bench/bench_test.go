@@ -427,3 +427,18 @@ func TestMemIAVLQueries(t *testing.T) {
 		t.Errorf("query at %d after reopening (latest %d): height %d, %v", past, latest, at, err)
 	}
 }
+
+// TestSampleGCCountsCycles: a block's GC figures come from the runtime's
+// counters, which a forced collection moves.
+func TestSampleGCCountsCycles(t *testing.T) {
+	before := sampleGC()
+	runtime.GC()
+	runtime.GC()
+	after := sampleGC()
+	if got := after.cycles - before.cycles; got < 2 {
+		t.Fatalf("two forced collections counted as %d cycles", got)
+	}
+	if after.cpu < before.cpu {
+		t.Fatalf("GC CPU went backwards: %v then %v", before.cpu, after.cpu)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,31 @@ func sampleProc() (procSample, error) {
 	s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	s.pageFaults = ru.Minflt
 	return s, nil
+}
+
+// gcSample is the Go collector's work so far: cycles completed and the
+// CPU it took (the runtime's estimate, assists and background workers).
+type gcSample struct {
+	cycles uint64
+	cpu    time.Duration
+}
+
+var gcMetrics = []string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds"}
+
+func sampleGC() gcSample {
+	m := make([]metrics.Sample, len(gcMetrics))
+	for i, name := range gcMetrics {
+		m[i].Name = name
+	}
+	metrics.Read(m)
+	var s gcSample
+	if m[0].Value.Kind() == metrics.KindUint64 {
+		s.cycles = m[0].Value.Uint64()
+	}
+	if m[1].Value.Kind() == metrics.KindFloat64 {
+		s.cpu = time.Duration(m[1].Value.Float64() * float64(time.Second))
+	}
+	return s
 }
 
 // procWriteBytes reads /proc/self/io: bytes written to storage, minus

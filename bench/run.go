@@ -106,6 +106,11 @@ type Block struct {
 	// Phases is nomtstore's commit phases (commitment.Phase*), in ms.
 	Phases    map[string]float64 `json:"phases,omitempty"`
 	DiskBytes int64              `json:"disk_bytes,omitempty"` // W3
+	// GCs and GCCPUMs are the Go collector's cycles completed during the
+	// block and the CPU it spent (the runtime's estimate; every goroutine
+	// of the process, the store's background work included).
+	GCs     uint64  `json:"gcs"`
+	GCCPUMs float64 `json:"gc_cpu_ms"`
 }
 
 // QueryStat is one kind of W4 query.
@@ -376,7 +381,7 @@ func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, block
 	var hashes int64
 	var elapsed time.Duration
 	for range blocks {
-		start := time.Now()
+		start, gcBefore := time.Now(), sampleGC()
 		work, err := exec()
 		if err != nil {
 			bar.finish()
@@ -386,10 +391,11 @@ func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, block
 		s.WorkingHash()
 		commitStart := time.Now()
 		height, hash := s.Commit()
-		end := time.Now()
+		end, gcAfter := time.Now(), sampleGC()
 		r.height, r.hash = height, hash
 		b := Block{Height: height, ExecMs: ms(hashStart.Sub(start)), HashMs: ms(commitStart.Sub(hashStart)),
-			CommitMs: ms(end.Sub(commitStart)), Writes: work.writes, Hashes: obs.takeHashes(), Phases: obs.takePhases()}
+			CommitMs: ms(end.Sub(commitStart)), Writes: work.writes, Hashes: obs.takeHashes(), Phases: obs.takePhases(),
+			GCs: gcAfter.cycles - gcBefore.cycles, GCCPUMs: ms(gcAfter.cpu - gcBefore.cpu)}
 		elapsed += end.Sub(start)
 		commits = append(commits, end.Sub(hashStart))
 		blockTimes = append(blockTimes, end.Sub(start))
