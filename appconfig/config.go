@@ -48,7 +48,7 @@ type Config struct {
 // Default is what `init` writes.
 func Default() Config {
 	return Config{Dir: filepath.Join("data", "nomtstore"), PageCachePages: 32768, PebbleCacheMB: 256,
-		ValueCacheMB: 512, LeafCacheMB: 512, CheckpointMB: 256, CheckpointInterval: 100, CheckpointLogMB: 64, RestoreSortMB: 256}
+		ValueCacheMB: 512, LeafCacheMB: 1024, CheckpointMB: 256, CheckpointInterval: 100, CheckpointLogMB: 64, RestoreSortMB: 256}
 }
 
 // Template is the [nomtstore] section of app.toml, for a config
