@@ -46,6 +46,16 @@ func sampleProc() (procSample, error) {
 	return s, nil
 }
 
+// minorFaults is the process's minor page faults so far (0 if getrusage
+// fails: a block's figure is a diagnosis, not worth failing a run for).
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
 // gcSample is the Go collector's work so far: cycles completed and the
 // CPU it took (the runtime's estimate, assists and background workers).
 type gcSample struct {

@@ -111,6 +111,10 @@ type Block struct {
 	// of the process, the store's background work included).
 	GCs     uint64  `json:"gcs"`
 	GCCPUMs float64 `json:"gc_cpu_ms"`
+	// PageFaults is the process's minor page faults during the block:
+	// first touches of memory, which the first blocks after an open pay
+	// for as the heap grows.
+	PageFaults int64 `json:"page_faults"`
 }
 
 // QueryStat is one kind of W4 query.
@@ -381,7 +385,7 @@ func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, block
 	var hashes int64
 	var elapsed time.Duration
 	for range blocks {
-		start, gcBefore := time.Now(), sampleGC()
+		start, gcBefore, faultsBefore := time.Now(), sampleGC(), minorFaults()
 		work, err := exec()
 		if err != nil {
 			bar.finish()
@@ -391,11 +395,11 @@ func (r *runner) timedBlocks(workload, dir string, s Store, obs *observer, block
 		s.WorkingHash()
 		commitStart := time.Now()
 		height, hash := s.Commit()
-		end, gcAfter := time.Now(), sampleGC()
+		end, gcAfter, faultsAfter := time.Now(), sampleGC(), minorFaults()
 		r.height, r.hash = height, hash
 		b := Block{Height: height, ExecMs: ms(hashStart.Sub(start)), HashMs: ms(commitStart.Sub(hashStart)),
 			CommitMs: ms(end.Sub(commitStart)), Writes: work.writes, Hashes: obs.takeHashes(), Phases: obs.takePhases(),
-			GCs: gcAfter.cycles - gcBefore.cycles, GCCPUMs: ms(gcAfter.cpu - gcBefore.cpu)}
+			GCs: gcAfter.cycles - gcBefore.cycles, GCCPUMs: ms(gcAfter.cpu - gcBefore.cpu), PageFaults: faultsAfter - faultsBefore}
 		elapsed += end.Sub(start)
 		commits = append(commits, end.Sub(hashStart))
 		blockTimes = append(blockTimes, end.Sub(start))
