@@ -62,7 +62,9 @@ type Config struct {
 	// Dir holds the stores while they run (removed as runs end).
 	Dir string `json:"-"`
 	// ProfileDir, if set, receives a CPU profile of each timed run,
-	// <kind>-<workload>.pprof (preloads excluded).
+	// <kind>-<workload>.pprof (preloads excluded), and the process's
+	// allocations profile before and after it (-allocs-before.pprof,
+	// -allocs.pprof: the run's are their difference, pprof -diff_base).
 	ProfileDir string `json:"-"`
 	// AfterKind, if set, is called with the report so far after each store
 	// kind's runs, so that a long run that dies later keeps what it did.

@@ -450,8 +450,13 @@ func (r *runner) startProfile(workload string) (func() error, error) {
 	if r.cfg.ProfileDir == "" {
 		return func() error { return nil }, nil
 	}
-	name := strings.ReplaceAll(fmt.Sprintf("%s-%s.pprof", r.kind, workload), "/", "-")
-	f, err := os.Create(filepath.Join(r.cfg.ProfileDir, name))
+	base := filepath.Join(r.cfg.ProfileDir, strings.ReplaceAll(fmt.Sprintf("%s-%s", r.kind, workload), "/", "-"))
+	// The allocations profile counts from the process's start: the one
+	// taken before the run is the base to subtract (pprof -diff_base).
+	if err := writeAllocsProfile(base + "-allocs-before.pprof"); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(base + ".pprof")
 	if err != nil {
 		return nil, err
 	}
@@ -460,8 +465,16 @@ func (r *runner) startProfile(workload string) (func() error, error) {
 	}
 	return func() error {
 		pprof.StopCPUProfile()
-		return f.Close()
+		return errors.Join(f.Close(), writeAllocsProfile(base+"-allocs.pprof"))
 	}, nil
+}
+
+func writeAllocsProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
 
 // w3 runs W1 for W3Blocks on a copy of the preloaded store under one

@@ -124,7 +124,7 @@ are not timed. Exit status 1 if any store failed a workload.`,
 	f.StringVar(&workloads, "workloads", strings.Join(bench.Workloads, ","), "workloads, comma-separated (default for size quick: W1,W4)")
 	f.StringSliceVar(&overrides.W3Settings, "w3-settings", nil, "W3's pruning settings, comma-separated (default nothing,everything,custom)")
 	f.StringVar(&dir, "dir", "", "work directory for the stores (default: a temporary directory, removed after)")
-	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory")
+	f.StringVar(&overrides.ProfileDir, "cpuprofile-dir", "", "write a CPU profile of each timed run (preloads excluded) to this directory, with allocation profiles taken before and after it (go tool pprof -diff_base)")
 	f.StringVar(&goDebug, "godebug", "", "GODEBUG settings every store kind's process runs with, after the environment's (e.g. madvdontneed=0; docs/operators.md)")
 	f.StringVar(&warmUp, "warm-up", "on", "nomtstore's warm-up of staged keys' pages (commitment.Options.WarmUp): on or off")
 	f.IntVar(&overrides.LeafCacheMB, "leaf-cache-mb", 0, "nomtstore's leaf cache in MiB (app.toml leaf-cache-mb; 0: the store's default)")

@@ -44,12 +44,12 @@ func TestBenchBadUsageExitsTwo(t *testing.T) {
 }
 
 // A tiny run of two stores through two workloads prints the table and
-// writes it with the JSON and the chart.
+// writes it with the JSON and the chart, and the profiles asked for.
 func TestBenchWritesReport(t *testing.T) {
-	out, work := t.TempDir(), t.TempDir()
+	out, work, profiles := t.TempDir(), t.TempDir(), t.TempDir()
 	code, stdout, stderr := runTool(t, "", "bench", "--n", "1000", "--t", "20", "--blocks", "2", "--w4-blocks", "2",
 		"--preload-chunk", "400", "--quiet", "50ms", "--stores", "iavl-leveldb,nomt", "--workloads", "W1,W4", "--query-depths", "3,10",
-		"--godebug", "madvdontneed=0", "--leaf-cache-mb", "64", "--dir", work, "--out", out)
+		"--godebug", "madvdontneed=0", "--leaf-cache-mb", "64", "--cpuprofile-dir", profiles, "--dir", work, "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
@@ -82,6 +82,14 @@ func TestBenchWritesReport(t *testing.T) {
 	// The stores' directories are removed as the runs end.
 	if entries, err := os.ReadDir(filepath.Join(work, "stores")); err != nil || len(entries) != 0 {
 		t.Errorf("work directory left with %d entries (%v)", len(entries), err)
+	}
+	for _, kind := range []string{"iavl-leveldb", "nomt"} {
+		for _, suffix := range []string{".pprof", "-allocs-before.pprof", "-allocs.pprof"} {
+			name := kind + "-W1" + suffix
+			if st, err := os.Stat(filepath.Join(profiles, name)); err != nil || st.Size() == 0 {
+				t.Errorf("profile %s: %v", name, err)
+			}
+		}
 	}
 }
 
