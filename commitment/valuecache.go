@@ -2,6 +2,7 @@ package commitment
 
 import (
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/fastcache"
@@ -134,7 +135,10 @@ func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]t
 	if c.c == nil {
 		return nil, false
 	}
-	v, ok := c.c.HasGet(nil, leafCacheKey(store, id))
+	buf := leafBuffers.Get().(*[]byte)
+	defer leafBuffers.Put(buf)
+	v, ok := c.c.HasGet((*buf)[:0], leafCacheKey(store, id))
+	*buf = v
 	if !ok || len(v) < 8+64 || (len(v)-8)%64 != 0 || binary.BigEndian.Uint64(v) > version {
 		return nil, false
 	}
@@ -147,6 +151,11 @@ func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]t
 	return leaves, true
 }
 
+// leafBuffers hold an entry of the leaf cache on its way in or out (the
+// cache copies it): a commit reads and writes thousands of them, each up to
+// ElideBelow × 64 bytes.
+var leafBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // put records the keys of an elided subtree as of version.
 func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf, version uint64) {
 	if c.c == nil {
@@ -157,10 +166,13 @@ func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf, 
 		c.c.Del(k)
 		return
 	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(leaves)*64), version)
+	buf := leafBuffers.Get().(*[]byte)
+	defer leafBuffers.Put(buf)
+	v := binary.BigEndian.AppendUint64((*buf)[:0], version)
 	for i := range leaves {
 		v = append(append(v, leaves[i].Path[:]...), leaves[i].Hash[:]...)
 	}
+	*buf = v
 	c.c.Set(k, v)
 }
 

@@ -108,11 +108,11 @@ func (r *buildRun) fill(n int) error {
 			break
 		}
 		if len(r.pending) > 0 {
-			if last := &r.pending[len(r.pending)-1].path; bytes.Compare(leaf.Path[:], last[:]) <= 0 {
+			if last := &r.pending[len(r.pending)-1].Path; bytes.Compare(leaf.Path[:], last[:]) <= 0 {
 				return fmt.Errorf("%w: %s after %s", ErrBuildOrder, leaf.Path, last)
 			}
 		}
-		r.pending = append(r.pending, entry{path: leaf.Path, hash: leaf.Hash})
+		r.pending = append(r.pending, entry{Path: leaf.Path, Hash: leaf.Hash})
 		r.pulled++
 	}
 	return nil
@@ -127,14 +127,14 @@ func (r *buildRun) node(prefix KeyPath, d int) (Node, error) {
 	}
 	ahead := r.pending[r.head:]
 	k := 0
-	for k < len(ahead) && k <= r.window && ahead[k].path.HasPrefix(&prefix, d) {
+	for k < len(ahead) && k <= r.window && ahead[k].Path.HasPrefix(&prefix, d) {
 		k++
 	}
 	if k <= r.window {
 		entries := ahead[:k]
 		w := newWalker(&r.tree)
 		w.noNotes = true
-		n, err := w.build(&entries[0].path, d, entries, nil)
+		n, err := w.build(&entries[0].Path, d, entries, nil)
 		if err != nil {
 			return Node{}, err
 		}
@@ -157,10 +157,10 @@ func (r *buildRun) node(prefix KeyPath, d int) (Node, error) {
 		if err := r.fill(1); err != nil {
 			return Node{}, err
 		}
-		if r.available() == 0 || !r.pending[r.head].path.HasPrefix(&prefix, d) {
+		if r.available() == 0 || !r.pending[r.head].Path.HasPrefix(&prefix, d) {
 			break
 		}
-		child := r.pending[r.head].path
+		child := r.pending[r.head].Path
 		n, err := r.node(child, d+PageLevels)
 		if err != nil {
 			return Node{}, err

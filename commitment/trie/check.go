@@ -248,7 +248,7 @@ func (c *checker) elided(id PageID, slot int, child PageID, path KeyPath, depth 
 	}
 	entries := make([]entry, len(leaves))
 	for i, l := range leaves {
-		entries[i] = entry{path: l.Path, hash: l.Hash}
+		entries[i] = entry{Path: l.Path, Hash: l.Hash}
 	}
 	if n, _ := subtreeNode(entries, depth); n.Hash != hash {
 		c.violation(id, slot, "elided subtree %s: its %d keys in the leaf index hash to %s, the node holds %s", child, len(leaves), n.Hash, hash)
@@ -285,7 +285,7 @@ func (t *Tree) CheckRoot(root Hash) error {
 	}
 	entries := make([]entry, len(leaves))
 	for i, l := range leaves {
-		entries[i] = entry{path: l.Path, hash: l.Hash}
+		entries[i] = entry{Path: l.Path, Hash: l.Hash}
 	}
 	if len(leaves) >= 2 && (!t.elides() || len(leaves) >= t.ElideBelow) {
 		return corruptf("store %d: no root page, but the leaf index holds %d or more keys", t.Store, len(leaves))

@@ -52,12 +52,8 @@ func (t *Tree) descendElided(path *KeyPath, d int, id PageID, n Node, siblings [
 	if err := t.checkElidedCount(id, len(leaves)); err != nil {
 		return nil, Node{}, nil, err
 	}
-	entries := make([]entry, len(leaves))
-	for i, l := range leaves {
-		entries[i] = entry{path: l.Path, hash: l.Hash}
-	}
 	w := elidedWalk{path: path}
-	top := w.walk(entries, d)
+	top := w.walk(leaves, d)
 	if top.Hash != n.Hash {
 		return nil, Node{}, nil, elidedMismatch(id, t.Store, len(leaves), top.Hash, n.Hash)
 	}
@@ -85,9 +81,9 @@ func (w *elidedWalk) walk(entries []entry, d int) Node {
 		return Node{}
 	case 1:
 		w.end = 0
-		return leafNode(entries[0].hash)
+		return leafNode(entries[0].Hash)
 	}
-	split := sort.Search(len(entries), func(i int) bool { return entries[i].path.Bit(d) == 1 })
+	split := sort.Search(len(entries), func(i int) bool { return entries[i].Path.Bit(d) == 1 })
 	mine, other, offset := entries[:split], entries[split:], 0
 	if w.path.Bit(d) == 1 {
 		mine, other, offset = entries[split:], entries[:split], split

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -319,11 +320,10 @@ func (w *walker) update(path *KeyPath, d int, old Node, ops []Op, here *workingP
 	return w.join(page, ls, left, right), nil
 }
 
-// entry is a key placed by build: its path and leaf hash.
-type entry struct {
-	path KeyPath
-	hash Hash
-}
+// entry is a key placed by build: its path and leaf hash. It is a Leaf,
+// so that the keys of an elided subtree pass from the leaf source to the
+// update and back to its notes without a copy.
+type entry = Leaf
 
 // updateElided applies ops under the internal node old at depth d on path,
 // whose child page is elided: the subtree's keys come from the leaf index,
@@ -353,22 +353,27 @@ func (w *walker) updateElided(path *KeyPath, d int, old Node, ops []Op) (Node, e
 	if before.Hash != old.Hash {
 		return Node{}, elidedMismatch(id, w.tree.Store, len(prior), before.Hash, old.Hash)
 	}
-	w.noteElided(id, entries)
+	// mergeOps made entries for this subtree alone.
+	w.noteElided(id, entries, true)
 	return after, nil
 }
 
 // noteElided records the keys of an elided subtree after the update (none
-// when fewer than two keys are left: it is no subtree any more).
-func (w *walker) noteElided(id PageID, entries []entry) {
+// when fewer than two keys are left: it is no subtree any more). owned
+// says the entries are the update's own, written by nothing after it, so
+// the note may hold them; otherwise (a bulk build's window, which it
+// reuses) they are copied.
+func (w *walker) noteElided(id PageID, entries []entry, owned bool) {
 	if w.noNotes {
 		return
 	}
 	e := ElidedSubtree{ID: id}
-	if len(entries) >= 2 {
-		e.Leaves = make([]Leaf, len(entries))
-		for i, en := range entries {
-			e.Leaves[i] = Leaf{Path: en.path, Hash: en.hash}
-		}
+	switch {
+	case len(entries) < 2:
+	case owned:
+		e.Leaves = entries
+	default:
+		e.Leaves = slices.Clone(entries)
 	}
 	w.elided = append(w.elided, e)
 }
@@ -387,11 +392,8 @@ func (w *walker) elidedEntries(path *KeyPath, d int, id PageID) ([]entry, error)
 	if err := w.tree.checkElidedCount(id, len(leaves)); err != nil {
 		return nil, err
 	}
-	entries := make([]entry, len(leaves))
-	for i, l := range leaves {
-		entries[i] = entry{path: l.Path, hash: l.Hash}
-	}
-	return entries, nil
+	// Read only from here on (mergeOps and the hashing make their own).
+	return leaves, nil
 }
 
 // checkElidedCount refuses an elided subtree whose key count breaks the
@@ -413,16 +415,16 @@ func mergeOps(entries []entry, ops []Op, hashes *int) []entry {
 	out := make([]entry, 0, len(entries)+len(ops))
 	i := 0
 	for _, op := range ops {
-		for i < len(entries) && bytes.Compare(entries[i].path[:], op.Path[:]) < 0 {
+		for i < len(entries) && bytes.Compare(entries[i].Path[:], op.Path[:]) < 0 {
 			out = append(out, entries[i])
 			i++
 		}
-		if i < len(entries) && entries[i].path == op.Path {
+		if i < len(entries) && entries[i].Path == op.Path {
 			i++ // replaced or deleted
 		}
 		if !op.Delete {
 			*hashes++
-			out = append(out, entry{path: op.Path, hash: LeafHash(op.Path, op.ValueHash)})
+			out = append(out, entry{Path: op.Path, Hash: LeafHash(op.Path, op.ValueHash)})
 		}
 	}
 	return append(out, entries[i:]...)
@@ -443,9 +445,9 @@ func subtreeNode(entries []entry, d int) (Node, int) {
 	case 0:
 		return Node{}, 0
 	case 1:
-		return leafNode(entries[0].hash), 0
+		return leafNode(entries[0].Hash), 0
 	}
-	split := sort.Search(len(entries), func(i int) bool { return entries[i].path.Bit(d) == 1 })
+	split := sort.Search(len(entries), func(i int) bool { return entries[i].Path.Bit(d) == 1 })
 	left, lh := subtreeNode(entries[:split], d+1)
 	right, rh := subtreeNode(entries[split:], d+1)
 	// Two or more keys: never a compaction here, at worst a chain node
@@ -464,8 +466,8 @@ func (w *walker) rehash(before, after []entry, d int) (Node, Node) {
 	if len(before) < 2 || len(after) < 2 {
 		return w.subtree(before, d), w.subtree(after, d)
 	}
-	bs := sort.Search(len(before), func(i int) bool { return before[i].path.Bit(d) == 1 })
-	as := sort.Search(len(after), func(i int) bool { return after[i].path.Bit(d) == 1 })
+	bs := sort.Search(len(before), func(i int) bool { return before[i].Path.Bit(d) == 1 })
+	as := sort.Search(len(after), func(i int) bool { return after[i].Path.Bit(d) == 1 })
 	bl, al := w.rehash(before[:bs], after[:as], d+1)
 	br, ar := w.rehash(before[bs:], after[as:], d+1)
 	w.hashes++
@@ -521,7 +523,7 @@ func (w *walker) mergeLeaf(path *KeyPath, d int, old Node, ops []Op) ([]entry, e
 		}
 		if !op.Delete {
 			w.hashes++
-			entries = append(entries, entry{path: op.Path, hash: LeafHash(op.Path, op.ValueHash)})
+			entries = append(entries, entry{Path: op.Path, Hash: LeafHash(op.Path, op.ValueHash)})
 		}
 	}
 	if keep {
@@ -565,7 +567,7 @@ func (w *walker) appendExisting(entries *[]entry, leaf Leaf, old Node) error {
 	if leaf.Hash != old.Hash {
 		return corruptf("leaf %s in the index hashes to %s, the trie holds %s", leaf.Path, leaf.Hash, old.Hash)
 	}
-	*entries = append(*entries, entry{path: leaf.Path, hash: old.Hash})
+	*entries = append(*entries, entry{Path: leaf.Path, Hash: old.Hash})
 	return nil
 }
 
@@ -577,7 +579,7 @@ func (w *walker) build(path *KeyPath, d int, entries []entry, here *workingPage)
 	case 0:
 		return Node{}, nil
 	case 1:
-		return leafNode(entries[0].hash), nil
+		return leafNode(entries[0].Hash), nil
 	}
 	if d == PageLevels && w.precomputed != nil {
 		if n, ok := w.precomputed[path.bits(0, PageLevels)]; ok {
@@ -588,22 +590,22 @@ func (w *walker) build(path *KeyPath, d int, entries []entry, here *workingPage)
 		return Node{}, corruptf("two keys share the path %s", path)
 	}
 	if d%PageLevels == 0 && w.tree.elides() && len(entries) < w.tree.ElideBelow {
-		w.noteElided(PageIDOf(path, d/PageLevels), entries)
+		w.noteElided(PageIDOf(path, d/PageLevels), entries, false)
 		return w.subtree(entries, d), nil
 	}
 	page, err := w.childrenPage(path, d, here)
 	if err != nil {
 		return Node{}, err
 	}
-	split := sort.Search(len(entries), func(i int) bool { return entries[i].path.Bit(d) == 1 })
+	split := sort.Search(len(entries), func(i int) bool { return entries[i].Path.Bit(d) == 1 })
 	var left, right Node
 	if split > 0 {
-		if left, err = w.build(&entries[0].path, d+1, entries[:split], page); err != nil {
+		if left, err = w.build(&entries[0].Path, d+1, entries[:split], page); err != nil {
 			return Node{}, err
 		}
 	}
 	if split < len(entries) {
-		if right, err = w.build(&entries[split].path, d+1, entries[split:], page); err != nil {
+		if right, err = w.build(&entries[split].Path, d+1, entries[split:], page); err != nil {
 			return Node{}, err
 		}
 	}
@@ -672,9 +674,9 @@ func (w *walker) updateTasks(ops []Op) ([]subtreeTask, error) {
 // least two keys below: every node above them will be internal.
 func buildTasks(entries []entry) []subtreeTask {
 	var tasks []subtreeTask
-	forEachPrefixGroup(len(entries), func(i int) *KeyPath { return &entries[i].path }, func(lo, hi int) {
+	forEachPrefixGroup(len(entries), func(i int) *KeyPath { return &entries[i].Path }, func(lo, hi int) {
 		if hi-lo >= 2 {
-			tasks = append(tasks, subtreeTask{path: &entries[lo].path, entries: entries[lo:hi]})
+			tasks = append(tasks, subtreeTask{path: &entries[lo].Path, entries: entries[lo:hi]})
 		}
 	})
 	return tasks
