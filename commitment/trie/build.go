@@ -112,7 +112,7 @@ func (r *buildRun) fill(n int) error {
 				return fmt.Errorf("%w: %s after %s", ErrBuildOrder, leaf.Path, last)
 			}
 		}
-		r.pending = append(r.pending, entry{Path: leaf.Path, Hash: leaf.Hash})
+		r.pending = append(r.pending, leaf)
 		r.pulled++
 	}
 	return nil

@@ -246,11 +246,7 @@ func (c *checker) elided(id PageID, slot int, child PageID, path KeyPath, depth 
 		c.violation(id, slot, "%v", err)
 		return nil
 	}
-	entries := make([]entry, len(leaves))
-	for i, l := range leaves {
-		entries[i] = entry{Path: l.Path, Hash: l.Hash}
-	}
-	if n, _ := subtreeNode(entries, depth); n.Hash != hash {
+	if n, _ := subtreeNode(leaves, depth); n.Hash != hash {
 		c.violation(id, slot, "elided subtree %s: its %d keys in the leaf index hash to %s, the node holds %s", child, len(leaves), n.Hash, hash)
 	}
 	c.report.Leaves += len(leaves)
@@ -283,14 +279,10 @@ func (t *Tree) CheckRoot(root Hash) error {
 	if err != nil {
 		return err
 	}
-	entries := make([]entry, len(leaves))
-	for i, l := range leaves {
-		entries[i] = entry{Path: l.Path, Hash: l.Hash}
-	}
 	if len(leaves) >= 2 && (!t.elides() || len(leaves) >= t.ElideBelow) {
 		return corruptf("store %d: no root page, but the leaf index holds %d or more keys", t.Store, len(leaves))
 	}
-	if n, _ := subtreeNode(entries, 0); n.Hash != root {
+	if n, _ := subtreeNode(leaves, 0); n.Hash != root {
 		return corruptf("store %d: no root page, and the %d keys of the leaf index hash to %s, not the committed root %s", t.Store, len(leaves), n.Hash, root)
 	}
 	return nil
