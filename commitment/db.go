@@ -111,8 +111,9 @@ type Options struct {
 	// latest version, which serves their rebuilds without a range scan of
 	// the leaf index. Default 1 GiB: about 64 bytes a key, so it holds
 	// every elided subtree of a store of 10M keys (at 512 MiB, ~60% of
-	// them, and the trie update there took a third longer). It fills only
-	// as far as the state needs. Negative turns it off.
+	// them, and the trie update there took a third longer). Its memory
+	// grows to the budget as commits rewrite entries, whatever the state's
+	// size (the cache appends). Negative turns it off.
 	LeafCacheBytes int64
 	// CheckpointBytes bounds the committed pages held in memory until a
 	// checkpoint writes them to the page table: a checkpoint starts once
