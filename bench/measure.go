@@ -37,20 +37,28 @@ func sampleProc() (procSample, error) {
 		return s, err
 	}
 	s.written = written
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return s, fmt.Errorf("getrusage: %w", err)
+	ru, err := selfUsage()
+	if err != nil {
+		return s, err
 	}
 	s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	s.pageFaults = ru.Minflt
 	return s, nil
 }
 
+func selfUsage() (syscall.Rusage, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return ru, fmt.Errorf("getrusage: %w", err)
+	}
+	return ru, nil
+}
+
 // minorFaults is the process's minor page faults so far (0 if getrusage
 // fails: a block's figure is a diagnosis, not worth failing a run for).
 func minorFaults() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	ru, err := selfUsage()
+	if err != nil {
 		return 0
 	}
 	return ru.Minflt
