@@ -79,7 +79,7 @@ func warmLeafCache(latest treeView, root trie.Hash, budget int64) int {
 	)
 	flush := func() {
 		if inside && len(leaves) >= 2 && len(leaves) < latest.elideBelow {
-			latest.leaves.put(t.store, cur, leaves, latest.version)
+			latest.leaves.put(t.store, cur, leaves, nil, latest.version)
 			used += int64(len(leaves)*64 + 2*entryOverhead)
 			n++
 		}

@@ -161,20 +161,27 @@ func pathRange(p byte, store trie.StoreID, path trie.KeyPath, depth int) (lower,
 // Under implements trie.LeafIndex: the leaves of the index's version whose
 // paths share the first depth bits of prefix, in order, at most limit.
 func (l leavesAt) Under(prefix trie.KeyPath, depth, limit int) ([]trie.Leaf, error) {
+	leaves, _, err := l.UnderElided(prefix, depth, limit)
+	return leaves, err
+}
+
+// UnderElided is Under with the bucket nodes the leaf cache keeps for an
+// elided subtree (trie.ElidedHashes).
+func (l leavesAt) UnderElided(prefix trie.KeyPath, depth, limit int) ([]trie.Leaf, *trie.Buckets, error) {
 	elided := l.cache != nil && limit == l.elideBelow && depth%trie.PageLevels == 0
 	var id trie.PageID
 	if elided {
 		id = trie.PageIDOf(&prefix, depth/trie.PageLevels)
-		if leaves, ok := l.cache.get(l.store, id, l.version); ok {
-			return leaves, nil
+		if leaves, buckets, ok := l.cache.get(l.store, id, l.version); ok {
+			return leaves, buckets, nil
 		}
 		l.cache.scans.Add(1)
 	}
 	leaves, err := l.under(prefix, depth, limit)
 	if err == nil && elided && l.fill && len(leaves) >= 2 && len(leaves) < limit {
-		l.cache.put(l.store, id, leaves, l.version)
+		l.cache.put(l.store, id, leaves, nil, l.version)
 	}
-	return leaves, err
+	return leaves, nil, err
 }
 
 // under is Under without the cache.

@@ -110,7 +110,10 @@ func (c *valueCache) purge() {
 // subtrees that are elided at the latest version are kept; a commit applies
 // its trie updates' UpdateResult.Elided, which names every elided subtree
 // whose keys it changed. An entry is the version it was read or written at
-// (u64), then the leaves' paths and hashes, 64 bytes each.
+// (u64), whether the subtree's bucket nodes follow (u8: 0 or 1), those
+// nodes if they do (trie.Buckets, 32 bytes each: the update that wrote
+// them computed them over these leaves), then the leaves' paths and
+// hashes, 64 bytes each.
 type leafCache struct {
 	c *fastcache.Cache
 	// scans counts the subtrees read from the leaf index instead (misses
@@ -129,46 +132,73 @@ func leafCacheKey(store trie.StoreID, id trie.PageID) []byte {
 	return id.AppendEncoded(cacheKey(prefixLeaf, store, nil))
 }
 
-// get returns the keys of an elided subtree as of version, if the cache
-// knows them.
-func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]trie.Leaf, bool) {
+// get returns the keys of an elided subtree as of version, with its bucket
+// nodes if they were kept, if the cache knows them.
+func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]trie.Leaf, *trie.Buckets, bool) {
 	if c.c == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	buf := leafBuffers.Get().(*[]byte)
 	defer leafBuffers.Put(buf)
 	v, ok := c.c.HasGet((*buf)[:0], leafCacheKey(store, id))
 	*buf = v
-	if !ok || len(v) < 8+64 || (len(v)-8)%64 != 0 || binary.BigEndian.Uint64(v) > version {
-		return nil, false
+	if !ok || len(v) < leafEntryHeader || binary.BigEndian.Uint64(v) > version {
+		return nil, nil, false
 	}
-	v = v[8:]
+	withBuckets := v[8] == 1
+	v = v[leafEntryHeader:]
+	var buckets *trie.Buckets
+	if withBuckets {
+		if len(v) < len(trie.Buckets{})*32 {
+			return nil, nil, false
+		}
+		buckets = new(trie.Buckets)
+		for i := range buckets {
+			copy(buckets[i][:], v[i*32:])
+		}
+		v = v[len(buckets)*32:]
+	}
+	if len(v) < 64 || len(v)%64 != 0 {
+		return nil, nil, false
+	}
 	leaves := make([]trie.Leaf, len(v)/64)
 	for i := range leaves {
 		copy(leaves[i].Path[:], v[i*64:])
 		copy(leaves[i].Hash[:], v[i*64+32:])
 	}
-	return leaves, true
+	return leaves, buckets, true
 }
+
+// leafEntryHeader is a leaf cache entry's version and bucket flag.
+const leafEntryHeader = 8 + 1
 
 // leafBuffers hold an entry of the leaf cache on its way in or out (the
 // cache copies it): a commit reads and writes thousands of them, each up to
 // ElideBelow × 64 bytes.
 var leafBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// put records the keys of an elided subtree as of version.
-func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf, version uint64) {
+// put records the keys of an elided subtree as of version, and its bucket
+// nodes over them if buckets is not nil.
+func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf, buckets *trie.Buckets, version uint64) {
 	if c.c == nil {
 		return
 	}
 	k := leafCacheKey(store, id)
-	if 8+len(leaves)*64 > maxCachedEntry {
+	if leafEntryHeader+len(trie.Buckets{})*32+len(leaves)*64 > maxCachedEntry {
 		c.c.Del(k)
 		return
 	}
 	buf := leafBuffers.Get().(*[]byte)
 	defer leafBuffers.Put(buf)
 	v := binary.BigEndian.AppendUint64((*buf)[:0], version)
+	if buckets == nil {
+		v = append(v, 0)
+	} else {
+		v = append(v, 1)
+		for i := range buckets {
+			v = append(v, buckets[i][:]...)
+		}
+	}
 	for i := range leaves {
 		v = append(append(v, leaves[i].Path[:]...), leaves[i].Hash[:]...)
 	}
@@ -185,7 +215,7 @@ func (c *leafCache) apply(store trie.StoreID, elided []trie.ElidedSubtree, versi
 		if e.Leaves == nil {
 			c.c.Del(leafCacheKey(store, e.ID))
 		} else {
-			c.put(store, e.ID, e.Leaves, version)
+			c.put(store, e.ID, e.Leaves, e.Buckets, version)
 		}
 	}
 }

@@ -265,3 +265,119 @@ func (c elidedCache) check(t *testing.T, m *MemStore) {
 		}
 	}
 }
+
+// bucketIndex is the leaf index with a cache of elided subtrees' keys and
+// bucket nodes, kept by applying UpdateResult.Elided as the engine's leaf
+// cache is: updates read the buckets back through ElidedHashes.
+type bucketIndex struct {
+	memLeaves
+	leaves  elidedCache
+	buckets map[PageID]*Buckets
+	served  *int // subtrees served with their buckets
+}
+
+func (b bucketIndex) UnderElided(prefix KeyPath, depth, limit int) ([]Leaf, *Buckets, error) {
+	if depth%PageLevels == 0 {
+		id := PageIDOf(&prefix, depth/PageLevels)
+		if leaves, ok := b.leaves[id]; ok {
+			if b.buckets[id] != nil {
+				*b.served++
+			}
+			return leaves, b.buckets[id], nil
+		}
+	}
+	leaves, err := b.Under(prefix, depth, limit)
+	return leaves, nil, err
+}
+
+func (b bucketIndex) apply(res *UpdateResult) {
+	b.leaves.apply(res)
+	for _, e := range res.Elided {
+		if e.Leaves == nil {
+			delete(b.buckets, e.ID)
+		} else {
+			b.buckets[e.ID] = e.Buckets
+		}
+	}
+}
+
+// TestElidedBucketsMatchRebuild updates elided subtrees through the bucket
+// nodes earlier updates left (sets, deletes, inserts that turn a subtree
+// into a page and deletes that elide it again; subtrees of fewer than
+// minBucketedKeys keys keep none): the roots are those of the same trie
+// updated without them, and every bucket node kept is the node over its
+// leaves.
+func TestElidedBucketsMatchRebuild(t *testing.T) {
+	for _, elide := range []int{4, 24, 64} {
+		t.Run(fmt.Sprintf("elide=%d", elide), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(elide), 7))
+			withBuckets, plain := NewMemStore(1), NewMemStore(1)
+			withBuckets.Tree().ElideBelow, plain.Tree().ElideBelow = elide, elide
+			served := 0
+			index := bucketIndex{memLeaves: withBuckets.leaves, leaves: elidedCache{}, buckets: map[PageID]*Buckets{}, served: &served}
+			withBuckets.Tree().Leaves = index
+			keys := 1500 + rng.IntN(1000)
+			for round := range 120 {
+				var batch []Change
+				seen := map[int]bool{}
+				for range 1 + rng.IntN([]int{3, 30, 300}[round%3]) {
+					k := rng.IntN(keys)
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					c := Change{Key: fmt.Appendf(nil, "k%d", k)}
+					if _, ok := plain.Get(c.Key); ok && rng.IntN(3) == 0 {
+						c.Delete = true
+					} else {
+						c.Value = fmt.Appendf(nil, "v%d", rng.Uint64())
+					}
+					batch = append(batch, c)
+				}
+				res, err := withBuckets.Apply(batch)
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				index.apply(res)
+				if _, err := plain.Apply(batch); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				if withBuckets.Root() != plain.Root() {
+					t.Fatalf("round %d: root %s with bucket nodes, %s without", round, withBuckets.Root(), plain.Root())
+				}
+			}
+			for id, buckets := range index.buckets {
+				if buckets == nil {
+					continue
+				}
+				checkBuckets(t, id, index.leaves[id], buckets)
+			}
+			// Subtrees of fewer keys keep no bucket nodes.
+			if elide > minBucketedKeys && served == 0 {
+				t.Fatal("no update read an elided subtree's bucket nodes")
+			}
+		})
+	}
+}
+
+// checkBuckets fails unless buckets are the nodes over leaves' buckets.
+func checkBuckets(t *testing.T, id PageID, leaves []Leaf, buckets *Buckets) {
+	t.Helper()
+	d := id.Depth()*PageLevels + BucketBits
+	for b := range buckets {
+		var in []Leaf
+		for _, l := range leaves {
+			if l.Path.bits(id.Depth()*PageLevels, BucketBits) == b {
+				in = append(in, l)
+			}
+		}
+		var want Hash
+		if len(in) >= 2 {
+			n, _ := subtreeNode(in, d)
+			want = n.Hash
+		}
+		if buckets[b] != want {
+			t.Fatalf("subtree %s bucket %d (%d keys): node %s, want %s", id, b, len(in), buckets[b], want)
+		}
+	}
+}

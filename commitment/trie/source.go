@@ -50,6 +50,17 @@ type LeafGetter interface {
 	Leaf(path KeyPath) (Leaf, bool, error)
 }
 
+// ElidedHashes is an optional extension of a LeafIndex that also keeps the
+// bucket nodes an update computed for an elided subtree
+// (ElidedSubtree.Buckets). The next update of the subtree then hashes only
+// the buckets its ops change, where it would rebuild the whole subtree from
+// its leaves.
+type ElidedHashes interface {
+	// UnderElided is Under for the keys of the elided subtree below depth,
+	// with their buckets' nodes, or nil buckets if they are not known.
+	UnderElided(prefix KeyPath, depth, limit int) ([]Leaf, *Buckets, error)
+}
+
 // Preimages gives the raw key and value behind a key path, for proofs.
 type Preimages interface {
 	Preimage(path KeyPath) (key, value []byte, err error)

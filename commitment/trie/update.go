@@ -91,7 +91,28 @@ type UpdateResult struct {
 type ElidedSubtree struct {
 	ID     PageID
 	Leaves []Leaf
+	// Buckets are the subtree's bucket nodes over Leaves, when the update
+	// computed them (nil otherwise).
+	Buckets *Buckets
 }
+
+// BucketBits splits an elided subtree into 1<<BucketBits buckets: the
+// leaves whose paths continue below the subtree's root with the same
+// BucketBits bits.
+const BucketBits = 3
+
+// minBucketedKeys is the fewest keys of an elided subtree whose bucket
+// nodes an update keeps: two a bucket on average. Below it most buckets
+// hold one key or none, whose nodes cost no hash, and the nodes would cost
+// the leaf cache more than the keys (at 1M keys, ~4 keys a subtree).
+const minBucketedKeys = 2 << BucketBits
+
+// Buckets are the nodes of an elided subtree's buckets, BucketBits below
+// its root, in path order: bucket b is the node over the leaves whose
+// paths continue with b's bits. Only a bucket of two or more leaves has
+// its node here (an internal node); the others are zero, their nodes being
+// the empty node or the one leaf's.
+type Buckets [1 << BucketBits]Hash
 
 // Update applies ops, which must be sorted by strictly increasing path, to
 // the trie whose root is root. It reads the committed pages and leaves but
@@ -336,7 +357,7 @@ func (w *walker) updateElided(path *KeyPath, d int, old Node, ops []Op) (Node, e
 		// empty would silently drop the subtree from the new root.
 		return Node{}, corruptf("internal node at depth %d on path %s has no child page %s", d, path, id)
 	}
-	prior, err := w.elidedEntries(path, d, id)
+	prior, known, err := w.elidedEntries(path, d, id)
 	if err != nil {
 		return Node{}, err
 	}
@@ -349,13 +370,70 @@ func (w *walker) updateElided(path *KeyPath, d int, old Node, ops []Op) (Node, e
 		w.elided = append(w.elided, ElidedSubtree{ID: id})
 		return w.build(path, d, entries, nil)
 	}
-	before, after := w.rehash(prior, entries, d)
+	var before, after Node
+	var buckets *Buckets
+	if len(entries) < minBucketedKeys {
+		before, after = w.rehash(prior, entries, d)
+	} else {
+		buckets = new(Buckets)
+		before, after = w.rehashAbove(prior, entries, d, d+BucketBits, 0, known, buckets)
+	}
 	if before.Hash != old.Hash {
 		return Node{}, elidedMismatch(id, w.tree.Store, len(prior), before.Hash, old.Hash)
 	}
 	// mergeOps made entries for this subtree alone.
-	w.noteElided(id, entries, true)
+	w.noteElided(id, entries, true, buckets)
 	return after, nil
+}
+
+// rehashAbove is rehash for the part of an elided subtree above its
+// buckets (depth bucketDepth), whose nodes it writes to out. A bucket whose
+// leaves the update leaves alone takes its node from known (the buckets
+// before the update, if known) instead of hashing its leaves again; a
+// changed bucket is rehashed from its leaves before and after, so the
+// check against the parent still covers every leaf the update read.
+func (w *walker) rehashAbove(before, after []entry, d, bucketDepth, bucket int, known, out *Buckets) (Node, Node) {
+	same := sameEntries(before, after)
+	if d == bucketDepth {
+		var bn, an Node
+		switch {
+		case same && known != nil && len(before) >= 2:
+			bn = Node{Hash: known[bucket]}
+			an = bn
+		case same:
+			bn = w.subtree(before, d)
+			an = bn
+		default:
+			bn, an = w.rehash(before, after, d)
+		}
+		if len(after) >= 2 {
+			out[bucket] = an.Hash
+		}
+		return bn, an
+	}
+	bs := sort.Search(len(before), func(i int) bool { return before[i].Path.Bit(d) == 1 })
+	as := sort.Search(len(after), func(i int) bool { return after[i].Path.Bit(d) == 1 })
+	bl, al := w.rehashAbove(before[:bs], after[:as], d+1, bucketDepth, bucket*2, known, out)
+	br, ar := w.rehashAbove(before[bs:], after[as:], d+1, bucketDepth, bucket*2+1, known, out)
+	bn := w.joinOver(before, bl, br)
+	if same {
+		return bn, bn
+	}
+	return bn, w.joinOver(after, al, ar)
+}
+
+// joinOver is the node over entries (at least the ones its children hold)
+// from its two children, as subtreeNode makes it: no node, the one leaf
+// compacted upward, or their parent.
+func (w *walker) joinOver(entries []entry, left, right Node) Node {
+	switch len(entries) {
+	case 0:
+		return Node{}
+	case 1:
+		return leafNode(entries[0].Hash)
+	}
+	w.hashes++
+	return Node{Hash: InternalHash(left.Hash, right.Hash)}
 }
 
 // noteElided records the keys of an elided subtree after the update (none
@@ -363,7 +441,7 @@ func (w *walker) updateElided(path *KeyPath, d int, old Node, ops []Op) (Node, e
 // says the entries are the update's own, written by nothing after it, so
 // the note may hold them; otherwise (a bulk build's window, which it
 // reuses) they are copied.
-func (w *walker) noteElided(id PageID, entries []entry, owned bool) {
+func (w *walker) noteElided(id PageID, entries []entry, owned bool, buckets *Buckets) {
 	if w.noNotes {
 		return
 	}
@@ -371,9 +449,9 @@ func (w *walker) noteElided(id PageID, entries []entry, owned bool) {
 	switch {
 	case len(entries) < 2:
 	case owned:
-		e.Leaves = entries
+		e.Leaves, e.Buckets = entries, buckets
 	default:
-		e.Leaves = slices.Clone(entries)
+		e.Leaves, e.Buckets = slices.Clone(entries), buckets
 	}
 	w.elided = append(w.elided, e)
 }
@@ -384,16 +462,23 @@ func elidedMismatch(id PageID, store StoreID, keys int, got, want Hash) error {
 
 // elidedEntries reads the keys of the elided subtree below the node at
 // depth d on path (whose page would be id) from the leaf index.
-func (w *walker) elidedEntries(path *KeyPath, d int, id PageID) ([]entry, error) {
-	leaves, err := w.tree.Leaves.Under(*path, d, w.tree.ElideBelow)
+func (w *walker) elidedEntries(path *KeyPath, d int, id PageID) ([]entry, *Buckets, error) {
+	var leaves []Leaf
+	var buckets *Buckets
+	var err error
+	if src, ok := w.tree.Leaves.(ElidedHashes); ok {
+		leaves, buckets, err = src.UnderElided(*path, d, w.tree.ElideBelow)
+	} else {
+		leaves, err = w.tree.Leaves.Under(*path, d, w.tree.ElideBelow)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("trie: leaf index: %w", err)
+		return nil, nil, fmt.Errorf("trie: leaf index: %w", err)
 	}
 	if err := w.tree.checkElidedCount(id, len(leaves)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Read only from here on (mergeOps and the hashing make their own).
-	return leaves, nil
+	return leaves, buckets, nil
 }
 
 // checkElidedCount refuses an elided subtree whose key count breaks the
@@ -590,7 +675,7 @@ func (w *walker) build(path *KeyPath, d int, entries []entry, here *workingPage)
 		return Node{}, corruptf("two keys share the path %s", path)
 	}
 	if d%PageLevels == 0 && w.tree.elides() && len(entries) < w.tree.ElideBelow {
-		w.noteElided(PageIDOf(path, d/PageLevels), entries, false)
+		w.noteElided(PageIDOf(path, d/PageLevels), entries, false, nil)
 		return w.subtree(entries, d), nil
 	}
 	page, err := w.childrenPage(path, d, here)
