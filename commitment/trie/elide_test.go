@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	ics23 "github.com/cosmos/ics23/go"
@@ -273,7 +274,7 @@ type bucketIndex struct {
 	memLeaves
 	leaves  elidedCache
 	buckets map[PageID]*Buckets
-	served  *int // subtrees served with their buckets
+	served  *atomic.Int64 // subtrees served with their buckets (updates read in parallel)
 }
 
 func (b bucketIndex) UnderElided(prefix KeyPath, depth, limit int) ([]Leaf, *Buckets, error) {
@@ -281,7 +282,7 @@ func (b bucketIndex) UnderElided(prefix KeyPath, depth, limit int) ([]Leaf, *Buc
 		id := PageIDOf(&prefix, depth/PageLevels)
 		if leaves, ok := b.leaves[id]; ok {
 			if b.buckets[id] != nil {
-				*b.served++
+				b.served.Add(1)
 			}
 			return leaves, b.buckets[id], nil
 		}
@@ -313,7 +314,7 @@ func TestElidedBucketsMatchRebuild(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(elide), 7))
 			withBuckets, plain := NewMemStore(1), NewMemStore(1)
 			withBuckets.Tree().ElideBelow, plain.Tree().ElideBelow = elide, elide
-			served := 0
+			var served atomic.Int64
 			index := bucketIndex{memLeaves: withBuckets.leaves, leaves: elidedCache{}, buckets: map[PageID]*Buckets{}, served: &served}
 			withBuckets.Tree().Leaves = index
 			keys := 1500 + rng.IntN(1000)
@@ -353,7 +354,7 @@ func TestElidedBucketsMatchRebuild(t *testing.T) {
 				checkBuckets(t, id, index.leaves[id], buckets)
 			}
 			// Subtrees of fewer keys keep no bucket nodes.
-			if elide > minBucketedKeys && served == 0 {
+			if elide > minBucketedKeys && served.Load() == 0 {
 				t.Fatal("no update read an elided subtree's bucket nodes")
 			}
 		})
