@@ -149,14 +149,14 @@ func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]t
 	v = v[leafEntryHeader:]
 	var buckets *trie.Buckets
 	if withBuckets {
-		if len(v) < len(trie.Buckets{})*32 {
+		if len(v) < bucketsBytes {
 			return nil, nil, false
 		}
 		buckets = new(trie.Buckets)
 		for i := range buckets {
 			copy(buckets[i][:], v[i*32:])
 		}
-		v = v[len(buckets)*32:]
+		v = v[bucketsBytes:]
 	}
 	if len(v) < 64 || len(v)%64 != 0 {
 		return nil, nil, false
@@ -169,8 +169,12 @@ func (c *leafCache) get(store trie.StoreID, id trie.PageID, version uint64) ([]t
 	return leaves, buckets, true
 }
 
-// leafEntryHeader is a leaf cache entry's version and bucket flag.
-const leafEntryHeader = 8 + 1
+const (
+	// leafEntryHeader is a leaf cache entry's version and bucket flag.
+	leafEntryHeader = 8 + 1
+	// bucketsBytes is an entry's bucket nodes, when it has them.
+	bucketsBytes = len(trie.Buckets{}) * len(trie.Hash{})
+)
 
 // leafBuffers hold an entry of the leaf cache on its way in or out (the
 // cache copies it): a commit reads and writes thousands of them, each up to
@@ -184,7 +188,7 @@ func (c *leafCache) put(store trie.StoreID, id trie.PageID, leaves []trie.Leaf, 
 		return
 	}
 	k := leafCacheKey(store, id)
-	if leafEntryHeader+len(trie.Buckets{})*32+len(leaves)*64 > maxCachedEntry {
+	if leafEntryHeader+bucketsBytes+len(leaves)*64 > maxCachedEntry {
 		c.c.Del(k)
 		return
 	}
