@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -324,4 +325,92 @@ func TestWaitFlushed(t *testing.T) {
 	if n := db.Stats().DirtyPages; n != 0 {
 		t.Fatalf("%d dirty pages after WaitFlushed", n)
 	}
+}
+
+// TestCompact: after a prune, Compact frees the pruned versions' space at
+// once, and every read (the latest state, the retained versions, a reopen)
+// is what it was, also while reads run beside it.
+func TestCompact(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(7, 7))
+	m := newModel()
+	var retainedRoots map[string]trie.Hash
+	for v := 1; v <= 60; v++ {
+		randomEngineBatch(t, rng, db, m, 300)
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if v == 55 {
+			retainedRoots = db.Roots()
+		}
+	}
+	if err := db.PruneTo(50); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
+	tablesBytes := func() int64 {
+		var n int64
+		entries, err := os.ReadDir(filepath.Join(dir, "pebble"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return n
+	}
+	before := tablesBytes()
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.Get("bank", []byte("k00001")); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	err = db.Compact()
+	close(stop)
+	readers.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := tablesBytes(); after >= before {
+		t.Fatalf("Pebble's files take %d bytes after Compact, %d before", after, before)
+	}
+	checkAgainstModel(t, rng, db, m)
+	if got, err := db.RootsAt(55); err != nil || !maps.Equal(got, retainedRoots) {
+		t.Fatalf("roots of version 55 after Compact: %v, %v; want %v", got, err, retainedRoots)
+	}
+	if violations, err := db.Check(); err != nil || len(violations) > 0 {
+		t.Fatalf("Check after Compact: %v, %v", violations, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Compact(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Compact after Close: %v, want ErrClosed", err)
+	}
+	db, err = Open(dir, testTrees, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAgainstModel(t, rng, db, m)
 }

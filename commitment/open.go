@@ -79,10 +79,17 @@ func pebbleOptions(o Options) *pebble.Options {
 		// fifth of W1's speed at 1M keys in compactions).
 		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 2,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
-		LBaseMaxBytes:               256 << 20,
-		MaxConcurrentCompactions:    func() int { return max(1, o.Workers/2) },
+		// Every flush spans the whole key space (values, leaf index and
+		// history all change each block), so each L0 compaction rewrites
+		// nearly all of the level below: its cost is that level's size,
+		// whatever L0 holds. Compacting once per 12 flushes instead of 4
+		// takes two thirds of those rewrites away (W1 at 1M keys over 200
+		// blocks: CPU -17%, bytes written -27%; W3 over 500: +23% writes/s)
+		// for a few flushes more on disk and in a point lookup's filters.
+		L0CompactionThreshold:    12,
+		L0StopWritesThreshold:    36,
+		LBaseMaxBytes:            256 << 20,
+		MaxConcurrentCompactions: func() int { return max(1, o.Workers/2) },
 	}
 	opts.Levels = make([]pebble.LevelOptions, 7)
 	for i := range opts.Levels {

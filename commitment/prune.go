@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -30,6 +31,41 @@ var ErrPruneLatest = errors.New("commitment: the latest version cannot be pruned
 // resumes where it stopped.
 func (db *DB) PruneTo(to uint64) error {
 	return db.PruneToContext(context.Background(), to)
+}
+
+// Compact writes a checkpoint and then rewrites every key-value table to
+// the last level, so what pruning deleted leaves the disk now: Pebble's own
+// compactions run once several flushes have gathered, and until then the
+// deleted entries and their tombstones both take space (a sawtooth of up to
+// a dozen memtables). For an operator after a large prune (`nomtstore prune
+// --compact`), and for measuring the disk pruning settles at. Commits wait
+// until it returns; reads and pruning run beside it.
+func (db *DB) Compact() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	db.mu.RLock()
+	closed := db.committed.closed
+	db.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := db.protocol.sticky(); err != nil {
+		return err
+	}
+	if err := db.committed.pages.checkpointNow(); err != nil {
+		return err
+	}
+	// Every key starts with a printable prefix (keys.go): [0x00, 0xff)
+	// holds them all.
+	if err := db.pebble.Compact([]byte{0}, []byte{0xff}, true); err != nil {
+		return fmt.Errorf("commitment: compacting: %w", err)
+	}
+	// Pebble deletes the replaced tables in the background: the disk is
+	// freed once they are gone, which a caller measuring it waits for.
+	for deadline := time.Now().Add(10 * time.Second); db.pebble.Metrics().Table.ObsoleteCount > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }
 
 // PruneToContext is PruneTo that stops between two versions once ctx is

@@ -240,10 +240,13 @@ type PruneReport struct {
 	EarliestVersion uint64 `json:"earliest_version"`
 	LatestVersion   uint64 `json:"latest_version"`
 	TookMs          int64  `json:"took_ms"`
+	// CompactedMs is how long --compact took; absent without it.
+	CompactedMs *int64 `json:"compacted_ms,omitempty"`
 }
 
 func pruneCmd() *cobra.Command {
 	var to uint64
+	var compact bool
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Delete every version up to --to (node stopped); the SDK's `prune` command only knows rootmulti",
@@ -277,6 +280,14 @@ func pruneCmd() *cobra.Command {
 				res.TookMs = time.Since(start).Milliseconds()
 				res.PrunedFrom, res.PrunedTo, res.EarliestVersion = earliest, to, db.EarliestVersion()
 			}
+			if compact {
+				start := time.Now()
+				if err := db.Compact(); err != nil {
+					return err
+				}
+				ms := time.Since(start).Milliseconds()
+				res.CompactedMs = &ms
+			}
 			if format == OutputJSON {
 				return WriteJSON(cmd.OutOrStdout(), res)
 			}
@@ -288,10 +299,14 @@ func pruneCmd() *cobra.Command {
 				t.Row("pruned", "%s %s, %d..%d, in %d ms", Count(n), Plural(n, "version", "versions"), res.PrunedFrom, res.PrunedTo, res.TookMs)
 			}
 			t.Row("retained", "versions %d..%d", res.EarliestVersion, res.LatestVersion)
+			if res.CompactedMs != nil {
+				t.Row("compacted", "in %d ms", *res.CompactedMs)
+			}
 			return t.Flush()
 		},
 	}
 	cmd.Flags().Uint64Var(&to, "to", 0, "prune every version <= this height")
+	cmd.Flags().BoolVar(&compact, "compact", false, "then rewrite the key-value tables so the pruned versions' space is freed now, not at the next compactions")
 	AddOutputFlag(cmd)
 	return cmd
 }

@@ -92,6 +92,8 @@ func TestStoreCommands(t *testing.T) {
 		{"prune needs --to", home, []string{"nomtstore", "prune"}, "", "--to HEIGHT is required"},
 		{"prune the latest", home, []string{"nomtstore", "prune", "--to", "5"}, "", "cannot be pruned"},
 		{"prune", home, []string{"nomtstore", "prune", "--to", "2"}, "retained  versions 3..5", ""},
+		{"prune and compact", home, []string{"nomtstore", "prune", "--to", "3", "--compact"}, "compacted", ""},
+		{"compact with nothing to prune", home, []string{"nomtstore", "prune", "--to", "3", "--compact", "--output", "json"}, `"compacted_ms"`, ""},
 		{"not a home", empty, []string{"nomtstore", "stats"}, "", "is not a nomtstore home"},
 		{"verify not a home", empty, []string{"nomtstore", "verify"}, "", "is not a nomtstore home"},
 		{"prove without a key", home, []string{"nomtstore", "prove"}, "", "give --store and --key, or --balance"},
