@@ -35,7 +35,7 @@ func TestCheckReadsValues(t *testing.T) {
 	}
 	db.mu.Lock()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble)
+	db.committed.snap = newSnapshot(db.pebble, db.history)
 	db.mu.Unlock()
 	violations, err := db.Check()
 	if err != nil {
@@ -85,7 +85,7 @@ func TestCheckChangesAt(t *testing.T) {
 	}
 	// Damage every superseded page that version 4 orphaned: they are the
 	// pages as version 3 left them.
-	it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: versionKey(prefixOldPage, 4), UpperBound: versionKey(prefixOldPage, 5)})
+	it, err := db.history.NewIter(&pebble.IterOptions{LowerBound: versionKey(prefixOldPage, 4), UpperBound: versionKey(prefixOldPage, 5)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestCheckChangesAt(t *testing.T) {
 		default:
 			continue
 		}
-		if err := db.pebble.Set(bytes.Clone(it.Key()), v, pebble.NoSync); err != nil {
+		if err := db.history.Set(bytes.Clone(it.Key()), v, pebble.NoSync); err != nil {
 			t.Fatal(err)
 		}
 		damaged++
@@ -111,7 +111,7 @@ func TestCheckChangesAt(t *testing.T) {
 	}
 	db.mu.Lock()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble)
+	db.committed.snap = newSnapshot(db.pebble, db.history)
 	db.mu.Unlock()
 	found := 0
 	for _, name := range testTrees {

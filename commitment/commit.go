@@ -86,10 +86,11 @@ import (
 // pruning, and locks itself. Once failed is set no commit or rollback runs
 // until a reopen, which decides from the log what committed.
 type commitProtocol struct {
-	dir    string
-	opts   *Options
-	pebble *pebble.DB
-	stats  *engineStats
+	dir     string
+	opts    *Options
+	pebble  *pebble.DB
+	history *pebble.DB
+	stats   *engineStats
 	// mu and state are the DB's: a commit ends by swapping state to its
 	// version under mu.
 	mu    *sync.RWMutex
@@ -278,6 +279,12 @@ func (db *DB) Commit() (*CommitResult, error) {
 	// The superseded pages' entries set the new pages' history bytes,
 	// which the WAL record carries: they come first.
 	pageEntries := supersededPages(w)
+	// The page history goes to its own Pebble, synced, on the other core
+	// while the batch is built and the WAL records appended: durable
+	// before the commit frame. Waited for on every path out: it reads the
+	// working set.
+	history := startHistory(db.history, w, pageEntries, version, int(db.opts.MaxBatchBytes))
+	defer func() { _ = history.wait() }()
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
 	wal := db.protocol.planWAL(record, changes)
 	batch := db.protocol.newCommitBatch(batchEstimate(w, pageEntries))
@@ -291,7 +298,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 		return nil, err
 	}
 	db.opts.observePhase(PhaseBatch, batchStart)
-	walBytes, err := db.protocol.commitDurably(record, wal, changes, batch, func() {
+	walBytes, err := db.protocol.commitDurably(record, wal, changes, batch, history, func() {
 		if w.huge || db.bulk != nil {
 			// Not written through (writeVersion kept no entries, the
 			// update no elided subtrees), or holding reads of the empty
@@ -395,11 +402,9 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 			changed.addKey(changedKey{store: store, key: key, hadPrior: was.exists, deleted: op.Delete})
 		}
 		for pi, pc := range u.result.Pages {
-			entry := pageEntries[ui][pi]
-			if entry[0] != pageCreated {
-				set(oldPageKey(version, store, pc.ID), entry)
-			}
-			set(oldPageIndexKey(store, pc.ID, version), entry[:1])
+			// The superseded page itself is in the page history's
+			// Pebble (writeHistory); its kind here.
+			set(oldPageIndexKey(store, pc.ID, version), pageEntries[ui][pi][:1])
 			changed.addPage(changedPage{store: store, id: pc.ID, hadPrior: pc.Prior != nil})
 		}
 	}
@@ -418,7 +423,8 @@ func writeVersion(batch batchWriter, w *workingSet, pageEntries [][][]byte, vers
 
 // batchEstimate is about the size of what writeVersion writes for w: each
 // key's current value, leaf, superseded value and change-list entry, each
-// page's history entries. Too little only costs the batch's growing (each
+// page's change entry (the superseded pages go to the page history's
+// Pebble). Too little only costs the batch's growing (each
 // step a copy of everything so far, into memory the process touches for
 // the first time); the estimate errs on the high side.
 func batchEstimate(w *workingSet, pageEntries [][][]byte) int {
@@ -427,9 +433,7 @@ func batchEstimate(w *workingSet, pageEntries [][][]byte) int {
 		for i, key := range u.keys {
 			n += 3*len(key) + len(u.values[i]) + len(u.priors[i].value) + perKeyBatchBytes
 		}
-		for _, e := range pageEntries[ui] {
-			n += len(e) + perPageBatchBytes
-		}
+		n += len(pageEntries[ui]) * perPageBatchBytes
 	}
 	return n
 }
@@ -538,7 +542,7 @@ func (w *versionWAL) appended(log *walLog) walAppend {
 // chunks of a large batch are applied (chunked.go), and the committed
 // state swaps to the new version under mu. Commit and rollback share it.
 // It consumes batch and returns the WAL records' size. REQUIRES: DB.writeMu.
-func (p *commitProtocol) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, writeCaches func()) (int, error) {
+func (p *commitProtocol) commitDurably(record *commitRecord, wal *versionWAL, changes []bitbox.Change, batch *chunkedBatch, history *historyWrite, writeCaches func()) (int, error) {
 	// Pruning waits while a commit syncs.
 	p.gate.enter()
 	defer p.gate.exit()
@@ -566,6 +570,10 @@ func (p *commitProtocol) commitDurably(record *commitRecord, wal *versionWAL, ch
 			_ = batch.Close()
 			return 0, fmt.Errorf("commitment: flushing the chunks of version %d: %w", record.version, err)
 		}
+	}
+	if err := history.wait(); err != nil {
+		_ = batch.Close()
+		return 0, fmt.Errorf("commitment: writing the page history of version %d: %w", record.version, err)
 	}
 	p.opts.hookAt("before-commit-point")
 	log := p.state.pages.wal
@@ -626,7 +634,7 @@ func (p *commitProtocol) commitDurably(record *commitRecord, wal *versionWAL, ch
 		p.state.earliest.Store(record.version)
 	}
 	p.state.snap.release()
-	p.state.snap = newSnapshot(p.pebble)
+	p.state.snap = newSnapshot(p.pebble, p.history)
 	p.mu.Unlock()
 	p.stats.pagesWritten.Add(uint64(len(changes)))
 	p.state.pages.sinceCheckpoint++

@@ -55,7 +55,7 @@ func checkNoStaleHistory(t testing.TB, db *DB) {
 		prefixRoots:       func(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:9]) },
 	}
 	for prefix, version := range versionOf {
-		it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+		it, err := db.pebbleOf(prefix).NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

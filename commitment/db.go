@@ -31,13 +31,17 @@ import (
 // commits in chunks applied after their commit point ('B', "pending"),
 // which a format 4 build would not know to finish or wipe; 6, WAL records
 // in log segments (wal/, wallog.go) instead of Pebble ('W'), which a
-// format 5 build would not replay.
-const FormatVersion = 7
+// format 5 build would not replay; 7, Pebble without its own log, every
+// commit's batch in the log as its commit frame; 8, superseded pages ('h')
+// in a Pebble of their own (history/), which a format 7 build would not
+// read.
+const FormatVersion = 8
 
 const (
 	formatFile = "FORMAT"
 	tableFile  = "pages.ht"
 	pebbleDir  = "pebble"
+	historyDir = "history"
 )
 
 // Errors. Test with errors.Is.
@@ -282,6 +286,11 @@ type DB struct {
 	opts       Options
 	pebble     *pebble.DB
 	pebbleOpts *pebble.Options // as opened: a bulk load writes tables with them
+	// history holds the superseded pages ('h'), appended by version: in
+	// a Pebble of their own, its flushes never overlap what it holds and
+	// its compactions move files, where among the random keys of pebble
+	// every compaction rewrote them (keys.go, historyOptions).
+	history *pebble.DB
 
 	writeMu sync.Mutex
 	// staged is the next version: its changes, its record and its working
@@ -385,7 +394,7 @@ func (db *DB) Close() error {
 	db.committed.values.purge()
 	db.committed.leaves.purge()
 	db.committed.pages.wal.close()
-	err := errors.Join(flushErr, db.committed.pages.table.Close(), db.pebble.Close())
+	err := errors.Join(flushErr, db.committed.pages.table.Close(), db.pebble.Close(), db.history.Close())
 	if err != nil {
 		return fmt.Errorf("commitment: closing %s: %w", db.dir, err)
 	}

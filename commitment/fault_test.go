@@ -1086,7 +1086,7 @@ func TestLogSizeStartsCheckpoints(t *testing.T) {
 	defer func() { _ = db.Close() }()
 	rng := rand.New(rand.NewPCG(47, 1))
 	most := uint64(0)
-	for v := uint64(1); v <= 60; v++ {
+	for v := uint64(1); v <= 100; v++ {
 		randomEngineBatch(t, rng, db, newModel(), 100)
 		ftCommit(t, db, v)
 		db.writeMu.Lock()

@@ -111,11 +111,12 @@ func oldLeafEntry(path trie.KeyPath, old []byte) ([]byte, error) {
 type pagesAt struct {
 	latest  *treePages
 	snap    *pebble.Snapshot
+	history *pebble.Snapshot
 	version uint64
 }
 
 func (p pagesAt) Page(id trie.PageID) (*trie.Page, error) {
-	page, found, err := pageAt(p.snap, p.latest.store, id, p.version, func() (*trie.Page, error) { return p.latest.Page(id) })
+	page, found, err := pageAt(p.snap, p.history, p.latest.store, id, p.version, func() (*trie.Page, error) { return p.latest.Page(id) })
 	if err != nil || found {
 		return page, err
 	}

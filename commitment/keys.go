@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
 
 // Pebble key layout. Every key starts with a one-byte prefix; this table is
-// the whole layout (these bytes are format):
+// the whole layout (these bytes are format). Two Pebbles hold it: 'h' is in
+// the page history's (history/, DB.history), everything else in pebble/
+// (DB.pebble); pebbleOf says which.
 //
 //	prefix  key                                  value
 //	'm'     'm' "commit"                         commit record (below)
@@ -54,11 +58,13 @@ import (
 // o > u names: no page at all if version o created it, otherwise what its
 // 'h' entry describes; without such an entry, the page table's. The bulk of
 // the history, 'h', is keyed by version first: each commit appends to the
-// end of it, which Pebble compacts by moving files, not rewriting them.
+// end of it, which a Pebble holding nothing else compacts by moving files,
+// not rewriting them (in one Pebble with the random keys, every flush's
+// tables spanned both and each compaction rewrote the history too).
 //
 // Deleting versions <= X deletes exactly the entries orphaned by versions
-// <= X+1: 'h' by one range deletion, the others from the change lists 'c'
-// of those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
+// <= X+1: 'h' by one range deletion from its start, the others from the
+// change lists 'c' of those versions. esc(k) escapes 0x00 as 00 FF and ends with 00 01, so that
 // it sorts as k does and no escaped key is a prefix of another.
 const (
 	prefixMeta        = 'm'
@@ -73,6 +79,14 @@ const (
 	prefixOldPageByID = 'p'
 	prefixPending     = 'B'
 )
+
+// pebbleOf is the Pebble that holds the keys of prefix.
+func (db *DB) pebbleOf(prefix byte) *pebble.DB {
+	if prefix == prefixOldPage {
+		return db.history
+	}
+	return db.pebble
+}
 
 var (
 	keyCommit     = []byte("mcommit")

@@ -43,10 +43,16 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commitment: opening Pebble in %s: %w", dir, err)
 	}
-	db.protocol = commitProtocol{dir: dir, opts: &db.opts, pebble: db.pebble, stats: &db.stats,
+	db.history, err = pebble.Open(filepath.Join(dir, historyDir), historyOptions(o, db.pebbleOpts.Cache))
+	if err != nil {
+		_ = db.pebble.Close()
+		return nil, fmt.Errorf("commitment: opening the page history's Pebble in %s: %w", dir, err)
+	}
+	db.protocol = commitProtocol{dir: dir, opts: &db.opts, pebble: db.pebble, history: db.history, stats: &db.stats,
 		mu: &db.mu, state: &db.committed, gate: newCommitGate()}
 	if err := db.load(treeNames); err != nil {
 		_ = db.pebble.Close()
+		_ = db.history.Close()
 		if db.committed.pages != nil && db.committed.pages.table != nil {
 			_ = db.committed.pages.table.Close()
 		}
@@ -120,6 +126,35 @@ func pebbleOptions(o Options) *pebble.Options {
 	return opts
 }
 
+// historyOptions tunes the page history's Pebble: keys arrive in version
+// order, each flush holds versions after everything already there, so its
+// tables do not overlap and compactions move them down a level without
+// rewriting them. Their one write is the flush: compressed there. It keeps
+// its own log, synced before each commit frame (commit.go): a version is
+// committed only with its history durable.
+func historyOptions(o Options, cache *pebble.Cache) *pebble.Options {
+	opts := &pebble.Options{
+		FS:                          vfs.Coalescing(vfs.PebbleFS(o.FS)),
+		Cache:                       cache,
+		Logger:                      quietPebbleLogger{o.Logger},
+		MemTableSize:                16 << 20,
+		MemTableStopWritesThreshold: 2,
+		MaxConcurrentCompactions:    func() int { return 1 },
+	}
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		l := &opts.Levels[i]
+		l.BlockSize = 4 << 10
+		l.Compression = pebble.SnappyCompression
+		if i < len(opts.Levels)-1 {
+			l.FilterPolicy = bloom.FilterPolicy(10)
+			l.FilterType = pebble.TableFilter
+		}
+		l.TargetFileSize = 32 << 20
+	}
+	return opts
+}
+
 // readCommitRecord reads the commit record Pebble holds: the empty
 // version's if none.
 func readCommitRecord(pdb *pebble.DB) (*commitRecord, error) {
@@ -156,17 +191,20 @@ func prepareDir(fs vfs.FS, dir string) error {
 			return fmt.Errorf("commitment: reading %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			// pebble/ (empty) and FORMAT.tmp are what a first Open cut
-			// before writing FORMAT leaves; writeFormatFile starts over.
-			if e.Name() != pebbleDir && e.Name() != formatFile+".tmp" {
+			// pebble/ and history/ (empty) and FORMAT.tmp are what a
+			// first Open cut before writing FORMAT leaves;
+			// writeFormatFile starts over.
+			if e.Name() != pebbleDir && e.Name() != historyDir && e.Name() != formatFile+".tmp" {
 				return fmt.Errorf("%w: %s has no %s file but holds %q", ErrNotNomtstore, dir, formatFile, e.Name())
 			}
 		}
 		// Before the format file, whose directory sync makes its entry
 		// durable: Pebble syncs the directories inside its own, never its
 		// own entry in dir.
-		if err := fs.MkdirAll(filepath.Join(dir, pebbleDir), 0o755); err != nil {
-			return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, pebbleDir), err)
+		for _, sub := range []string{pebbleDir, historyDir} {
+			if err := fs.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+				return fmt.Errorf("commitment: creating %s: %w", filepath.Join(dir, sub), err)
+			}
 		}
 		return writeFormatFile(fs, dir)
 	}
@@ -287,16 +325,16 @@ func (db *DB) load(treeNames []string) error {
 	if applied > 0 {
 		db.opts.Logger.Info("nomtstore applied the chunks of a large commit interrupted after its commit point", "version", record.version, "chunks", applied)
 	}
-	if v, ok, err := getMeta(db.pebble, keyEarliest, "the earliest version"); err != nil {
+	earliest, err := readEarliest(db.pebble)
+	if err != nil {
 		return err
-	} else if ok {
-		if len(v) != 8 {
-			return fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
-		}
-		db.committed.earliest.Store(binary.BigEndian.Uint64(v))
 	}
+	db.committed.earliest.Store(earliest)
 	if e := db.committed.earliest.Load(); (e == 0) != (record.version == 0) || e > record.version {
 		return fmt.Errorf("%w: earliest version %d with latest %d", ErrCorrupt, e, record.version)
+	}
+	if err := dropStrayHistory(db.history, db.committed.earliest.Load(), record.version); err != nil {
+		return fmt.Errorf("commitment: deleting the page history of versions not retained: %w", err)
 	}
 
 	registry := map[string]trie.StoreID{}
@@ -325,7 +363,7 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.committed.pages.recover(db.committed.record, found, at); err != nil {
 		return err
 	}
-	db.committed.snap = newSnapshot(db.pebble)
+	db.committed.snap = newSnapshot(db.pebble, db.history)
 	return db.checkRootPages()
 }
 
@@ -405,7 +443,7 @@ func (db *DB) openTable() error {
 	if err != nil {
 		return fmt.Errorf("commitment: page table: %w", err)
 	}
-	db.committed.pages = &pageStore{table: table, cache: newPageCache(db.opts.PageCachePages), mu: &db.mu, pebble: db.pebble,
+	db.committed.pages = &pageStore{table: table, cache: newPageCache(db.opts.PageCachePages), mu: &db.mu, pebble: db.pebble, history: db.history,
 		lastSeq: func() uint64 { return db.committed.record.lastSeq }, opts: &db.opts}
 	return nil
 }

@@ -161,7 +161,7 @@ func pageBefore(entry []byte, after func() (*trie.Page, error)) (*trie.Page, err
 // version found it as its entry says, walking forward through deltas to a
 // whole copy or, past the last change, to the page table's page
 // (current). ok is false when no change after version touched the page.
-func pageAt(snap *pebble.Snapshot, store trie.StoreID, id trie.PageID, version uint64, current func() (*trie.Page, error)) (page *trie.Page, ok bool, err error) {
+func pageAt(snap, history *pebble.Snapshot, store trie.StoreID, id trie.PageID, version uint64, current func() (*trie.Page, error)) (page *trie.Page, ok bool, err error) {
 	entity := oldPageEntity(store, id)
 	lower := binary.BigEndian.AppendUint64(bytes.Clone(entity), version+1)
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: afterEntity(entity)})
@@ -188,7 +188,7 @@ func pageAt(snap *pebble.Snapshot, store trie.StoreID, id trie.PageID, version u
 			}
 			return nil, true, nil
 		}
-		entry, found, err := getEntry(snap, oldPageKey(orphan, store, id))
+		entry, found, err := getEntry(history, oldPageKey(orphan, store, id))
 		if err != nil {
 			return nil, false, err
 		}
@@ -236,4 +236,131 @@ func checkLabel(page *trie.Page, store trie.StoreID, id trie.PageID, orphan uint
 		return fmt.Errorf("%w: superseded page %s of store %d (orphaned at %d) is labelled store %d page %s", ErrCorrupt, id, store, orphan, s, pid)
 	}
 	return nil
+}
+
+// historyWrite is a version's writeHistory running on its own goroutine.
+type historyWrite struct {
+	done   chan error
+	err    error
+	waited bool
+}
+
+// startHistory starts writeHistory for a version.
+func startHistory(history *pebble.DB, w *workingSet, entries [][][]byte, version uint64, maxBatch int) *historyWrite {
+	h := &historyWrite{done: make(chan error, 1)}
+	go func() { h.done <- writeHistory(history, w, entries, version, maxBatch) }()
+	return h
+}
+
+// wait returns writeHistory's outcome once it is done; nil for none (a
+// rollback's undo, which supersedes no page). Only the committing
+// goroutine calls it.
+func (h *historyWrite) wait() error {
+	if h == nil {
+		return nil
+	}
+	if !h.waited {
+		h.err, h.waited = <-h.done, true
+	}
+	return h.err
+}
+
+// writeHistory writes a version's superseded pages into the page history's
+// Pebble and syncs its log. The commit frame that makes the version
+// committed is written after it returns, so every committed version has its
+// history; a version that then fails to commit leaves entries that no page
+// change entry names, which nothing reads and open drops (dropStrayHistory).
+// A large version goes in batches of up to maxBatch bytes, the last synced.
+func writeHistory(history *pebble.DB, w *workingSet, entries [][][]byte, version uint64, maxBatch int) error {
+	batch := history.NewBatch()
+	defer func() { _ = batch.Close() }()
+	wrote := false
+	for ui, u := range w.updates {
+		for pi, pc := range u.result.Pages {
+			entry := entries[ui][pi]
+			if entry[0] == pageCreated {
+				continue
+			}
+			if err := batch.Set(oldPageKey(version, u.tree.store, pc.ID), entry, nil); err != nil {
+				return err
+			}
+			if batch.Len() >= maxBatch {
+				if err := batch.Commit(pebble.NoSync); err != nil {
+					return err
+				}
+				_ = batch.Close()
+				batch, wrote = history.NewBatch(), true
+			}
+		}
+	}
+	switch {
+	case !batch.Empty():
+		return batch.Commit(pebble.Sync)
+	case wrote:
+		return history.LogData(nil, pebble.Sync)
+	}
+	return nil
+}
+
+// dropStrayHistory deletes, at open, the page history of versions no
+// longer retained (pruning leaves it to checkpoints, and a crash may come
+// first) and of versions after the latest (written before a commit frame
+// that never became durable, or left by a rollback). The deletion past the
+// latest ends at the last entry there is: a range reaching the end of the
+// keyspace would overlap every table written after it, and Pebble would
+// rewrite them all at each compaction where it now moves them.
+func dropStrayHistory(history *pebble.DB, earliest, latest uint64) error {
+	if err := dropHistoryBefore(history, earliest); err != nil {
+		return err
+	}
+	it, err := history.NewIter(&pebble.IterOptions{LowerBound: versionKey(prefixOldPage, latest+1), UpperBound: []byte{prefixOldPage + 1}})
+	if err != nil {
+		return err
+	}
+	var last []byte
+	if it.Last() {
+		last = bytes.Clone(it.Key())
+	}
+	if err := it.Close(); err != nil || last == nil {
+		return err
+	}
+	return history.DeleteRange(versionKey(prefixOldPage, latest+1), append(last, 0), pebble.NoSync)
+}
+
+// dropHistoryBefore deletes the superseded pages no version from earliest
+// on reads (those of versions up to earliest), if there are any: one range
+// from the first of them, so that Pebble drops whole tables without
+// reading them. None is written otherwise: the flush that holds a range
+// deletion spans it, and a table spanning the history overlaps every table
+// below, which Pebble then rewrites where it would move them.
+func dropHistoryBefore(history *pebble.DB, earliest uint64) error {
+	if earliest == 0 {
+		return nil
+	}
+	end := versionKey(prefixOldPage, earliest+1)
+	it, err := history.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOldPage}, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	var first []byte
+	if it.First() {
+		first = bytes.Clone(it.Key())
+	}
+	if err := it.Close(); err != nil || first == nil {
+		return err
+	}
+	return history.DeleteRange(first, end, pebble.NoSync)
+}
+
+// readEarliest reads the earliest retained version Pebble holds: 0 before
+// the first commit.
+func readEarliest(pdb *pebble.DB) (uint64, error) {
+	v, ok, err := getMeta(pdb, keyEarliest, "the earliest version")
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -267,7 +268,7 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 	}
 	// Version 3's record of the root page as version 2 left it.
 	key := oldPageKey(3, db.committed.trees["acc"].store, trie.RootPageID)
-	entry, closer, err := db.pebble.Get(key)
+	entry, closer, err := db.history.Get(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,12 +277,12 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 	if damaged[0] != pageDelta {
 		t.Fatalf("version 3 stored the root page as kind %d, want a delta", damaged[0])
 	}
-	if err := db.pebble.Set(key, damaged, pebble.NoSync); err != nil {
+	if err := db.history.Set(key, damaged, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	db.mu.Lock()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble)
+	db.committed.snap = newSnapshot(db.pebble, db.history)
 	db.mu.Unlock()
 	// (Version 1 holds one key: its root is that key's leaf, in no page.)
 	for _, v := range []uint64{2} {
@@ -294,4 +295,59 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 			t.Errorf("proof at version %d, which needs no damaged entry: %v", v, err)
 		}
 	}
+}
+
+// TestHistoryTablesDoNotOverlap: the page history's tables hold disjoint
+// ranges of versions, through checkpoints and a reopen, so Pebble moves them
+// down its levels instead of rewriting them. A range deletion written when
+// there is nothing to delete (at a checkpoint with nothing pruned, at open
+// with no stray versions) would span the history and overlap them all.
+func TestHistoryTablesDoNotOverlap(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{CheckpointInterval: 7}
+	db, err := Open(dir, testTrees, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(5, 5))
+	m := newModel()
+	for v := 1; v <= 60; v++ {
+		randomEngineBatch(t, rng, db, m, 200)
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if v%5 == 0 {
+			// A table per five versions.
+			if err := db.history.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v == 30 {
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if db, err = Open(dir, testTrees, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	levels, err := db.history.SSTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []pebble.SSTableInfo
+	for _, level := range levels {
+		tables = append(tables, level...)
+	}
+	if len(tables) < 10 {
+		t.Fatalf("%d history tables, want a dozen", len(tables))
+	}
+	slices.SortFunc(tables, func(a, b pebble.SSTableInfo) int { return bytes.Compare(a.Smallest.UserKey, b.Smallest.UserKey) })
+	for i := 1; i < len(tables); i++ {
+		if bytes.Compare(tables[i-1].Largest.UserKey, tables[i].Smallest.UserKey) >= 0 {
+			t.Fatalf("history tables overlap: %x..%x and %x..%x", tables[i-1].Smallest.UserKey, tables[i-1].Largest.UserKey, tables[i].Smallest.UserKey, tables[i].Largest.UserKey)
+		}
+	}
+	checkAgainstModel(t, rng, db, m)
 }

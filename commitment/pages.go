@@ -40,8 +40,10 @@ type pageStore struct {
 	cache *pageCache
 	mu    *sync.RWMutex // DB.mu
 	// pebble holds the checkpoint record; lastSeq is the committed WAL
-	// sequence number (read under mu), which a checkpoint records.
+	// sequence number (read under mu), which a checkpoint records. A
+	// checkpoint deletes from history the superseded pages pruning left.
 	pebble  *pebble.DB
+	history *pebble.DB
 	wal     *walLog
 	lastSeq func() uint64
 	opts    *Options
@@ -58,6 +60,9 @@ type pageStore struct {
 	loggedAtStart int64
 	// checkpointed is the WAL sequence number the file holds.
 	checkpointed atomic.Uint64
+	// pruned is set when pruning deleted versions since the last
+	// checkpoint started, whose superseded pages the next one deletes.
+	pruned atomic.Bool
 	// tableReads counts the pages read from the table, which the cache
 	// missed: the warmer watches it to learn whether warming still finds
 	// anything to read. A lookup of an absent page (an elided subtree's,
@@ -293,6 +298,7 @@ func (ps *pageStore) start(table *bitbox.Table, seq uint64) {
 	job := &checkpointJob{done: make(chan struct{})}
 	ps.job = job
 	ps.sinceCheckpoint = 0
+	ps.pruned.Store(false)
 	ps.loggedAtStart = ps.wal.appended
 	// Every record up to seq is in the segments sealed now; the next
 	// commit's go to a new one.
@@ -300,7 +306,7 @@ func (ps *pageStore) start(table *bitbox.Table, seq uint64) {
 	go func() {
 		defer close(job.done)
 		start := ps.opts.now()
-		if job.err = checkpointTo(table, ps.pebble, seq); job.err != nil {
+		if job.err = checkpointTo(table, ps.pebble, ps.history, seq); job.err != nil {
 			return
 		}
 		ps.checkpointed.Store(seq)
@@ -344,7 +350,7 @@ func (ps *pageStore) checkpointNow() error {
 	ps.mu.RLock()
 	table, seq := ps.table, ps.lastSeq()
 	ps.mu.RUnlock()
-	if table.Dirty() == 0 && ps.checkpointed.Load() == seq {
+	if table.Dirty() == 0 && ps.checkpointed.Load() == seq && !ps.pruned.Load() {
 		return nil
 	}
 	ps.start(table, seq)
@@ -424,7 +430,7 @@ func (ps *pageStore) recover(record *commitRecord, found []*walSegment, at map[u
 	// its own), so the checkpoint record read is durable; a checkpoint of
 	// the recovered pages flushes the batches replayed into it.
 	if ckpt.seq < last {
-		if err := checkpointTo(table, ps.pebble, last); err != nil {
+		if err := checkpointTo(table, ps.pebble, ps.history, last); err != nil {
 			return fmt.Errorf("commitment: checkpointing recovered pages: %w", err)
 		}
 		ps.checkpointed.Store(last)
@@ -448,14 +454,25 @@ type checkpointJob struct {
 // checkpointTo writes the dirty pages of the table, records that the file
 // holds every page change up to seq, and flushes Pebble, which makes the
 // record and every batch applied before it durable: the log segments
-// holding only frames up to seq may go.
-func checkpointTo(table *bitbox.Table, db *pebble.DB, seq uint64) error {
+// holding only frames up to seq may go. Pruning's batches are among them,
+// so the superseded pages of the versions they pruned may go from history
+// then, not before: history keeps a log of its own, and a deletion there
+// could outlive a crash that took the pruning batch (and so the earliest
+// version it moved) with it.
+func checkpointTo(table *bitbox.Table, db, history *pebble.DB, seq uint64) error {
 	if err := table.Checkpoint(); err != nil {
+		return err
+	}
+	earliest, err := readEarliest(db)
+	if err != nil {
 		return err
 	}
 	rec := checkpointRecord{seq: seq, generation: table.Generation()}
 	if err := setDurably(db, keyCheckpoint, rec.encode()); err != nil {
 		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
+	}
+	if err := dropHistoryBefore(history, earliest); err != nil {
+		return fmt.Errorf("commitment: deleting the page history of pruned versions: %w", err)
 	}
 	return nil
 }

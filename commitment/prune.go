@@ -33,8 +33,8 @@ func (db *DB) PruneTo(to uint64) error {
 	return db.PruneToContext(context.Background(), to)
 }
 
-// Compact writes a checkpoint and then rewrites every key-value table to
-// the last level, so what pruning deleted leaves the disk now: Pebble's own
+// Compact writes a checkpoint and then rewrites every key-value table (of
+// both Pebbles) to the last level, so what pruning deleted leaves the disk now: Pebble's own
 // compactions run once several flushes have gathered, and until then the
 // deleted entries and their tombstones both take space (a sawtooth of up to
 // a dozen memtables). For an operator after a large prune (`nomtstore prune
@@ -57,13 +57,17 @@ func (db *DB) Compact() error {
 	}
 	// Every key starts with a printable prefix (keys.go): [0x00, 0xff)
 	// holds them all.
-	if err := db.pebble.Compact([]byte{0}, []byte{0xff}, true); err != nil {
-		return fmt.Errorf("commitment: compacting: %w", err)
+	for _, pdb := range []*pebble.DB{db.pebble, db.history} {
+		if err := pdb.Compact([]byte{0}, []byte{0xff}, true); err != nil {
+			return fmt.Errorf("commitment: compacting: %w", err)
+		}
 	}
 	// Pebble deletes the replaced tables in the background: the disk is
 	// freed once they are gone, which a caller measuring it waits for.
-	for deadline := time.Now().Add(10 * time.Second); db.pebble.Metrics().Table.ObsoleteCount > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if db.pebble.Metrics().Table.ObsoleteCount == 0 && db.history.Metrics().Table.ObsoleteCount == 0 {
+			break
+		}
 	}
 	return nil
 }
@@ -141,12 +145,17 @@ func (db *DB) pruneVersion(e uint64) error {
 		db.committed.earliest.Store(e)
 		return err
 	}
+	// The superseded pages only versions up to e read go at the next
+	// checkpoint, once this batch is durable (checkpointTo).
+	db.committed.pages.pruned.Store(true)
 	db.stats.prunedVersions.Add(1)
 	return nil
 }
 
 // dropVersionHistory adds to batch the deletion of everything version o
-// superseded and its change list (read from pdb), which names it.
+// superseded and its change list (read from pdb), which names it; the
+// superseded pages themselves are in the page history's Pebble, which its
+// callers delete from after the batch.
 func dropVersionHistory(pdb *pebble.DB, batch batchWriter, o uint64) error {
 	raw, found, err := getMeta(pdb, versionKey(prefixChanges, o), "a change list")
 	if err != nil || !found {
@@ -169,8 +178,6 @@ func dropVersionHistory(pdb *pebble.DB, batch batchWriter, o uint64) error {
 			del(deletedKey(k.store, k.key, o))
 		}
 	}
-	// The pages themselves: one range, which compaction drops whole.
-	errs = append(errs, batch.DeleteRange(versionKey(prefixOldPage, o), versionKey(prefixOldPage, o+1), nil))
 	del(versionKey(prefixChanges, o))
 	return errors.Join(errs...)
 }

@@ -409,7 +409,7 @@ func countPrefix(t testing.TB, db *DB, prefix byte) int {
 // countEntries counts the entries under prefix whose value passes keep.
 func countEntries(t testing.TB, db *DB, prefix byte, keep func(value []byte) bool) int {
 	t.Helper()
-	it, err := db.pebble.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	it, err := db.pebbleOf(prefix).NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,10 +426,15 @@ func countEntries(t testing.TB, db *DB, prefix byte, keep func(value []byte) boo
 }
 
 // checkHistoryExact: the history holds one entry per value and page that a
-// retained version superseded (so retained versions can read them), and
-// nothing that only pruned versions could read.
+// retained version superseded (so retained versions can read them), and,
+// once a checkpoint ran, nothing that only pruned versions could read.
 func checkHistoryExact(t testing.TB, db *DB, vm *versionModel, earliest uint64) {
 	t.Helper()
+	// Pruned versions' superseded pages go at the checkpoint after the
+	// pruning (checkpointTo).
+	if err := db.WaitFlushed(); err != nil {
+		t.Fatal(err)
+	}
 	wantKeys, wantDeleted, wantPages, wantPageChanges, wantLists := 0, 0, 0, 0, 0
 	if earliest == 1 && vm.changed[1] {
 		// The first version's list and page changes go when it is pruned.

@@ -72,7 +72,7 @@ func (v treeView) trie(buckets map[trie.PageID]uint64) (*trie.Tree, leavesAt) {
 	current := &treePages{pages: v.pages, store: v.tree.store, buckets: buckets}
 	var pages trie.PageSource = current
 	if v.version < v.latest {
-		pages = pagesAt{latest: current, snap: v.snap.snap, version: v.version}
+		pages = pagesAt{latest: current, snap: v.snap.snap, history: v.snap.history, version: v.version}
 	}
 	return &trie.Tree{Store: v.tree.store, Pages: pages, Leaves: leaves, ElideBelow: v.elideBelow}, leaves
 }
@@ -174,15 +174,18 @@ func (v treeView) check(root trie.Hash) ([]trie.Violation, error) {
 	return rep.Violations, nil
 }
 
-// snapshot is a Pebble snapshot of one committed version, shared by the
-// readers of that version and released by the last of them.
+// snapshot is a snapshot of one committed version in both Pebbles (the
+// page history's taken with the other, at the swap: a version's history
+// is written before its batch), shared by the readers of that version and
+// released by the last of them.
 type snapshot struct {
-	snap *pebble.Snapshot
-	refs atomic.Int64
+	snap    *pebble.Snapshot
+	history *pebble.Snapshot
+	refs    atomic.Int64
 }
 
-func newSnapshot(db *pebble.DB) *snapshot {
-	s := &snapshot{snap: db.NewSnapshot()}
+func newSnapshot(db, history *pebble.DB) *snapshot {
+	s := &snapshot{snap: db.NewSnapshot(), history: history.NewSnapshot()}
 	s.refs.Store(1)
 	return s
 }
@@ -192,5 +195,6 @@ func (s *snapshot) acquire() { s.refs.Add(1) }
 func (s *snapshot) release() {
 	if s.refs.Add(-1) == 0 {
 		_ = s.snap.Close()
+		_ = s.history.Close()
 	}
 }
