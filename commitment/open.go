@@ -131,13 +131,16 @@ func pebbleOptions(o Options) *pebble.Options {
 // tables do not overlap and compactions move them down a level without
 // rewriting them. Their one write is the flush: compressed there. It keeps
 // its own log, synced before each commit frame (commit.go): a version is
-// committed only with its history durable.
+// committed only with its history durable. The log takes on disk only what
+// it holds (vfs.Unreserved).
 func historyOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
-		FS:                          vfs.Coalescing(vfs.PebbleFS(o.FS)),
-		Cache:                       cache,
-		Logger:                      quietPebbleLogger{o.Logger},
-		MemTableSize:                16 << 20,
+		FS:     vfs.Coalescing(vfs.Unreserved(vfs.PebbleFS(o.FS))),
+		Cache:  cache,
+		Logger: quietPebbleLogger{o.Logger},
+		// Its log holds what the memtable holds: a small memtable keeps
+		// the log small on disk (~2 MiB of history a block at 1M keys).
+		MemTableSize:                8 << 20,
 		MemTableStopWritesThreshold: 2,
 		MaxConcurrentCompactions:    func() int { return 1 },
 	}
