@@ -586,7 +586,7 @@ func (db *DB) abortBulk() error {
 	db.committed.values.purge()
 	db.committed.leaves.purge()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble, db.history)
+	db.committed.snap = newSnapshot(db.pebble, db.history.DB)
 	db.opts.Logger.Info("nomtstore discarded a bulk load", "keys", b.keys, "table", path)
 	return nil
 }

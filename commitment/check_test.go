@@ -35,7 +35,7 @@ func TestCheckReadsValues(t *testing.T) {
 	}
 	db.mu.Lock()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble, db.history)
+	db.committed.snap = newSnapshot(db.pebble, db.history.DB)
 	db.mu.Unlock()
 	violations, err := db.Check()
 	if err != nil {
@@ -111,7 +111,7 @@ func TestCheckChangesAt(t *testing.T) {
 	}
 	db.mu.Lock()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble, db.history)
+	db.committed.snap = newSnapshot(db.pebble, db.history.DB)
 	db.mu.Unlock()
 	found := 0
 	for _, name := range testTrees {

@@ -283,7 +283,7 @@ func (db *DB) Commit() (*CommitResult, error) {
 	// while the batch is built and the WAL records appended: durable
 	// before the commit frame. Waited for on every path out: it reads the
 	// working set.
-	history := startHistory(db.history, w, pageEntries, version, int(db.opts.MaxBatchBytes))
+	history := startHistory(db.history.DB, w, pageEntries, version, int(db.opts.MaxBatchBytes))
 	defer func() { _ = history.wait() }()
 	record := &commitRecord{version: version, lastSeq: prev.lastSeq, roots: w.roots}
 	wal := db.protocol.planWAL(record, changes)

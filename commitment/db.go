@@ -42,6 +42,9 @@ const (
 	tableFile  = "pages.ht"
 	pebbleDir  = "pebble"
 	historyDir = "history"
+	// historyDeletionFile is a deletion of page history on its way into
+	// history/ (historyStore.deleteRange).
+	historyDeletionFile = "history-deletion.sst"
 )
 
 // Errors. Test with errors.Is.
@@ -290,7 +293,7 @@ type DB struct {
 	// a Pebble of their own, its flushes never overlap what it holds and
 	// its compactions move files, where among the random keys of pebble
 	// every compaction rewrote them (keys.go, historyOptions).
-	history *pebble.DB
+	history *historyStore
 
 	writeMu sync.Mutex
 	// staged is the next version: its changes, its record and its working

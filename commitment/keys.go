@@ -83,7 +83,7 @@ const (
 // pebbleOf is the Pebble that holds the keys of prefix.
 func (db *DB) pebbleOf(prefix byte) *pebble.DB {
 	if prefix == prefixOldPage {
-		return db.history
+		return db.history.DB
 	}
 	return db.pebble
 }

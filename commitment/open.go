@@ -43,12 +43,12 @@ func Open(dir string, treeNames []string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commitment: opening Pebble in %s: %w", dir, err)
 	}
-	db.history, err = pebble.Open(filepath.Join(dir, historyDir), historyOptions(o, db.pebbleOpts.Cache))
+	db.history, err = openHistory(dir, historyOptions(o, db.pebbleOpts.Cache))
 	if err != nil {
 		_ = db.pebble.Close()
 		return nil, fmt.Errorf("commitment: opening the page history's Pebble in %s: %w", dir, err)
 	}
-	db.protocol = commitProtocol{dir: dir, opts: &db.opts, pebble: db.pebble, history: db.history, stats: &db.stats,
+	db.protocol = commitProtocol{dir: dir, opts: &db.opts, pebble: db.pebble, history: db.history.DB, stats: &db.stats,
 		mu: &db.mu, state: &db.committed, gate: newCommitGate()}
 	if err := db.load(treeNames); err != nil {
 		_ = db.pebble.Close()
@@ -336,7 +336,7 @@ func (db *DB) load(treeNames []string) error {
 	if e := db.committed.earliest.Load(); (e == 0) != (record.version == 0) || e > record.version {
 		return fmt.Errorf("%w: earliest version %d with latest %d", ErrCorrupt, e, record.version)
 	}
-	if err := dropStrayHistory(db.history, db.committed.earliest.Load(), record.version); err != nil {
+	if err := db.history.dropStray(db.committed.earliest.Load(), record.version); err != nil {
 		return fmt.Errorf("commitment: deleting the page history of versions not retained: %w", err)
 	}
 
@@ -366,7 +366,7 @@ func (db *DB) load(treeNames []string) error {
 	if err := db.committed.pages.recover(db.committed.record, found, at); err != nil {
 		return err
 	}
-	db.committed.snap = newSnapshot(db.pebble, db.history)
+	db.committed.snap = newSnapshot(db.pebble, db.history.DB)
 	return db.checkRootPages()
 }
 

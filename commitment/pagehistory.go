@@ -3,10 +3,17 @@ package commitment
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/sstable"
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
@@ -302,18 +309,72 @@ func writeHistory(history *pebble.DB, w *workingSet, entries [][][]byte, version
 	return nil
 }
 
-// dropStrayHistory deletes, at open, the page history of versions no
-// longer retained (pruning leaves it to checkpoints, and a crash may come
-// first) and of versions after the latest (written before a commit frame
-// that never became durable, or left by a rollback). The deletion past the
-// latest ends at the last entry there is: a range reaching the end of the
-// keyspace would overlap every table written after it, and Pebble would
-// rewrite them all at each compaction where it now moves them.
-func dropStrayHistory(history *pebble.DB, earliest, latest uint64) error {
-	if err := dropHistoryBefore(history, earliest); err != nil {
+// historyStore is the page history's Pebble, and how versions leave it:
+// a table holding only the range deletion, ingested. Written into the
+// memtable, a deletion would share a flush with the versions committed
+// beside it, and the table holding both would span the history and overlap
+// every table below, which Pebble would then rewrite (under pruning it
+// wrote the history three times over). Ingested, the deletion's table
+// spans only the versions it deletes, and Pebble drops the tables it covers
+// whole.
+type historyStore struct {
+	*pebble.DB
+	fs     vfs.FS
+	tmp    string // the deletion's table on its way in
+	writer sstable.WriterOptions
+	mu     sync.Mutex // one deletion at a time: pruning, checkpoints, rollback
+}
+
+func openHistory(dir string, opts *pebble.Options) (*historyStore, error) {
+	db, err := pebble.Open(filepath.Join(dir, historyDir), opts)
+	if err != nil {
+		return nil, err
+	}
+	h := &historyStore{DB: db, fs: opts.FS, tmp: filepath.Join(dir, historyDeletionFile),
+		writer: opts.MakeWriterOptions(len(opts.Levels)-1, db.FormatMajorVersion().MaxTableFormat())}
+	// A deletion a crash cut before its ingestion did not happen.
+	if err := h.fs.Remove(h.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = db.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// deleteRange deletes [start, end) durably.
+func (h *historyStore) deleteRange(start, end []byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, err := h.fs.Create(h.tmp)
+	if err != nil {
 		return err
 	}
-	it, err := history.NewIter(&pebble.IterOptions{LowerBound: versionKey(prefixOldPage, latest+1), UpperBound: []byte{prefixOldPage + 1}})
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), h.writer)
+	if err := w.DeleteRange(start, end); err != nil {
+		_ = w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if err := h.Ingest([]string{h.tmp}); err != nil {
+		return err
+	}
+	// Ingest links the table in; the name outside is left to remove.
+	if err := h.fs.Remove(h.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// dropStray deletes, at open, the page history of versions no longer
+// retained (pruning deletes it once its batch is durable, and a crash may
+// come first) and of versions after the latest (written before a commit
+// frame that never became durable, or left by a rollback).
+func (h *historyStore) dropStray(earliest, latest uint64) error {
+	if err := h.dropBefore(earliest); err != nil {
+		return err
+	}
+	it, err := h.NewIter(&pebble.IterOptions{LowerBound: versionKey(prefixOldPage, latest+1), UpperBound: []byte{prefixOldPage + 1}})
 	if err != nil {
 		return err
 	}
@@ -324,21 +385,18 @@ func dropStrayHistory(history *pebble.DB, earliest, latest uint64) error {
 	if err := it.Close(); err != nil || last == nil {
 		return err
 	}
-	return history.DeleteRange(versionKey(prefixOldPage, latest+1), append(last, 0), pebble.NoSync)
+	return h.deleteRange(versionKey(prefixOldPage, latest+1), append(last, 0))
 }
 
-// dropHistoryBefore deletes the superseded pages no version from earliest
-// on reads (those of versions up to earliest), if there are any: one range
-// from the first of them, so that Pebble drops whole tables without
-// reading them. None is written otherwise: the flush that holds a range
-// deletion spans it, and a table spanning the history overlaps every table
-// below, which Pebble then rewrites where it would move them.
-func dropHistoryBefore(history *pebble.DB, earliest uint64) error {
+// dropBefore deletes the superseded pages no version from earliest on
+// reads (those of versions up to earliest), from the first there is:
+// nothing when there are none.
+func (h *historyStore) dropBefore(earliest uint64) error {
 	if earliest == 0 {
 		return nil
 	}
 	end := versionKey(prefixOldPage, earliest+1)
-	it, err := history.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOldPage}, UpperBound: end})
+	it, err := h.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOldPage}, UpperBound: end})
 	if err != nil {
 		return err
 	}
@@ -349,7 +407,7 @@ func dropHistoryBefore(history *pebble.DB, earliest uint64) error {
 	if err := it.Close(); err != nil || first == nil {
 		return err
 	}
-	return history.DeleteRange(first, end, pebble.NoSync)
+	return h.deleteRange(first, end)
 }
 
 // readEarliest reads the earliest retained version Pebble holds: 0 before
@@ -357,6 +415,27 @@ func dropHistoryBefore(history *pebble.DB, earliest uint64) error {
 func readEarliest(pdb *pebble.DB) (uint64, error) {
 	v, ok, err := getMeta(pdb, keyEarliest, "the earliest version")
 	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// readDurableEarliest reads the earliest retained version as Pebble's
+// flushed tables hold it, which a crash cannot take back (Pebble keeps no
+// log: its memtables are not durable).
+func readDurableEarliest(pdb *pebble.DB) (uint64, error) {
+	it, err := pdb.NewIter(&pebble.IterOptions{LowerBound: keyEarliest, UpperBound: append(bytes.Clone(keyEarliest), 0), OnlyReadGuaranteedDurable: true})
+	if err != nil {
+		return 0, err
+	}
+	var v []byte
+	if it.First() {
+		v = bytes.Clone(it.Value())
+	}
+	if err := it.Close(); err != nil || v == nil {
 		return 0, err
 	}
 	if len(v) != 8 {

@@ -282,7 +282,7 @@ func TestDamagedPageHistoryIsCorruption(t *testing.T) {
 	}
 	db.mu.Lock()
 	db.committed.snap.release()
-	db.committed.snap = newSnapshot(db.pebble, db.history)
+	db.committed.snap = newSnapshot(db.pebble, db.history.DB)
 	db.mu.Unlock()
 	// (Version 1 holds one key: its root is that key's leaf, in no page.)
 	for _, v := range []uint64{2} {
@@ -348,6 +348,57 @@ func TestHistoryTablesDoNotOverlap(t *testing.T) {
 		if bytes.Compare(tables[i-1].Largest.UserKey, tables[i].Smallest.UserKey) >= 0 {
 			t.Fatalf("history tables overlap: %x..%x and %x..%x", tables[i-1].Smallest.UserKey, tables[i-1].Largest.UserKey, tables[i].Smallest.UserKey, tables[i].Largest.UserKey)
 		}
+	}
+	checkAgainstModel(t, rng, db, m)
+}
+
+// TestPrunedHistoryGoesOnceDurable: pruning deletes the superseded pages of
+// the versions it pruned only once Pebble has flushed the batch that moved
+// the earliest version (a crash before would bring those versions back),
+// and then without waiting for a checkpoint.
+func TestPrunedHistoryGoesOnceDurable(t *testing.T) {
+	db, err := Open(t.TempDir(), testTrees, Options{CheckpointInterval: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	rng := rand.New(rand.NewPCG(9, 9))
+	m := newModel()
+	for range 30 {
+		randomEngineBatch(t, rng, db, m, 100)
+		if _, err := db.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	through := func(v uint64) int {
+		it, err := db.history.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOldPage}, UpperBound: versionKey(prefixOldPage, v+1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = it.Close() }()
+		n := 0
+		for it.First(); it.Valid(); it.Next() {
+			n++
+		}
+		return n
+	}
+	if err := db.PruneTo(10); err != nil {
+		t.Fatal(err)
+	}
+	if through(11) == 0 {
+		t.Fatal("the history of versions up to 11 went before the pruning batch was durable")
+	}
+	if err := db.pebble.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PruneTo(12); err != nil {
+		t.Fatal(err)
+	}
+	if n := through(11); n != 0 {
+		t.Fatalf("%d superseded pages of versions up to 11 left once their pruning was durable", n)
+	}
+	if through(14) == 0 {
+		t.Fatal("the history of retained versions went")
 	}
 	checkAgainstModel(t, rng, db, m)
 }

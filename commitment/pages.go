@@ -43,7 +43,7 @@ type pageStore struct {
 	// sequence number (read under mu), which a checkpoint records. A
 	// checkpoint deletes from history the superseded pages pruning left.
 	pebble  *pebble.DB
-	history *pebble.DB
+	history *historyStore
 	wal     *walLog
 	lastSeq func() uint64
 	opts    *Options
@@ -459,7 +459,7 @@ type checkpointJob struct {
 // then, not before: history keeps a log of its own, and a deletion there
 // could outlive a crash that took the pruning batch (and so the earliest
 // version it moved) with it.
-func checkpointTo(table *bitbox.Table, db, history *pebble.DB, seq uint64) error {
+func checkpointTo(table *bitbox.Table, db *pebble.DB, history *historyStore, seq uint64) error {
 	if err := table.Checkpoint(); err != nil {
 		return err
 	}
@@ -471,7 +471,7 @@ func checkpointTo(table *bitbox.Table, db, history *pebble.DB, seq uint64) error
 	if err := setDurably(db, keyCheckpoint, rec.encode()); err != nil {
 		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
 	}
-	if err := dropHistoryBefore(history, earliest); err != nil {
+	if err := history.dropBefore(earliest); err != nil {
 		return fmt.Errorf("commitment: deleting the page history of pruned versions: %w", err)
 	}
 	return nil

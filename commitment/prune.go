@@ -57,7 +57,7 @@ func (db *DB) Compact() error {
 	}
 	// Every key starts with a printable prefix (keys.go): [0x00, 0xff)
 	// holds them all.
-	for _, pdb := range []*pebble.DB{db.pebble, db.history} {
+	for _, pdb := range []*pebble.DB{db.pebble, db.history.DB} {
 		if err := pdb.Compact([]byte{0}, []byte{0xff}, true); err != nil {
 			return fmt.Errorf("commitment: compacting: %w", err)
 		}
@@ -145,9 +145,20 @@ func (db *DB) pruneVersion(e uint64) error {
 		db.committed.earliest.Store(e)
 		return err
 	}
-	// The superseded pages only versions up to e read go at the next
-	// checkpoint, once this batch is durable (checkpointTo).
+	// The superseded pages only versions up to e read go once this batch
+	// is durable: history keeps a log of its own, and a deletion there
+	// must not outlive a crash that takes the batch (and the earliest
+	// version it moved) with it. Pebble makes it durable at its next
+	// flush (every few blocks, or the next checkpoint): what the flushed
+	// tables say is the earliest version may go now.
 	db.committed.pages.pruned.Store(true)
+	durable, err := readDurableEarliest(db.pebble)
+	if err == nil {
+		err = db.history.dropBefore(durable)
+	}
+	if err != nil {
+		return fmt.Errorf("commitment: deleting the page history of pruned versions: %w", err)
+	}
 	db.stats.prunedVersions.Add(1)
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/pebble"
-
 	"github.com/nomtstore/nomtstore/commitment/bitbox"
 	"github.com/nomtstore/nomtstore/commitment/trie"
 )
@@ -128,7 +126,7 @@ func (db *DB) undoVersion(v uint64) error {
 	}
 	// v's superseded pages, which nothing reads now; a crash first leaves
 	// them to the next open (dropStrayHistory).
-	if err := db.history.DeleteRange(versionKey(prefixOldPage, v), versionKey(prefixOldPage, v+1), pebble.NoSync); err != nil {
+	if err := db.history.deleteRange(versionKey(prefixOldPage, v), versionKey(prefixOldPage, v+1)); err != nil {
 		return fmt.Errorf("commitment: deleting the page history of version %d: %w", v, err)
 	}
 	return db.committed.pages.afterCommit()
@@ -152,7 +150,7 @@ func (db *DB) undoPage(table *bitbox.Table, p changedPage, v uint64) (bitbox.Cha
 	entry := []byte{pageCreated}
 	if p.hadPrior {
 		var ok bool
-		if entry, ok, err = getMeta(db.history, oldPageKey(v, p.store, p.id), "a superseded page"); err != nil {
+		if entry, ok, err = getMeta(db.history.DB, oldPageKey(v, p.store, p.id), "a superseded page"); err != nil {
 			return c, err
 		} else if !ok {
 			return c, fmt.Errorf("%w: %s as before version %d is missing", ErrCorrupt, key, v)
