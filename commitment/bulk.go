@@ -171,10 +171,7 @@ func (db *DB) BeginBulk() error {
 // bulkWorkingLocked is workingLocked during a bulk load: the first call
 // builds the load, later ones return what it built. REQUIRES: writeMu.
 func (db *DB) bulkWorkingLocked() (*workingSet, error) {
-	db.mu.RLock()
-	closed := db.committed.closed
-	db.mu.RUnlock()
-	if closed {
+	if db.isClosed() {
 		return nil, ErrClosed
 	}
 	if db.staged.working != nil {

@@ -670,10 +670,7 @@ func checkDiskSpace(opts *Options, dir string, version uint64, size int64) error
 func (db *DB) WaitFlushed() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	closed := db.committed.closed
-	db.mu.RUnlock()
-	if closed {
+	if db.isClosed() {
 		return ErrClosed
 	}
 	return db.committed.pages.checkpointNow()

@@ -353,10 +353,7 @@ func (db *DB) AddTrees(names ...string) error {
 func (db *DB) Close() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	closed := db.committed.closed
-	db.mu.RUnlock()
-	if closed {
+	if db.isClosed() {
 		return ErrClosed
 	}
 	if n := db.iterators.Load(); n > 0 {
@@ -402,6 +399,13 @@ func (db *DB) Close() error {
 		return fmt.Errorf("commitment: closing %s: %w", db.dir, err)
 	}
 	return nil
+}
+
+// isClosed reports whether Close has run.
+func (db *DB) isClosed() bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.committed.closed
 }
 
 // Trees returns the names of the DB's trees, sorted.

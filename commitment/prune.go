@@ -43,10 +43,7 @@ func (db *DB) PruneTo(to uint64) error {
 func (db *DB) Compact() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	closed := db.committed.closed
-	db.mu.RUnlock()
-	if closed {
+	if db.isClosed() {
 		return ErrClosed
 	}
 	if err := db.protocol.sticky(); err != nil {
