@@ -25,7 +25,7 @@ func (fs unreservedFS) Create(name string) (pebblevfs.File, error) {
 }
 
 func (fs unreservedFS) ReuseForWrite(oldname, newname string) (pebblevfs.File, error) {
-	if err := fs.FS.Remove(oldname); err != nil {
+	if err := fs.Remove(oldname); err != nil {
 		return nil, err
 	}
 	return fs.Create(newname)
