@@ -417,6 +417,11 @@ func readEarliest(pdb *pebble.DB) (uint64, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
+	return decodeEarliest(v)
+}
+
+// decodeEarliest decodes the earliest version record.
+func decodeEarliest(v []byte) (uint64, error) {
 	if len(v) != 8 {
 		return 0, fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
 	}
@@ -438,8 +443,5 @@ func readDurableEarliest(pdb *pebble.DB) (uint64, error) {
 	if err := it.Close(); err != nil || v == nil {
 		return 0, err
 	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: earliest version record of %d bytes", ErrCorrupt, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return decodeEarliest(v)
 }

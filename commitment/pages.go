@@ -463,15 +463,15 @@ func checkpointTo(table *bitbox.Table, db *pebble.DB, history *historyStore, seq
 	if err := table.Checkpoint(); err != nil {
 		return err
 	}
-	earliest, err := readEarliest(db)
-	if err != nil {
-		return err
-	}
 	rec := checkpointRecord{seq: seq, generation: table.Generation()}
 	if err := setDurably(db, keyCheckpoint, rec.encode()); err != nil {
 		return fmt.Errorf("commitment: recording checkpoint %d: %w", seq, err)
 	}
-	if err := history.dropBefore(earliest); err != nil {
+	earliest, err := readDurableEarliest(db)
+	if err == nil {
+		err = history.dropBefore(earliest)
+	}
+	if err != nil {
 		return fmt.Errorf("commitment: deleting the page history of pruned versions: %w", err)
 	}
 	return nil
